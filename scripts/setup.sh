@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the plugin needs on Debian 12 / Ubuntu, idempotently:
+#   Debian's QGIS, GDAL and matplotlib (apt), then a venv on Debian's Python with
+#   --system-site-packages and the pinned packages of requirements*.txt, numpy kept below 2.
+# Usage: scripts/setup.sh [dev]      prints the venv's python path on its last line.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${SMDS_VENV:-$HOME/.cache/soil_moisture_downscaling/venv}"
+need_apt=()
+for pkg in qgis python3-qgis python3-gdal python3-matplotlib python3-scipy python3-venv xvfb qgis-providers; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "[setup] installing Debian packages: ${need_apt[*]}" >&2
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >&2
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  echo "[setup] creating venv $venv (system site packages: QGIS, GDAL, numpy)" >&2
+  /usr/bin/python3 -m venv --system-site-packages "$venv" >&2
+fi
+reqs="$here/requirements.txt"; [ "${1:-}" = "dev" ] && reqs="$here/requirements-dev.txt"
+stamp="$venv/.smds-$(cat "$here/constraints.txt" "$here/requirements.txt" "$here/requirements-dev.txt" | sha256sum | cut -c1-16)-${1:-user}"
+if [ ! -f "$stamp" ]; then
+  echo "[setup] pip install -r $(basename "$reqs") -c constraints.txt" >&2
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" -c "$here/constraints.txt" >&2
+  "$venv/bin/python" - <<'PY' >&2
+import numpy
+from osgeo import gdal_array  # fails loudly if numpy 2 slipped in
+assert numpy.__version__.startswith("1."), numpy.__version__
+PY
+  touch "$stamp"
+fi
+echo "$venv/bin/python"
