@@ -149,8 +149,8 @@ def summarize(rows: Iterable[Mapping[str, Any]], metric: str) -> dict[str, float
 
     Examples
     --------
-    >>> summarize([{"r": 0.5}, {"r": 0.7}, {"r": float("nan")}, {"r": 0.9}], "r")
-    {'mean': 0.7, 'median': 0.7, 'n_sites': 3.0}
+    >>> summarize([{"r": 0.25}, {"r": 0.5}, {"r": float("nan")}, {"r": 1.0}], "r")
+    {'mean': 0.5833333333333334, 'median': 0.5, 'n_sites': 3.0}
     """
     vals = np.array([as_float(row.get(metric)) for row in rows], dtype=np.float64)
     vals = vals[np.isfinite(vals)]
