@@ -106,10 +106,10 @@ def read_stations_csv(path: str) -> list[Station]:
         rec = rec + [""] * (len(header) - len(rec))
         sid = rec[i_id].strip()
         if not sid:
-            raise InputError(path, f"line {line} has no station identifier in column '{header[i_id]}'",
+            raise _input_error(path, f"line {line} has no station identifier in column '{header[i_id]}'",
                              "fill in the identifier or delete the line")
         if sid in seen:
-            raise InputError(path, f"station '{sid}' appears twice (line {line})",
+            raise _input_error(path, f"station '{sid}' appears twice (line {line})",
                              "give each station one line and a unique identifier")
         seen.add(sid)
         lat = _coordinate(path, line, header[i_lat], rec[i_lat], 90.0)
@@ -118,7 +118,7 @@ def read_stations_csv(path: str) -> list[Station]:
         attrs = {header[i].strip(): rec[i].strip() for i in extra}
         stations.append(Station(sid, lat, lon, name, attrs))
     if not stations:
-        raise InputError(path, "the station table has no stations", "add one line per station")
+        raise _input_error(path, "the station table has no stations", "add one line per station")
     return stations
 
 
@@ -152,7 +152,7 @@ def read_insitu_csv(path: str) -> tuple[list[_dt.date], dict[str, np.ndarray]]:
         rec = rec + [""] * (len(header) - len(rec))
         d = parse_date(rec[i_date])
         if d is None:
-            raise InputError(path, f"line {line}: '{rec[i_date]}' in column '{header[i_date]}' is not a date",
+            raise _input_error(path, f"line {line}: '{rec[i_date]}' in column '{header[i_date]}' is not a date",
                              "write dates as YYYY-MM-DD")
         dates.append(d)
         for j, i in enumerate(cols):
@@ -162,13 +162,13 @@ def read_insitu_csv(path: str) -> tuple[list[_dt.date], dict[str, np.ndarray]]:
             try:
                 data[k, j] = float(text)
             except ValueError:
-                raise InputError(path, f"line {line}, column '{header[i]}': '{text}' is not a number",
+                raise _input_error(path, f"line {line}, column '{header[i]}': '{text}' is not a number",
                                  "use a dot as decimal separator and leave missing values empty") from None
     order = sorted(range(len(dates)), key=dates.__getitem__)
     dates = [dates[i] for i in order]
     for a, b in zip(dates, dates[1:]):
         if a == b:
-            raise InputError(path, f"date {format_date(a)} appears on two lines",
+            raise _input_error(path, f"date {format_date(a)} appears on two lines",
                              "keep one line per date (average sub-daily values first)")
     data = data[order]
     return dates, {header[i].strip(): data[:, j].copy() for j, i in enumerate(cols)}
@@ -252,13 +252,13 @@ def sample_raster_series(paths: Iterable[str], stations: Sequence[Station]) -> S
     """
     paths = list(paths)
     if not paths:
-        raise InputError("product", "no raster file was given", "select the files of the product")
+        raise _input_error("product", "no raster file was given", "select the files of the product")
     found: dict[_dt.date, tuple[str, np.ndarray]] = {}
     for path in paths:
         dates, values = sample_raster(path, stations)
         for d, v in zip(dates, values):
             if d in found:
-                raise InputError(path, f"date {format_date(d)} is also in '{found[d][0]}'",
+                raise _input_error(path, f"date {format_date(d)} is also in '{found[d][0]}'",
                                  "give each date once (remove the duplicate file)")
             found[d] = (path, v)
     dates = sorted(found)
@@ -276,7 +276,7 @@ def raster_dates(ds: gdal.Dataset, path: str) -> list[_dt.date]:
             d = parse_date(os.path.basename(path))
         if d is None:
             where = f"band {b} (description '{desc}')" if desc else f"band {b}"
-            raise InputError(path, f"{where} has no date",
+            raise _input_error(path, f"{where} has no date",
                              "set each band description to its date (YYYY-MM-DD), or use one file per "
                              "date with the date in the file name (…_20180101.tif)")
         dates.append(d)
@@ -292,7 +292,7 @@ def station_pixels(ds: gdal.Dataset, stations: Sequence[Station]) -> tuple[np.nd
         return cols, rows
     wkt = ds.GetProjection()
     if not wkt:
-        raise InputError(ds.GetDescription(), "the raster has no coordinate reference system",
+        raise _input_error(ds.GetDescription(), "the raster has no coordinate reference system",
                          "assign its CRS (for lon/lat grids EPSG:4326) before evaluating")
     wgs84 = osr.SpatialReference()
     wgs84.ImportFromEPSG(4326)
@@ -460,11 +460,16 @@ def _as_date(d: Any) -> _dt.date:
     return parsed
 
 
+def _input_error(layer: str, problem: str, fix: str) -> InputError:
+    # Keyword arguments: the order of InputError's positional parameters has changed before.
+    return InputError(layer=layer, problem=problem, fix=fix)
+
+
 def _open_raster(path: str) -> gdal.Dataset:
     try:
         return gdal.Open(os.fspath(path))
     except RuntimeError as e:
-        raise InputError(path, f"GDAL cannot open it ({e})", "check the file exists and is a raster") from None
+        raise _input_error(path, f"GDAL cannot open it ({e})", "check the file exists and is a raster") from None
 
 
 def _read_table(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -473,13 +478,13 @@ def _read_table(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
         with open(path, newline="", encoding="utf-8-sig") as f:
             text = f.read()
     except OSError as e:
-        raise InputError(path, f"cannot read the file ({e.strerror})", "check the path") from None
+        raise _input_error(path, f"cannot read the file ({e.strerror})", "check the path") from None
     except UnicodeDecodeError:
         with open(path, newline="", encoding="latin-1") as f:
             text = f.read()
     lines = text.splitlines()
     if not lines:
-        raise InputError(path, "the file is empty", "export the table with a header line")
+        raise _input_error(path, "the file is empty", "export the table with a header line")
     # The header decides the delimiter: the most frequent of comma, semicolon, tab.
     delimiter = max(",;\t", key=lambda c: (lines[0].count(c), c == ","))
     reader = csv.reader(lines, delimiter=delimiter)
@@ -492,7 +497,7 @@ def _find_column(path: str, lower: list[str], header: list[str], names: Sequence
     for name in names:
         if name in lower:
             return lower.index(name)
-    raise InputError(path, f"no {what} column (looked for {', '.join(names)}; the columns are "
+    raise _input_error(path, f"no {what} column (looked for {', '.join(names)}; the columns are "
                            f"{', '.join(h.strip() for h in header) or 'none'})",
                      f"rename the {what} column to '{names[0]}'")
 
@@ -501,10 +506,10 @@ def _coordinate(path: str, line: int, column: str, text: str, limit: float) -> f
     try:
         v = float(text.strip())
     except ValueError:
-        raise InputError(path, f"line {line}, column '{column}': '{text}' is not a number",
+        raise _input_error(path, f"line {line}, column '{column}': '{text}' is not a number",
                          "write coordinates as decimal degrees (WGS84), e.g. 39.1697") from None
     if not math.isfinite(v) or abs(v) > limit:
-        raise InputError(path, f"line {line}, column '{column}': {text} is outside ±{limit:g}°",
+        raise _input_error(path, f"line {line}, column '{column}': {text} is outside ±{limit:g}°",
                          "give WGS84 decimal degrees; check latitude and longitude are not swapped "
                          "or projected coordinates")
     return v
