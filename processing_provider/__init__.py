@@ -1,0 +1,1 @@
+"""Processing provider and algorithms (one per module, on the base class in base.py)."""

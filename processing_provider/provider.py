@@ -1,0 +1,24 @@
+"""The Processing provider: the toolbox group "Soil Moisture Downscaling" and its algorithms."""
+from __future__ import annotations
+
+from qgis.core import QgsProcessingProvider
+
+from . import check_inputs
+
+#: Every algorithm the provider offers; add a new module's class here (explicit import above).
+ALGORITHMS = (check_inputs.CheckInputs,)
+
+
+class SoilMoistureProvider(QgsProcessingProvider):
+    def id(self) -> str:
+        return "soil_moisture_downscaling"
+
+    def name(self) -> str:
+        return self.tr("Soil Moisture Downscaling")
+
+    def longName(self) -> str:  # noqa: N802 (QGIS API)
+        return self.tr("Soil Moisture Downscaling (coarse satellite soil moisture → fine grids)")
+
+    def loadAlgorithms(self) -> None:  # noqa: N802
+        for cls in ALGORITHMS:
+            self.addAlgorithm(cls())
