@@ -35,9 +35,18 @@ class SoilMoistureDownscalingPlugin:
 
     # -- Processing (also used headless by qgis_process) -------------------------------------
     def initProcessing(self) -> None:  # noqa: N802 (QGIS API name)
-        if self.provider is None:
-            self.provider = SoilMoistureProvider()
-            QgsApplication.processingRegistry().addProvider(self.provider)
+        if self.provider is not None:
+            return
+        provider = SoilMoistureProvider()
+        if QgsApplication.processingRegistry().addProvider(provider):
+            self.provider = provider
+        else:  # the registry refused (and deleted) it: another copy of the plugin holds the id
+            QgsMessageLog.logMessage(
+                _tr("A Processing provider with id '{id}' is already registered; not adding a second one.")
+                .format(id=provider.id()),
+                PLUGIN_NAME,
+                Qgis.MessageLevel.Warning,
+            )
 
     # -- GUI --------------------------------------------------------------------------------
     def initGui(self) -> None:  # noqa: N802 (QGIS API name)

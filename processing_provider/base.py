@@ -200,7 +200,7 @@ def steps(
     """
     multi = QgsProcessingMultiStepFeedback(len(labels), feedback)
     for i, label in enumerate(labels):
-        if multi.isCanceled():
+        if multi.isCanceled() or (feedback is not None and feedback.isCanceled()):  # canceled before we started
             raise QgsProcessingException(tr("Canceled."))
         multi.setCurrentStep(i)
         multi.pushInfo(label)

@@ -106,18 +106,21 @@ def _layer_html(info: LayerInfo) -> str:
     e = html.escape
     dates = info.dates()
     if not dates:
-        date_text = "none (static layer)"
+        date_text = "none found (static layer)"
     elif len(set(dates)) == 1:
         date_text = format_date(dates[0])
     else:
         date_text = f"{len(set(dates))} dates, {format_date(min(dates))} … {format_date(max(dates))}"
+    if dates:
+        described = any(b.date for b in info.bands)
+        date_text += " (from band descriptions)" if described else " (from the file name)"
     rows = [
         ("Source", info.source),
         ("CRS", f"{info.crs} — {info.crs_name}"),
         ("Size", f"{info.width} × {info.height} pixels, {len(info.bands)} band(s)"),
         ("Resolution", f"{info.res_x:.6g} × {info.res_y:.6g} {info.units}"),
         ("Extent", "xmin {:.6g}, ymin {:.6g}, xmax {:.6g}, ymax {:.6g}".format(*info.extent)),
-        ("Date(s)", date_text + (f" (file name: {format_date(info.file_date)})" if info.file_date else "")),
+        ("Date(s)", date_text),
     ]
     table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
     band_rows = "".join(
@@ -156,8 +159,7 @@ class CheckInputs(SmAlgorithm):
         "bands, the date of each band (from its description, else from the file name, "
         "e.g. <i>ESA_CCI_SM_v45_20180131.tif</i>) and its value range (scale factor and offset "
         "applied). Warns about bands without valid pixels or without a NoData value, "
-        "layers sharing a date, and mixed CRSs. Nothing is changed; statistics are not saved "
-        "next to your files."
+        "layers sharing a date, and mixed CRSs. Your files are not changed."
     )
 
     INPUTS = "INPUTS"
