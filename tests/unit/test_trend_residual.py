@@ -1,0 +1,128 @@
+"""Regression + residual correction on a synthetic scene whose fine-scale truth is known."""
+import datetime as dt
+import json
+import os
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from core.align import BandRef
+from core.errors import Canceled, InputError
+from core.methods.trend_residual import TrendResidualOptions, downscale_trend_residual
+from core.roles import Role
+from core.scene import LayerInput, Scene, SceneSpec
+
+K = 10  # fine pixels per coarse cell side
+N_COARSE = 6
+DATES = [dt.date(2018, 1, d) for d in (3, 10, 17, 24)]
+
+
+def _truth(rng):
+    n = N_COARSE * K
+    y, x = np.mgrid[0:n, 0:n] / n
+    ndvi = 0.45 + 0.3 * np.sin(7 * x) * np.cos(5 * y) + 0.02 * rng.normal(size=(n, n))
+    dem = 100 + 80 * np.cos(4 * x + 1) + 40 * y
+    fields = [np.clip(0.08 + 0.03 * i + 0.3 * (0.8 - ndvi) + 0.0004 * (dem - 100), 0.02, 0.6)
+              for i in range(len(DATES))]
+    return ndvi.astype(np.float32), dem.astype(np.float32), [f.astype(np.float32) for f in fields]
+
+
+def _block_mean(a):
+    return a.reshape(N_COARSE, K, N_COARSE, K).mean(axis=(1, 3))
+
+
+@pytest.fixture
+def scene_files(make_raster):
+    rng = np.random.default_rng(1)
+    ndvi, dem, truth = _truth(rng)
+    origin = (500000.0, 4400000.0)
+    sm = [make_raster(f"sm_{d:%Y%m%d}.tif", _block_mean(f), origin=origin, pixel=(10000.0, 10000.0))
+          for d, f in zip(DATES, truth)]
+    nd = make_raster("ndvi.tif", ndvi, origin=origin, pixel=(1000.0, 1000.0))
+    de = make_raster("dem.tif", dem, origin=origin, pixel=(1000.0, 1000.0))
+    return sm, nd, de, truth
+
+
+def _scene(sm, nd, de, derive=False):
+    return Scene(SceneSpec([BandRef(str(p), 1, "SM", d) for p, d in zip(sm, DATES)],
+                           [LayerInput(Role.NDVI, "NDVI", [BandRef(str(nd), 1, "NDVI")]),
+                            LayerInput(Role.DEM, "DEM", [BandRef(str(de), 1, "DEM")])],
+                           derive_terrain=derive))
+
+
+@pytest.mark.parametrize("regressor", ["svr", "rf", "hgb"])
+def test_recovers_the_sub_pixel_pattern_and_conserves_the_coarse_mean(scene_files, tmp_path, regressor):
+    sm, nd, de, truth = scene_files
+    scene = _scene(sm, nd, de)
+    assert (scene.fine.width, scene.coarse.width) == (N_COARSE * K, N_COARSE)
+    out = str(tmp_path / "down.tif")
+    res = downscale_trend_residual(scene, out, TrendResidualOptions(regressor=regressor, n_estimators=60))
+    ds = gdal.Open(out)
+    assert ds.RasterCount == len(DATES)
+    assert [ds.GetRasterBand(i + 1).GetDescription() for i in range(len(DATES))] == [d.isoformat() for d in DATES]
+    for t, f in enumerate(truth):
+        got = ds.GetRasterBand(t + 1).ReadAsArray()
+        # the sub-pixel pattern: deviation from the coarse cell mean, truth vs downscaled
+        dev_true = f - np.kron(_block_mean(f), np.ones((K, K)))
+        dev_got = got - np.kron(_block_mean(got), np.ones((K, K)))
+        r = np.corrcoef(dev_true.ravel(), dev_got.ravel())[0, 1]
+        assert r > 0.8, (regressor, t, r)
+        assert np.sqrt(np.mean((got - f) ** 2)) < 0.5 * np.std(f)
+    for c in res.conservation:
+        assert c["cells"] == N_COARSE ** 2
+        assert c["mean_abs_diff"] < 0.01
+    assert os.path.exists(out[:-4] + ".qml")
+    log = json.load(open(out[:-4] + ".json"))
+    assert log["scene"]["dates"] == [d.isoformat() for d in DATES]
+    assert log["training"]["n_samples"] == N_COARSE ** 2 * len(DATES)
+
+
+def test_coarse_cells_without_soil_moisture_stay_empty(make_raster, tmp_path):
+    rng = np.random.default_rng(2)
+    ndvi, dem, truth = _truth(rng)
+    origin = (500000.0, 4400000.0)
+    sm = []
+    for d, f in zip(DATES, truth):
+        c = _block_mean(f)
+        c[0, 0] = -9999
+        sm.append(make_raster(f"sm_{d:%Y%m%d}.tif", c, origin=origin, pixel=(10000.0, 10000.0), nodata=-9999))
+    nd = make_raster("ndvi.tif", ndvi, origin=origin, pixel=(1000.0, 1000.0))
+    de = make_raster("dem.tif", dem, origin=origin, pixel=(1000.0, 1000.0))
+    out = str(tmp_path / "down.tif")
+    downscale_trend_residual(_scene(sm, nd, de), out, TrendResidualOptions(regressor="hgb"))
+    ds = gdal.Open(out)
+    got = ds.GetRasterBand(1).ReadAsArray()
+    assert np.isnan(got[:K, :K]).all()
+    assert np.isfinite(got[K:, K:]).all()
+
+
+def test_cancel_leaves_nothing_behind(scene_files, tmp_path):
+    sm, nd, de, _ = scene_files
+    calls = {"n": 0}
+
+    def cancel_after_a_while():
+        calls["n"] += 1
+        return calls["n"] > 5
+
+    with pytest.raises(Canceled):
+        downscale_trend_residual(_scene(sm, nd, de), str(tmp_path / "down.tif"),
+                                 TrendResidualOptions(regressor="hgb", block_pixels=600),
+                                 is_canceled=cancel_after_a_while)
+    left = [p for p in os.listdir(tmp_path) if p.startswith("down") or p.startswith(".down")]
+    assert left == []
+
+
+def test_terrain_is_derived_from_the_dem(scene_files):
+    sm, nd, de, _ = scene_files
+    scene = _scene(sm, nd, de, derive=True)
+    assert scene.covariate_names == ["ndvi", "dem", "slope", "mtpi"]
+    f = scene.features(0, next(scene.fine.windows()), extra=("sm_coarse",))
+    assert np.nanmax(f["slope"]) > 0
+    assert np.allclose(f["sm_coarse"][:K, :K], scene.coarse_sm(0)[0])
+
+
+def test_per_class_without_land_cover_is_refused(scene_files, tmp_path):
+    sm, nd, de, _ = scene_files
+    with pytest.raises(InputError, match="land-cover"):
+        downscale_trend_residual(_scene(sm, nd, de), str(tmp_path / "x.tif"), TrendResidualOptions(per_class=True))

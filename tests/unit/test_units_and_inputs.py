@@ -1,0 +1,109 @@
+"""Each bad input of the foundation issue gives a clear error naming the layer and the fix."""
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from core.align import BandRef
+from core.errors import InputError
+from core.roles import Role
+from core.scene import LayerInput, Scene, SceneSpec
+from core.units import check_layer
+
+D = dt.date(2018, 1, 5)
+
+
+def _err(role, path, name="L"):
+    with pytest.raises(InputError) as e:
+        check_layer(role, BandRef(str(path), 1, name))
+    return str(e.value)
+
+
+@pytest.mark.parametrize("values,needle", [
+    (np.array([[12.0, 35.0]], np.float32), "percent"),
+    (np.array([[-0.5, 0.3]], np.float32), "negative"),
+])
+def test_soil_moisture_units(make_raster, values, needle):
+    msg = _err(Role.SOIL_MOISTURE, make_raster("sm.tif", values), "SMAP_20180105")
+    assert "SMAP_20180105" in msg and needle in msg and "Fix:" in msg
+
+
+def test_soil_moisture_with_scale_factor_is_accepted(make_raster):
+    p = make_raster("sm.tif", np.array([[12, 35]], np.int16), scale=0.01)
+    assert check_layer(Role.SOIL_MOISTURE, BandRef(str(p))) == pytest.approx((0.12, 0.35))
+
+
+def test_raw_modis_ndvi(make_raster):
+    msg = _err(Role.NDVI, make_raster("ndvi.tif", np.array([[-2000, 9000]], np.int16)), "MOD13A2 NDVI")
+    assert "0.0001" in msg and "MOD13A2 NDVI" in msg
+
+
+def test_lst_raw_and_celsius(make_raster):
+    assert "0.02" in _err(Role.LST, make_raster("lst.tif", np.array([[14000, 15500]], np.uint16)))
+    assert "273.15" in _err(Role.LST, make_raster("lstc.tif", np.array([[-5.0, 30.0]], np.float32)))
+
+
+def test_sand_in_g_per_kg_and_ph_times_ten(make_raster):
+    assert "g/kg" in _err(Role.SAND, make_raster("sand.tif", np.array([[150, 700]], np.int16)))
+    assert "0.1" in _err(Role.PH, make_raster("ph.tif", np.array([[55, 72]], np.int16)))
+
+
+def test_all_nodata_band(make_raster):
+    p = make_raster("empty.tif", np.full((3, 3), -9999, np.float32), nodata=-9999)
+    assert "no valid pixel" in _err(Role.DEM, p, "DEM")
+
+
+def test_layer_without_crs(tmp_path):
+    from osgeo import gdal
+    p = str(tmp_path / "nocrs.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(p, 4, 4, 1, gdal.GDT_Float32)
+    ds.GetRasterBand(1).WriteArray(np.full((4, 4), 10.0, np.float32))
+    ds = None
+    sm = tmp_path / "sm_20180105.tif"
+    _write(sm, np.full((2, 2), 0.2, np.float32), (500000.0, 4400000.0), 2000.0)
+    with pytest.raises(InputError) as e:
+        Scene(SceneSpec([BandRef(str(sm), 1, "SM", D)], [LayerInput(Role.DEM, "my DEM", [BandRef(p, 1, "my DEM")])]))
+    assert "my DEM" in str(e.value) and "coordinate reference system" in str(e.value)
+
+
+def test_layers_that_do_not_overlap(make_raster):
+    sm = make_raster("sm_20180105.tif", np.full((2, 2), 0.2, np.float32), origin=(500000.0, 4400000.0),
+                     pixel=(2000.0, 2000.0))
+    dem = make_raster("dem.tif", np.full((4, 4), 10.0, np.float32), origin=(700000.0, 4400000.0))
+    with pytest.raises(InputError) as e:
+        Scene(SceneSpec([BandRef(str(sm), 1, "SM", D)], [LayerInput(Role.DEM, "far DEM", [BandRef(str(dem), 1, "far DEM")])]))
+    assert "far DEM" in str(e.value) and "overlap" in str(e.value)
+
+
+def test_undated_soil_moisture(make_raster):
+    sm = make_raster("sm.tif", np.full((2, 2), 0.2, np.float32), pixel=(2000.0, 2000.0))
+    dem = make_raster("dem.tif", np.full((4, 4), 10.0, np.float32))
+    with pytest.raises(InputError, match="no date"):
+        Scene(SceneSpec([BandRef(str(sm), 1, "SM")], [LayerInput(Role.DEM, "DEM", [BandRef(str(dem), 1, "DEM")])]))
+
+
+def test_dynamic_covariate_picks_the_nearest_earlier_date_within_tolerance(make_raster):
+    sm = [make_raster(f"sm_{d:%Y%m%d}.tif", np.full((2, 2), 0.2, np.float32), pixel=(2000.0, 2000.0))
+          for d in (dt.date(2018, 1, 10), dt.date(2018, 1, 20))]
+    nd = [make_raster(f"ndvi_{d:%Y%m%d}.tif", np.full((4, 4), v, np.float32))
+          for d, v in ((dt.date(2018, 1, 1), 0.1), (dt.date(2018, 1, 9), 0.2), (dt.date(2018, 1, 17), 0.3))]
+    refs = [BandRef(str(p), 1, "NDVI", d) for p, d in zip(nd, (dt.date(2018, 1, 1), dt.date(2018, 1, 9), dt.date(2018, 1, 17)))]
+    spec = SceneSpec([BandRef(str(p), 1, "SM", d) for p, d in zip(sm, (dt.date(2018, 1, 10), dt.date(2018, 1, 20)))],
+                     [LayerInput(Role.NDVI, "NDVI", refs)])
+    scene = Scene(spec)
+    w = next(scene.fine.windows())
+    assert float(scene.features(0, w)["ndvi"][0, 0]) == pytest.approx(0.2)  # Jan 9 for Jan 10
+    assert float(scene.features(1, w)["ndvi"][0, 0]) == pytest.approx(0.3)  # Jan 17 for Jan 20
+    spec.tolerance_days = 2
+    with pytest.raises(InputError, match="NDVI"):
+        Scene(spec)  # Jan 20 has nothing within 2 days
+
+
+def _write(path, a, origin, px, epsg=32618):
+    from osgeo import gdal, osr
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), a.shape[1], a.shape[0], 1, gdal.GDT_Float32)
+    ds.SetGeoTransform((origin[0], px, 0, origin[1], 0, -px))
+    s = osr.SpatialReference(); s.ImportFromEPSG(epsg)
+    ds.SetProjection(s.ExportToWkt())
+    ds.GetRasterBand(1).WriteArray(a)
+    ds = None
