@@ -352,7 +352,7 @@ def score_products(
         collides with a reserved column gets an ``attr_`` prefix), ``product``, then the
         metrics of :data:`core.metrics.METRIC_KEYS`.
     """
-    pos = {d: i for i, d in enumerate(insitu_dates)}
+    pos = {_as_date(d): i for i, d in enumerate(insitu_dates)}
     matched: dict[str, tuple[list[_dt.date], np.ndarray, np.ndarray]] = {}
     for pname, (pdates, pvalues) in products.items():
         pvalues = np.asarray(pvalues, dtype=np.float64)

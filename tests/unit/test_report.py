@@ -254,3 +254,16 @@ def test_class_attributes_rule():
     # elev: numeric, all distinct; id13: 13 distinct > 12
     assert class_attributes(st) == ["lc", "code"]
     assert class_attributes(st, max_classes=13) == ["lc", "code", "id13"]
+
+
+def test_degenerate_inputs_still_give_a_report(tmp_path):
+    # No rows at all, then a site without any pair: the report says so instead of failing.
+    write_report(str(tmp_path / "e.html"), str(tmp_path / "e.csv"), [], {}, [])
+    assert _parse(tmp_path / "e.html").tables["summary"][2:] == []
+    rows = [{"station": "A", "product": p, "n": 0.0, "r": np.nan, "ubrmse": np.nan} for p in ("P", "Q")]
+    series = {"A": {INSITU: ([D0], np.array([np.nan])), "P": ([D0], np.array([0.2]))}}
+    write_report(str(tmp_path / "n.html"), str(tmp_path / "n.csv"), rows, series, STATIONS[:1],
+                 coarse_product="P")
+    doc = _parse(tmp_path / "n.html")
+    assert _row(doc.tables["summary"], "Q")[1:5] == ["0", "0", "–", "–"]
+    assert _row(doc.tables["head-to-head"], "Q")[1:4] == ["0", "0", "0"]

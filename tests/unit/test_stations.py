@@ -374,3 +374,10 @@ def test_delaware_esa_cci_against_deos():
     for r in scored:
         assert -1 <= r["r"] <= 1 and 0 <= r["ubrmse"] <= r["rmse"] < 0.5
         assert r["rmse"] ** 2 == pytest.approx(r["ubrmse"] ** 2 + r["bias"] ** 2)
+
+
+def test_score_products_accepts_datetimes_for_insitu():
+    dates, stations, insitu, products = _toy()
+    as_datetimes = [dt.datetime(d.year, d.month, d.day, 12) for d in dates]
+    rows = score_products(stations, as_datetimes, insitu, products)
+    assert rows[0]["n"] == 3 and rows[0]["bias"] == pytest.approx(0.05)
