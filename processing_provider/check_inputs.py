@@ -10,6 +10,7 @@ from typing import Optional
 
 from osgeo import gdal
 from qgis.core import (
+    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFileDestination,
@@ -171,9 +172,10 @@ class CheckInputs(SmAlgorithm):
     WARNING_COUNT = "WARNING_COUNT"
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
+        inputs = QgsProcessingParameterMultipleLayers(self.INPUTS, self.tr("Raster layers"), TYPE_RASTER)
+        inputs.setMinimumNumberInputs(1)
         self.add_param(
-            QgsProcessingParameterMultipleLayers(self.INPUTS, self.tr("Raster layers"), TYPE_RASTER),
-            "Soil moisture, covariates, or both. Each must be a file-based raster (GeoTIFF, NetCDF, …).",
+            inputs, "Soil moisture, covariates, or both. Each must be a file-based raster (GeoTIFF, NetCDF, …)."
         )
         self.add_param(
             QgsProcessingParameterBoolean(self.APPROXIMATE, self.tr("Approximate statistics"), False),
@@ -194,6 +196,16 @@ class CheckInputs(SmAlgorithm):
             (self.WARNING_COUNT, "Number of warnings"),
         ):
             self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok:
+            try:
+                for layer in self.parameterAsLayerList(parameters, self.INPUTS, context):
+                    raster_source(layer)
+            except QgsProcessingException as exc:
+                return False, str(exc)
+        return ok, message
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         layers = self.parameterAsLayerList(parameters, self.INPUTS, context)

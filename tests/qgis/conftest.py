@@ -25,7 +25,8 @@ Fixtures (all session-scoped unless said otherwise):
                      ``qgis_process.bin`` headless with its own config folder and
                      ``QGIS_PLUGINPATH`` = ``plugin_dir``, after ``plugins enable
                      soil_moisture_downscaling``; ``check`` fails the test on a non-zero exit,
-                     showing stdout and stderr. It sees the test interpreter's site-packages.
+                     showing stdout and stderr. It sees the test venv's site-packages
+                     (scikit-learn, onnxruntime) on top of Debian's.
 """
 from __future__ import annotations
 
@@ -156,9 +157,10 @@ def qgis_process(plugin_dir, tmp_path_factory) -> Callable[..., subprocess.Compl
         QGIS_OPTIONS_PATH=str(config),
         QGIS_PLUGINPATH=str(plugin_dir),
         XDG_RUNTIME_DIR=str(runtime),
-        # Let QGIS's embedded Python see the packages of the interpreter running the tests (venv).
-        PYTHONPATH=os.pathsep.join([*site.getsitepackages(), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     )
+    if sys.prefix != sys.base_prefix:  # let QGIS's embedded Python see the test venv's packages
+        venv_sites = [p for p in site.getsitepackages() if p.startswith(sys.prefix) and os.path.isdir(p)]
+        env["PYTHONPATH"] = os.pathsep.join([*venv_sites, *filter(None, [env.get("PYTHONPATH")])])
 
     def run(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         proc = subprocess.run(

@@ -111,3 +111,21 @@ def test_non_file_layer_is_refused_with_a_fix(plugin_package, make_raster):
         raster_source(WmsLike())
     with pytest.raises(QgsProcessingException, match="missing or cannot be read"):
         raster_source(None, "soil moisture")
+
+
+def test_a_non_file_layer_is_refused_before_running(run_alg, tmp_path):
+    # A virtual raster (raster calculator formula, no file behind it) stands in for WMS/XYZ layers.
+    from qgis.core import QgsProject
+
+    layer = QgsRasterLayer(
+        "?crs=EPSG:4326&extent=0,0,1,1&width=2&height=2&formula=1", "virtual formula", "virtualraster"
+    )
+    if not layer.isValid():
+        pytest.skip("this QGIS has no virtualraster provider")
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        with pytest.raises(QgsProcessingException, match=r"Layer 'virtual formula' comes from a 'virtualraster' source"):
+            _run(run_alg, tmp_path, [layer.id()])
+        assert not (tmp_path / "report.html").exists()
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
