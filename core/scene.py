@@ -65,6 +65,10 @@ class SceneSpec:
     derive_terrain: bool = True
     tolerance_days: int = 8
     check_units: bool = True
+    #: Optional area of interest (xmin, ymin, xmax, ymax) in the target CRS.
+    extent: Optional[tuple[float, float, float, float]] = None
+    #: Set for covariate-only scenes (alignment): the fine grid then comes from the covariates.
+    allow_no_soil_moisture: bool = False
 
 
 @dataclass
@@ -80,14 +84,14 @@ class Scene:
     def __init__(self, spec: SceneSpec) -> None:
         self.spec = spec
         sm = list(spec.soil_moisture)
-        if not sm:
+        if not sm and not spec.allow_no_soil_moisture:
             raise InputError(problem="no coarse soil-moisture layer was given.", layer=None, fix="add one.")
         undated = [b.label for b in sm if b.date is None]
         if undated:
             raise InputError(problem="its bands/files have no date.", layer=undated[0],
                              fix="name files with YYYYMMDD / YYYY-MM-DD, set band descriptions to dates, "
                              "or give the dates explicitly.")
-        sm.sort(key=lambda b: b.date)
+        sm.sort(key=lambda b: b.date)  # type: ignore[arg-type, return-value]
         dups = {b.date for b in sm if sum(c.date == b.date for c in sm) > 1}
         if dups:
             raise InputError(problem=f"the date {min(dups)} appears more than once.", layer=sm[0].label,
@@ -110,39 +114,44 @@ class Scene:
     def _build_grids(self) -> None:
         spec = self.spec
         sm_grids = [source_grid(b) for b in self.sm_bands]
-        g0 = sm_grids[0]
-        for b, g in zip(self.sm_bands, sm_grids):
+        for b, g in zip(self.sm_bands[1:], sm_grids[1:]):
+            g0 = sm_grids[0]
             if (g.width, g.height) != (g0.width, g0.height) or not same_crs(g.crs_wkt, g0.crs_wkt) \
                     or not np.allclose(g.transform, g0.transform, atol=1e-9 * max(1.0, abs(g0.x0))):
                 raise InputError(problem="its grid differs from the first soil-moisture date's grid.", layer=b.label,
                                  fix="give dates of one product on one grid.")
         cov_grids = {(lay.name, i): source_grid(b) for lay in spec.covariates for i, b in enumerate(lay.bands)}
-        finest_key = min(cov_grids, key=lambda k: _metres(cov_grids[k]))
-        finest = cov_grids[finest_key]
+        finest = cov_grids[min(cov_grids, key=lambda k: _metres(cov_grids[k]))]
         target_wkt = crs_to_wkt(spec.crs) if spec.crs else finest.crs_wkt
         if spec.resolution:
             res = float(spec.resolution)
         else:
             b = transform_bounds(finest.bounds, finest.crs_wkt, target_wkt)
             res = (b[2] - b[0]) / finest.width
-        bounds = [(self.sm_bands[0].label, transform_bounds(g0.bounds, g0.crs_wkt, target_wkt))]
+        bounds = [(self.sm_bands[0].label, transform_bounds(sm_grids[0].bounds, sm_grids[0].crs_wkt, target_wkt))] \
+            if sm_grids else []
         for lay in spec.covariates:
             g = cov_grids[(lay.name, 0)]
             bounds.append((lay.name, transform_bounds(g.bounds, g.crs_wkt, target_wkt)))
+        if spec.extent is not None:
+            bounds.append(("area of interest", tuple(spec.extent)))
         common = intersect([b for _, b in bounds])
         if common is None:
-            sm_b = bounds[0][1]
-            culprit = next((n for n, b in bounds[1:] if intersect([sm_b, b]) is None), bounds[-1][0])
-            raise InputError(problem="it does not overlap the coarse soil-moisture layer.", layer=culprit,
+            first = bounds[0][1]
+            culprit = next((n for n, b in bounds[1:] if intersect([first, b]) is None), bounds[-1][0])
+            raise InputError(problem=f"it does not overlap '{bounds[0][0]}'.", layer=culprit,
                              fix="use layers that cover the same area (check their CRS if they should).")
+        self.coarse: Optional[Grid] = None
+        if not sm_grids:
+            self.fine = snap_grid(common, target_wkt, res, res)
+            return
+        g0 = sm_grids[0]
         if same_crs(g0.crs_wkt, target_wkt):
             coarse_full = g0
             self._sm_native = True
         else:
             sb = transform_bounds(g0.bounds, g0.crs_wkt, target_wkt)
-            cdx = (sb[2] - sb[0]) / g0.width
-            cdy = (sb[3] - sb[1]) / g0.height
-            coarse_full = snap_grid(sb, target_wkt, cdx, cdy)
+            coarse_full = snap_grid(sb, target_wkt, (sb[2] - sb[0]) / g0.width, (sb[3] - sb[1]) / g0.height)
             self._sm_native = False
         # coarse cells that overlap the common extent
         c0 = max(0, int(math.floor((common[0] - coarse_full.x0) / coarse_full.dx + 1e-9)))
@@ -154,7 +163,8 @@ class Scene:
         self._coarse_offset = (r0, c0)
         if res >= min(self.coarse.dx, self.coarse.dy):
             raise InputError(problem=f"the target resolution {res:g} is not finer than the soil-moisture product's "
-                             f"{self.coarse.dx:g}.", layer=None, fix="choose a finer target resolution.")
+                             f"{self.coarse.dx:g}.", layer=self.sm_bands[0].label,
+                             fix="choose a finer target resolution.")
         self.fine = snap_grid(common, target_wkt, res, res, anchor=(self.coarse.x0, self.coarse.y0))
 
     # ------------------------------------------------------------------ features
@@ -211,6 +221,15 @@ class Scene:
         if key not in self._aligned:
             self._aligned[key] = AlignedBand(f.layer.bands[i], self.fine, f.categorical)  # type: ignore[union-attr]
         return self._aligned[key]
+
+    def feature_layer(self, name: str) -> Optional[LayerInput]:
+        """The layer a feature is read from (``None`` for derived terrain)."""
+        return next(f.layer for f in self._features if f.name == name)
+
+    def read_band(self, name: str, i: int, window: Window) -> np.ndarray:
+        """Band ``i`` of feature ``name``'s layer on the fine grid."""
+        f = next(f for f in self._features if f.name == name)
+        return self._aligned_band(f, i).read(window)
 
     def band_index(self, name: str, t: int) -> int:
         picks = self._band_for_date.get(name)
@@ -277,7 +296,8 @@ class Scene:
 
     # ------------------------------------------------------------------ training view
     def training_view(self, block_pixels: int = 1 << 20, progress: Optional[Progress] = None,
-                      is_canceled: Optional[IsCanceled] = None) -> dict[tuple[str, int], np.ndarray]:
+                      is_canceled: Optional[IsCanceled] = None,
+                      bands: Optional[set[tuple[str, int]]] = None) -> dict[tuple[str, int], np.ndarray]:
         """Every covariate aggregated onto the coarse grid, in one streaming pass.
 
         Continuous features take the mean of the fine pixels in each coarse cell, categorical
@@ -300,7 +320,7 @@ class Scene:
                     v = static[f.name] if f.name in static else self._aligned_band(f, i).read(w)
                     acc[(f.name, i)].add(v, idx)  # type: ignore[attr-defined]
             if progress is not None:
-                progress((k + 1) / len(windows), f"aggregating covariates to the coarse grid ({k + 1}/{len(windows)})")
+                progress((k + 1) / len(windows), "aggregating covariates to the coarse grid")
         return {key: (a.mode() if isinstance(a, CellModeAccumulator) else a.mean()).astype(np.float32)
                 for key, a in acc.items()}
 
@@ -318,8 +338,9 @@ class Scene:
             "crs": f"{auth[0]}:{auth[1]}" if all(auth) else self.fine.crs_wkt,
             "fine_grid": {"x0": self.fine.x0, "y0": self.fine.y0, "dx": self.fine.dx, "dy": self.fine.dy,
                           "width": self.fine.width, "height": self.fine.height},
-            "coarse_grid": {"x0": self.coarse.x0, "y0": self.coarse.y0, "dx": self.coarse.dx, "dy": self.coarse.dy,
-                            "width": self.coarse.width, "height": self.coarse.height},
+            "coarse_grid": None if self.coarse is None else {
+                "x0": self.coarse.x0, "y0": self.coarse.y0, "dx": self.coarse.dx, "dy": self.coarse.dy,
+                "width": self.coarse.width, "height": self.coarse.height},
             "dates": [d.isoformat() for d in self.dates],
             "soil_moisture": [b.path if b.band == 1 else f"{b.path}#{b.band}" for b in self.sm_bands],
             "covariates": {f.name: (self.feature_layer_name(f.name)) for f in self._features},

@@ -177,7 +177,8 @@ def read_insitu_csv(path: str) -> tuple[list[_dt.date], dict[str, np.ndarray]]:
 # --------------------------------------------------------------------------- rasters
 
 
-def sample_raster(path: str, stations: Sequence[Station]) -> Sampled:
+def sample_raster(path: str, stations: Sequence[Station],
+                  dates: Optional[Sequence[_dt.date]] = None) -> Sampled:
     """Values of every band of a raster at the pixel containing each station.
 
     Only the pixels under the stations are read (one small read per distinct pixel), so
@@ -192,6 +193,9 @@ def sample_raster(path: str, stations: Sequence[Station]) -> Sampled:
         (``ESA_CCI_SM_v45_Delaware_20180101.tif``).
     stations : sequence of Station
         WGS84 coordinates.
+    dates : sequence of datetime.date, optional
+        The date of each band, when the caller knows them (e.g. given by the user);
+        then band descriptions and the file name are not consulted.
 
     Returns
     -------
@@ -205,7 +209,11 @@ def sample_raster(path: str, stations: Sequence[Station]) -> Sampled:
         The file has no CRS, or a band has no date.
     """
     ds = _open_raster(path)
-    dates = raster_dates(ds, path)
+    if dates is None:
+        dates = raster_dates(ds, path)
+    elif len(dates) != ds.RasterCount:
+        raise ValueError(f"{len(dates)} dates given for the {ds.RasterCount} bands of '{path}'")
+    dates = list(dates)
     cols, rows = station_pixels(ds, stations)
     n_bands = ds.RasterCount
     out = np.full((n_bands, len(stations)), np.nan, dtype=np.float64)

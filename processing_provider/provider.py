@@ -3,10 +3,15 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingProvider
 
-from . import check_inputs
+from . import align_covariates, check_inputs, downscale_regression, score_stations
 
 #: Every algorithm the provider offers; add a new module's class here (explicit import above).
-ALGORITHMS = (check_inputs.CheckInputs,)
+ALGORITHMS = (
+    check_inputs.CheckInputs,
+    align_covariates.AlignCovariates,
+    downscale_regression.DownscaleRegression,
+    score_stations.ScoreStations,
+)
 
 
 class SoilMoistureProvider(QgsProcessingProvider):

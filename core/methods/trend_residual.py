@@ -231,7 +231,7 @@ def downscale_trend_residual(scene: Scene, output_path: str, opts: Optional[Tren
                 trend_file.write(t, w, trend)
                 trend_acc[t].add(trend, idx)
                 step += 1
-                prog(0.2 + 0.75 * step / n_steps, f"trend of {dates[t]} (block {windows.index(w) + 1}/{len(windows)})")
+                prog(0.2 + 0.75 * step / n_steps, "predicting the trend on the fine grid")
         # 3. residual correction
         residuals = [coarse_residual(scene.coarse_sm(t), trend_acc[t].mean()) for t in range(T)]
         final_acc = [CellAccumulator(scene.coarse.size) for _ in range(T)]
@@ -247,7 +247,7 @@ def downscale_trend_residual(scene: Scene, output_path: str, opts: Optional[Tren
                 out.write(t, w, fine)
                 final_acc[t].add(fine, idx)
                 step += 1
-                prog(0.2 + 0.75 * step / n_steps, f"residual correction of {dates[t]}")
+                prog(0.2 + 0.75 * step / n_steps, "adding the interpolated coarse residual")
         conservation = [conservation_figures(final_acc[t].mean(), scene.coarse_sm(t)) for t in range(T)]
         prog(0.96, "building overviews")
         if canceled():
