@@ -216,8 +216,9 @@ class CheckInputs(SmAlgorithm):
         for k, layer in enumerate(layers):
             source, _ = raster_source(layer)
             feedback.pushInfo(self.tr("Reading {name}").format(name=layer.name()))
+            part = progress.sub(k / len(layers), (k + 1) / len(layers))
             with core_errors():
-                info = self._describe(layer, source, approximate, progress.sub(k / len(layers), (k + 1) / len(layers)))
+                info = self._describe(layer, source, approximate, part)
             for w in info.warnings:
                 feedback.pushWarning(f"{info.name}: {w}")
             infos.append(info)
@@ -225,9 +226,9 @@ class CheckInputs(SmAlgorithm):
         summary = self._cross_checks(infos)
         for w in summary:
             feedback.pushWarning(w)
+        all_dates = sorted({d for info in infos for d in info.dates()})
         with open(out_path, "w", encoding="utf-8") as f:
-            f.write(self._report(infos, summary))
-        all_dates = {d for info in infos for d in info.dates()}
+            f.write(self._report(infos, all_dates, summary))
         return {
             self.OUTPUT_HTML: out_path,
             self.LAYER_COUNT: len(infos),
@@ -290,9 +291,8 @@ class CheckInputs(SmAlgorithm):
                 out.append(f"Date {format_date(d)} appears in several single-band layers: {', '.join(names)}.")
         return out
 
-    def _report(self, infos: list[LayerInfo], summary: list[str]) -> str:
+    def _report(self, infos: list[LayerInfo], dates: list[dt.date], summary: list[str]) -> str:
         e = html.escape
-        dates = sorted({d for info in infos for d in info.dates()})
         overview = [
             f"{len(infos)} layer(s); CRS: {', '.join(sorted({i.crs for i in infos})) or '—'}",
             f"dates: {format_date(dates[0])} … {format_date(dates[-1])} ({len(dates)} distinct)"
