@@ -11,17 +11,14 @@ from __future__ import annotations
 import importlib.util
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
-from qgis.PyQt.QtCore import QCoreApplication, Qt
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QAction
 
+from .processing_provider.base import tr as _tr
 from .processing_provider.provider import SoilMoistureProvider
 
 PLUGIN_NAME = "Soil Moisture Downscaling"
 _DOCK_MODULE = "ui.dock"
-
-
-def _tr(text: str) -> str:
-    return QCoreApplication.translate("SoilMoistureDownscaling", text)
 
 
 class SoilMoistureDownscalingPlugin:
