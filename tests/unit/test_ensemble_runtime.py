@@ -16,13 +16,13 @@ from core.errors import Canceled
 from tests.unit.ensemble_synthetic import synthetic_samples, truth
 
 FEATS = ["sm_coarse", "doy", "mtpi", "land_cover"]
-TINY = MLPConfig(hidden=(8, 4), max_epochs=300, patience=20, batch_size=128)
+TINY = MLPConfig(hidden=(8, 4), max_epochs=200, patience=15, batch_size=128, learning_rate=5e-3)
 SMALL_RF = ForestConfig(n_estimators=4, max_depth=4, min_samples_leaf=5)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    data = synthetic_samples(n_sites=18, n_dates=30, seed=2)
+    data = synthetic_samples(n_sites=15, n_dates=25, seed=2)
     folder = str(tmp_path_factory.mktemp("ens") / "syn")
     report = train_ensemble(data, FEATS, ["dense", "rf"], ["free", "field_capacity"], cv_folds=3, seed=7,
                             out_folder=folder, name="synthetic", description="test ensemble",
@@ -148,7 +148,7 @@ def test_list_ensembles(trained):
     infos = list_ensembles([os.path.dirname(trained[1]), "/nonexistent"])
     assert len(infos) == 1 and infos[0].valid
     assert infos[0].name == "synthetic" and infos[0].inputs == FEATS and infos[0].n_members == 5
-    assert "cv_3fold" in infos[0].scores and infos[0].training_data["n_sites"] == 18
+    assert "cv_3fold" in infos[0].scores and infos[0].training_data["n_sites"] == 15
 
 
 def test_progress_and_cancel(tmp_path):
