@@ -109,10 +109,12 @@ class SmAlgorithm(QgsProcessingAlgorithm):
         return (not missing, install_hint(missing) if missing else "")
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
-        ok, message = super().checkParameterValues(parameters, context)
-        if ok and self.REQUIRED_PACKAGES:
+        # A missing package first: no parameter value can fix it, and the user needs the command.
+        if self.REQUIRED_PACKAGES:
             ok, message = self.require_packages(self.REQUIRED_PACKAGES)
-        return ok, message
+            if not ok:
+                return ok, message
+        return super().checkParameterValues(parameters, context)
 
 
 # -- shared helpers -----------------------------------------------------------------------------
