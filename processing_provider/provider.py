@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingProvider
 
-from . import align_covariates, check_inputs, downscale_regression, score_stations
+from . import align_covariates, check_inputs, downscale_regression, score_stations, site_report
 
 #: Every algorithm the provider offers; add a new module's class here (explicit import above).
 ALGORITHMS = (
@@ -11,6 +11,7 @@ ALGORITHMS = (
     align_covariates.AlignCovariates,
     downscale_regression.DownscaleRegression,
     score_stations.ScoreStations,
+    site_report.SiteReport,
 )
 
 
