@@ -113,7 +113,7 @@ class Ensemble:
         self._continuous = np.array([FEATURES[inp["name"]].encoding != "one_hot" for inp in card["inputs"]])
 
     @classmethod
-    def load(cls, folder: str, intra_op_threads: int = 0, chunk_rows: int = 1 << 18) -> "Ensemble":
+    def load(cls, folder: str, intra_op_threads: int = 0, chunk_rows: int = 1 << 15) -> "Ensemble":
         """Verify and open the ensemble in ``folder``.
 
         Parameters
