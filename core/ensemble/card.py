@@ -143,7 +143,7 @@ def read_card(model: onnx.ModelProto) -> dict[str, Any]:
             raise CardError(f"Model card key {entry.key!r} appears twice")
         try:
             card[entry.key] = json.loads(entry.value)
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8 (a damaged file)
             raise CardError(f"Model card value of {entry.key!r} is not JSON: {e}") from None
     validate_card(card)
     return card
