@@ -153,11 +153,18 @@ def _predict(pipeline, X: np.ndarray, chunk: int = 8192) -> np.ndarray:
     return out
 
 
-def _cv_scores(factory, X: np.ndarray, y: np.ndarray, seed: int) -> dict[str, float]:
-    """5-fold CV of the trend on the coarse grid (R and RMSE), a guide to how well covariates explain SM."""
+def _cv_scores(factory, X: np.ndarray, y: np.ndarray, seed: int, max_rows: int = 5000) -> dict[str, float]:
+    """5-fold CV of the trend on the coarse grid (R and RMSE), a guide to how well covariates explain SM.
+
+    On at most ``max_rows`` coarse samples (a seeded subsample), so large scenes do not pay five
+    extra full fits for a diagnostic.
+    """
     from sklearn.model_selection import KFold
     if len(y) < 25:
         return {}
+    if len(y) > max_rows:
+        keep = np.random.default_rng(seed).choice(len(y), max_rows, replace=False)
+        X, y = X[keep], y[keep]
     pred = np.empty_like(y)
     for tr, te in KFold(5, shuffle=True, random_state=seed).split(X):
         pred[te] = factory().fit(X[tr], y[tr]).predict(X[te])

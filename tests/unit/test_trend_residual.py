@@ -126,3 +126,31 @@ def test_per_class_without_land_cover_is_refused(scene_files, tmp_path):
     sm, nd, de, _ = scene_files
     with pytest.raises(InputError, match="land-cover"):
         downscale_trend_residual(_scene(sm, nd, de), str(tmp_path / "x.tif"), TrendResidualOptions(per_class=True))
+
+
+def test_one_model_per_land_cover_class(make_raster, tmp_path):
+    rng = np.random.default_rng(5)
+    ndvi, dem, truth = _truth(rng)
+    n = N_COARSE * K
+    lc = np.where(np.arange(n)[None, :] < n // 2, 1, 2).repeat(n, axis=0).astype(np.uint8)
+    origin = (500000.0, 4400000.0)
+    # wetter with NDVI in class 1, drier with NDVI in class 2
+    fields = [np.where(lc == 1, 0.1 + 0.3 * ndvi, 0.45 - 0.3 * ndvi).astype(np.float32) + 0.02 * i
+              for i in range(len(DATES))]
+    sm = [make_raster(f"sm_{d:%Y%m%d}.tif", _block_mean(f), origin=origin, pixel=(10000.0, 10000.0))
+          for d, f in zip(DATES, fields)]
+    nd = make_raster("ndvi.tif", ndvi, origin=origin, pixel=(1000.0, 1000.0))
+    lcp = make_raster("lc.tif", lc, origin=origin, pixel=(1000.0, 1000.0))
+    scene = Scene(SceneSpec([BandRef(str(p), 1, "SM", d) for p, d in zip(sm, DATES)],
+                            [LayerInput(Role.NDVI, "NDVI", [BandRef(str(nd))]),
+                             LayerInput(Role.LAND_COVER, "LC", [BandRef(str(lcp))])]))
+    assert scene.categorical_names == ["land_cover"]
+    out = str(tmp_path / "pc.tif")
+    res = downscale_trend_residual(scene, out, TrendResidualOptions(regressor="svr", per_class=True))
+    assert res.training["class_models"] == [1, 2]
+    assert res.training["class_samples"] == {1: 18 * len(DATES), 2: 18 * len(DATES)}
+    ds = gdal.Open(out)  # keep the dataset alive while its band is read (GDAL 3.6)
+    got = ds.GetRasterBand(1).ReadAsArray()
+    dev_true = fields[0] - np.kron(_block_mean(fields[0]), np.ones((K, K)))
+    dev_got = got - np.kron(_block_mean(got), np.ones((K, K)))
+    assert np.corrcoef(dev_true.ravel(), dev_got.ravel())[0, 1] > 0.8
