@@ -39,6 +39,8 @@ from ..core.roles import Role
 MULTI_LAYER_ROLES: frozenset[Role] = frozenset(
     {Role.SOIL_MOISTURE, Role.NDVI, Role.LST, Role.ET, Role.PRECIPITATION, Role.OTHER})
 
+_DATE_RE = re.compile(r"(?<!\d)\d{4}[-_]?\d{2}[-_]?\d{2}(?!\d)")
+
 #: Coarse soil moisture has pixels at least this large (metres); finer layers are not guessed as it.
 MIN_COARSE_PIXEL_M = 3000.0
 
@@ -215,6 +217,20 @@ def layer_dates(facts: LayerFacts) -> list[_dt.date]:
         d = parse_date(os.path.basename(facts.source)) or parse_date(facts.name)
         return [d] if d else []
     return []
+
+
+def series_name(names: Sequence[str], default: str = "coarse") -> str:
+    """A product's name from its layers' names: the first name without its date.
+
+    >>> series_name(["ESA_CCI_SM_v45_Delaware_20180101", "ESA_CCI_SM_v45_Delaware_20180102"])
+    'ESA_CCI_SM_v45_Delaware'
+    >>> series_name(["20180101"])
+    'coarse'
+    """
+    if not names:
+        return default
+    stripped = _DATE_RE.sub("", names[0])
+    return re.sub(r"[_\-. ]{2,}", "_", stripped).strip("_-. ") or default
 
 
 def describe_dates(dates: Sequence[_dt.date], undated: int = 0) -> str:

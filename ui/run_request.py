@@ -51,6 +51,7 @@ COARSE_NAME = "COARSE_NAME"
 REPORT = "REPORT"
 CONSERVATION = "CONSERVATION"
 HETEROGENEITY = "HETEROGENEITY"
+TITLE = "TITLE"
 
 #: Parameters the dock fills from its own widgets; every other simple parameter of a method is
 #: shown as a method option.
@@ -58,8 +59,9 @@ HANDLED_PARAMETERS: frozenset[str] = frozenset(
     {SOIL_MOISTURE, "SM_DATES", TARGET_CRS, RESOLUTION, "EXTENT", OUTPUT, STATIONS, STATION_ID_FIELD,
      STATIONS_CSV, INSITU_CSV, SCORES, SCORES_CSV} | {r.value.upper() for r in COVARIATE_ROLES})
 
-#: Names under which a method may ask for a trained model (an ensemble folder).
-MODEL_PARAMETERS: tuple[str, ...] = ("MODEL", "ENSEMBLE", "MODEL_FOLDER", "ENSEMBLE_FOLDER")
+#: Names under which a method may ask for a trained model, most specific first: the dock fills the
+#: first one a method has with the chosen model's folder (or, for a list, its position) and hides the rest.
+MODEL_PARAMETERS: tuple[str, ...] = ("MODEL_FOLDER", "ENSEMBLE_FOLDER", "MODEL", "ENSEMBLE")
 
 
 def role_parameter(role: Role) -> str:
@@ -130,6 +132,10 @@ class RunRequest:
         """The downscaled GeoTIFF (one band per date)."""
         return self._path("", ".tif")
 
+    def destination(self, parameter: str, ext: str = ".tif") -> str:
+        """File for a further output of the method (``SPREAD`` → ``<method>_spread_<stamp>.tif``)."""
+        return self._path(f"_{parameter.lower()}", ext)
+
     @property
     def report_path(self) -> str:
         return self._path("_report", ".html")
@@ -150,10 +156,12 @@ class RunRequest:
     def heterogeneity_path(self) -> str:
         return self._path("_heterogeneity", ".tif")
 
+    #: Name of the downscaled product in the report (the method is named in its title).
+    product_name = "downscaled"
+
     @property
-    def product_name(self) -> str:
-        """Name of the downscaled product in the report."""
-        return f"downscaled ({self.method_label})"
+    def report_title(self) -> str:
+        return f"Soil moisture downscaled by '{self.method_label}': evaluation at in-situ stations"
 
     # -- checks ------------------------------------------------------------------------------
     @property
@@ -206,7 +214,7 @@ class RunRequest:
     def report_parameters(self, product: str) -> dict[str, Any]:
         """Parameters of the site report of ``product`` (the downscaled file) against the coarse layers."""
         p: dict[str, Any] = {
-            PRODUCTS: [product], PRODUCT_NAMES: self.product_name.replace(",", " "),
+            PRODUCTS: [product], PRODUCT_NAMES: self.product_name, TITLE: self.report_title,
             COARSE: list(self.soil_moisture), COARSE_NAME: self.coarse_name,
             INSITU_CSV: self.insitu_csv, REPORT: self.report_path, SCORES_CSV: self.sites_csv_path,
             SCORES: self.stations_path, CONSERVATION: self.conservation_path,

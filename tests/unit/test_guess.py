@@ -84,6 +84,12 @@ def test_layer_dates_and_their_description():
     assert guess.describe_dates([], undated=2) == "no dates found; 2 layers without a date"
 
 
+def test_series_name_drops_the_date():
+    assert guess.series_name(["SMAP_L3_SM_P_E_20180101_R17000"]) == "SMAP_L3_SM_P_E_R17000"
+    assert guess.series_name(["sm 2018-01-01 daily"]) == "sm_daily"
+    assert guess.series_name([]) == "coarse"
+
+
 def test_words_drop_dates_and_split_camel_case():
     assert guess.words("SMAP_L3_SM_P_E_20180101") == ["smap", "l3", "sm", "p", "e"]
     assert guess.words("landCover2019") == ["land", "cover2019"]

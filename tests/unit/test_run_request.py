@@ -39,11 +39,14 @@ def test_accepted_names_filter_what_a_method_does_not_have():
     assert set(p) == {"SOIL_MOISTURE", "DEM", "OUTPUT"}
 
 
-def test_model_parameter():
-    r = _request(model_parameter="MODEL", model="/plugin/models/conus_dense")
-    assert r.to_parameters()["MODEL"] == "/plugin/models/conus_dense"
+def test_model_parameter_and_further_outputs():
+    r = _request(model_parameter="MODEL_FOLDER", model="/plugin/models/conus_dense")
+    assert r.to_parameters()["MODEL_FOLDER"] == "/plugin/models/conus_dense"
+    assert rr.MODEL_PARAMETERS[0] == "MODEL_FOLDER"  # a folder is unambiguous: preferred over a list
+    assert r.destination("SPREAD") == os.path.join(
+        "/data/runs", "downscale_regression_residual_correction_spread_20240501-101500.tif")
     assert r.problems() == []
-    assert _request(model_parameter="MODEL").problems() == ["This method needs a trained model: choose one in the list."]
+    assert _request(model_parameter="MODEL_FOLDER").problems() == ["This method needs a trained model: choose one in the list."]
 
 
 def test_role_parameters_are_the_upper_case_role_names():
@@ -59,7 +62,9 @@ def test_report_parameters_with_a_station_layer():
     p = r.report_parameters("/data/runs/out.tif")
     stem = os.path.join("/data/runs", "downscale_regression_residual_correction")
     assert p == {
-        "PRODUCTS": ["/data/runs/out.tif"], "PRODUCT_NAMES": "downscaled (Downscale (regression + residual correction))",
+        "PRODUCTS": ["/data/runs/out.tif"], "PRODUCT_NAMES": "downscaled",
+        "TITLE": "Soil moisture downscaled by 'Downscale (regression + residual correction)': evaluation at in-situ "
+                 "stations",
         "COARSE": ["sm_1", "sm_2"], "COARSE_NAME": "ESA CCI", "INSITU_CSV": "/d/insitu.csv",
         "STATIONS": "stations_id", "STATION_ID_FIELD": "station",
         "REPORT": f"{stem}_report_20240501-101500.html", "SCORES_CSV": f"{stem}_sites_20240501-101500.csv",
@@ -69,11 +74,11 @@ def test_report_parameters_with_a_station_layer():
     }
 
 
-def test_report_parameters_with_a_stations_csv_and_commas_in_the_method_name():
-    r = _request(method_label="SVR, RBF", stations_csv="/d/st.csv", insitu_csv="/d/in.csv")
+def test_report_parameters_with_a_stations_csv():
+    r = _request(stations_csv="/d/st.csv", insitu_csv="/d/in.csv")
     p = r.report_parameters("/x.tif")
     assert p["STATIONS_CSV"] == "/d/st.csv" and "STATIONS" not in p
-    assert p["PRODUCT_NAMES"] == "downscaled (SVR  RBF)"  # one name: the list separator is removed
+    assert p["COARSE_NAME"] == "coarse"
 
 
 def test_problems_in_plain_words():
