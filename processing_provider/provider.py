@@ -4,6 +4,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 
 from . import align_covariates, check_inputs, downscale_regression, score_stations, site_report
+from . import train_ensemble
 
 #: Every algorithm the provider offers; add a new module's class here (explicit import above).
 ALGORITHMS = (
@@ -12,6 +13,7 @@ ALGORITHMS = (
     downscale_regression.DownscaleRegression,
     score_stations.ScoreStations,
     site_report.SiteReport,
+    train_ensemble.TrainEnsemble,
 )
 
 

@@ -134,3 +134,55 @@ def _soil_classes(samples: Samples, scheme_name: str) -> Optional[list[int]]:
         if np.unique(samples.site_id[cls == k]).size >= 2:
             out.append(k)
     return out
+
+
+#: Columns of the CONUS station table (``station_10day_table.csv``) every training run reads.
+TABLE_REQUIRED_COLUMNS: tuple[str, ...] = ("network", "station", "lat", "lon", "start_date", "end_date",
+                                           "smap10km_ssm_mm", "insitu_sm")
+
+#: Columns each input feature is read from in that table.
+TABLE_FEATURE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sm_coarse": ("smap10km_ssm_mm",), "doy": ("start_date", "end_date"), "lat": ("lat",), "lon": ("lon",),
+    "mtpi": ("mtpi",), "ndvi": ("B4", "B8"), "land_cover": ("nlcd_landcover",),
+    "field_capacity": ("field_capacity",), "vv_db": ("vv_db",), "vh_db": ("vh_db",),
+}
+
+
+def check_station_table(path: str, feature_names: Sequence[str]) -> None:
+    """Raise :class:`core.errors.InputError` unless the table at ``path`` has the columns a training
+    run with ``feature_names`` reads (its header only is read).
+
+    The layout is that of the CONUS ``station_10day_table.csv``: one row per station and window,
+    see :func:`core.ensemble.samples.samples_from_station_table`.
+    """
+    import csv
+    import os
+
+    name = os.path.basename(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), [])
+    except OSError as e:
+        raise InputError(problem=f"it cannot be read ({e.strerror}).", layer=name, fix="check the path.") from None
+    except UnicodeDecodeError:
+        raise InputError(problem="it is not a UTF-8 text (CSV) file.", layer=name,
+                         fix="give the station table as a comma-separated CSV file.") from None
+    have = {h.strip() for h in header}
+    missing = [c for c in TABLE_REQUIRED_COLUMNS if c not in have]
+    if missing:
+        raise InputError(problem=f"the station table lacks the column(s) {', '.join(missing)} "
+                                 f"(it has {', '.join(sorted(have)[:12]) or 'no header'}"
+                                 f"{'…' if len(have) > 12 else ''}).", layer=name,
+                         fix="give a table in the layout of station_10day_table.csv: network, station, lat, lon, "
+                             "start_date, end_date, smap10km_ssm_mm (coarse SMAP, mm), insitu_sm (m³/m³) and one "
+                             "column per covariate.")
+    for f in feature_names:
+        if f not in TABLE_FEATURE_COLUMNS:
+            raise InputError(problem=f"the input feature '{f}' cannot be read from a station table.", layer=name,
+                             fix=f"choose among {', '.join(TABLE_FEATURE_COLUMNS)}, or train on rasters "
+                                 "(coarse soil moisture, covariates, stations and an in-situ table) instead.")
+        lacking = [c for c in TABLE_FEATURE_COLUMNS[f] if c not in have]
+        if lacking:
+            raise InputError(problem=f"the input feature '{f}' needs the column(s) {', '.join(lacking)}, which the "
+                                     "station table lacks.", layer=name,
+                             fix="remove the feature from the input features, or add the column.")

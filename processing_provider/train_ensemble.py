@@ -1,0 +1,370 @@
+"""Train an in-situ ensemble (Poehls et al.) from a station table or from the user's rasters."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputFolder,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ..core.errors import InputError
+from . import layer_params as lp
+from . import model_store
+from . import station_params as sp
+from .base import CoreFeedback, SmAlgorithm, core_errors, steps
+
+# core.ensemble imports onnx: this module must load without it, so names are listed here and a
+# test checks they equal core.ensemble.FEATURES / SCHEMES. Order = enum index: append only.
+FEATURE_CHOICES: tuple[str, ...] = ("sm_coarse", "doy", "lat", "lon", "mtpi", "slope", "dem", "ndvi",
+                                    "field_capacity", "land_cover", "sand", "clay", "vv_db", "vh_db")
+SCHEME_CHOICES: tuple[str, ...] = ("free", "field_capacity", "land_cover", "climate_lat", "climate_wetness", "network")
+ARCHITECTURE_CHOICES: tuple[str, ...] = ("dense", "prob", "wdl", "rf")
+DEFAULT_FEATURES: tuple[str, ...] = ("sm_coarse", "mtpi", "lat")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+try:  # QGIS >= 3.36
+    from qgis.core import Qgis
+    FLAG_OPTIONAL = Qgis.ProcessingParameterFlag.Optional
+except AttributeError:  # QGIS < 3.36
+    FLAG_OPTIONAL = QgsProcessingParameterDefinition.FlagOptional
+
+
+class TrainEnsemble(SmAlgorithm):
+    NAME = "train_ensemble"
+    DISPLAY_NAME = "Train an in-situ ensemble"
+    GROUP_ID = "models"
+    GROUP = "Models"
+    REQUIRED_PACKAGES = ("sklearn", "onnx", "onnxruntime", "skl2onnx")
+    HELP = (
+        "Trains an ensemble of simple models on in-situ soil moisture (Poehls et al. 2024) and saves it in your "
+        "QGIS profile, where the ensemble downscaling tools find it by name.<br>"
+        "<b>Training data</b>, either<br>"
+        "• a <i>station table</i> CSV with one row per station and date window (the layout of "
+        "station_10day_table.csv: network, station, lat, lon, start_date, end_date, smap10km_ssm_mm, insitu_sm and "
+        "covariate columns), or<br>"
+        "• your own <i>rasters</i>: the coarse soil moisture, covariate layers, stations and an in-situ table. One "
+        "sample per station and soil-moisture date with an in-situ value that day: the covariates at the station's "
+        "pixel of the fine grid, the coarse soil moisture of the cell holding it, the in-situ value as target.<br>"
+        "<b>Members</b>: for each network architecture (dense, prob, wdl) one member per weighting scheme; for rf "
+        "one forest per soil class (terciles of field capacity). The ensemble estimate is the members' mean, its "
+        "spread their standard deviation.<br>"
+        "<b>Evaluation</b>: a station-grouped k-fold cross-validation (whole stations per fold) and optionally a "
+        "station holdout score every member, the ensemble and the coarse product per station (N, R, ubRMSE, bias, "
+        "RMSE; ubRMSE = sqrt(RMSE² − bias²)); the report gives them per station and their mean and median over "
+        "stations, and names the members that beat the ensemble. The scores go into the model card.<br>"
+        "Nothing is saved when the run fails or is canceled."
+    )
+
+    STATION_TABLE = "STATION_TABLE"
+    FEATURES = "FEATURES"
+    ARCHITECTURES = "ARCHITECTURES"
+    SCHEMES = "SCHEMES"
+    CV_FOLDS = "CV_FOLDS"
+    HOLDOUT_FRACTION = "HOLDOUT_FRACTION"
+    SEED = "SEED"
+    ENSEMBLE_NAME = "ENSEMBLE_NAME"
+    DESCRIPTION = "DESCRIPTION"
+    OVERWRITE = "OVERWRITE"
+    MIN_SAMPLES = "MIN_SAMPLES_PER_STATION"
+    HIDDEN_LAYERS = "HIDDEN_LAYERS"
+    MAX_EPOCHS = "MAX_EPOCHS"
+    N_TREES = "N_TREES"
+    REPORT = "REPORT"
+    ENSEMBLE_FOLDER = "ENSEMBLE_FOLDER"
+    N_MEMBERS = "N_MEMBERS"
+    SAVED_NAME = "SAVED_NAME"
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.add_param(QgsProcessingParameterFile(self.STATION_TABLE, self.tr("Station table (CSV)"),
+                                                  extension="csv", optional=True),
+                       "Training samples as one table: one row per station and date window, with columns network, "
+                       "station, lat, lon, start_date, end_date, smap10km_ssm_mm (coarse SMAP in mm of a 5 cm layer, "
+                       "÷ 50 → m³/m³), insitu_sm (m³/m³) and the covariates (mtpi, field_capacity, nlcd_landcover, "
+                       "B4/B8 for NDVI, vv_db, vh_db). Leave empty to train on rasters instead.")
+        lp.add_soil_moisture_params(self)
+        sm = self.parameterDefinition(lp.SOIL_MOISTURE)
+        sm.setFlags(sm.flags() | FLAG_OPTIONAL)
+        sm.setHelp(self.tr("Raster training only: ") + sm.help())
+        lp.add_covariate_params(self)
+        lp.add_grid_params(self)
+        sp.add_station_params(self, optional=True, outputs=False)
+        self.add_param(QgsProcessingParameterEnum(
+            self.FEATURES, self.tr("Input features"), list(FEATURE_CHOICES), allowMultiple=True,
+            defaultValue=[FEATURE_CHOICES.index(f) for f in DEFAULT_FEATURES]),
+            "Inputs of every member, by the names the downscaling uses: sm_coarse (coarse soil moisture of the "
+            "cell), doy (day of year), lat/lon (WGS84), mtpi/slope (from the DEM), dem, ndvi, land_cover, sand, "
+            "clay; from a station table also field_capacity, vv_db, vh_db. To downscale with the ensemble later, "
+            "each must be available from your layers (sm_coarse, mtpi, lat: a DEM is enough).")
+        self.add_param(QgsProcessingParameterEnum(
+            self.ARCHITECTURES, self.tr("Architectures"), list(ARCHITECTURE_CHOICES), allowMultiple=True,
+            defaultValue=[0]),
+            "dense: a small fully connected network; prob: the same with a predicted spread; wdl: wide & deep "
+            "(adds a linear term over the inputs and land-cover classes); rf: random forests, one per soil class. "
+            "Several architectures make one ensemble of all their members.")
+        self.add_param(QgsProcessingParameterEnum(
+            self.SCHEMES, self.tr("Weighting schemes (networks)"), list(SCHEME_CHOICES), allowMultiple=True,
+            optional=True, defaultValue=None),
+            "One network member per scheme, its samples weighted so that each class of a site attribute counts "
+            "alike: free (unweighted), field_capacity (terciles; soil texture in the paper), land_cover, "
+            "climate_lat (latitude terciles), climate_wetness (terciles of mean coarse soil moisture), network. "
+            "Empty = every scheme the data support (an attribute with a single class is left out).")
+        self.add_param(QgsProcessingParameterNumber(self.HOLDOUT_FRACTION, self.tr("Station holdout fraction"),
+                                                    QgsProcessingParameterNumber.Double, 0.0, minValue=0.0,
+                                                    maxValue=0.5),
+                       "When above 0, also score a split that holds out this share of the stations (0.2 = the "
+                       "paper's 80/20), stratified by soil class. 0 = cross-validation only.")
+        self.add_param(QgsProcessingParameterString(self.ENSEMBLE_NAME, self.tr("Ensemble name"), "my_ensemble"),
+                       "Saved as a folder of this name in the plugin's models folder of your QGIS profile; letters, "
+                       "digits, '_', '-' and '.'.")
+        self.add_param(QgsProcessingParameterBoolean(self.OVERWRITE, self.tr("Replace an ensemble of the same name"),
+                                                     False),
+                       "Without it, a name already in use is refused. The old ensemble is replaced only once the new "
+                       "one is complete.")
+        self.add_param(QgsProcessingParameterString(self.DESCRIPTION, self.tr("Description"), "", optional=True),
+                       "Text stored in the model card (what, where, which period).", advanced=True)
+        self.add_param(QgsProcessingParameterNumber(self.CV_FOLDS, self.tr("Cross-validation folds"),
+                                                    QgsProcessingParameterNumber.Integer, 10, minValue=0,
+                                                    maxValue=100),
+                       "Station-grouped k-fold cross-validation: each fold's stations are scored by members trained "
+                       "without them. Needs at least as many stations as folds (and 3). 0 skips it (faster, but the "
+                       "report then has no scores).", advanced=True)
+        self.add_param(QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"),
+                                                    QgsProcessingParameterNumber.Integer, 42),
+                       "Seed of the folds, the splits and every member: the same inputs and seed give the same "
+                       "ensemble.", advanced=True)
+        self.add_param(QgsProcessingParameterNumber(self.MIN_SAMPLES, self.tr("Minimum samples per station"),
+                                                    QgsProcessingParameterNumber.Integer, 10, minValue=1),
+                       "Stations with fewer usable samples (in-situ value, coarse soil moisture and every input) "
+                       "are left out.", advanced=True)
+        self.add_param(QgsProcessingParameterString(self.HIDDEN_LAYERS, self.tr("Network hidden layers"), "32,16"),
+                       "Widths of the hidden layers of the dense, prob and wdl networks, comma separated.",
+                       advanced=True)
+        self.add_param(QgsProcessingParameterNumber(self.MAX_EPOCHS, self.tr("Network maximum epochs"),
+                                                    QgsProcessingParameterNumber.Integer, 300, minValue=1),
+                       "Upper bound of training passes per network; training stops earlier when the loss on held-out "
+                       "stations stops improving.", advanced=True)
+        self.add_param(QgsProcessingParameterNumber(self.N_TREES, self.tr("Trees per forest"),
+                                                    QgsProcessingParameterNumber.Integer, 30, minValue=1),
+                       "Trees of each rf member (more trees: smoother, larger files).", advanced=True)
+        self.add_param(QgsProcessingParameterFileDestination(self.REPORT, self.tr("Training report"),
+                                                             self.tr("HTML files (*.html);;Text files (*.txt)")),
+                       "Scores of every member, the ensemble and the coarse product per station, with their mean "
+                       "and median over stations, and the members that beat the ensemble. A .txt name gives a "
+                       "plain-text table.")
+        self.addOutput(QgsProcessingOutputFolder(self.ENSEMBLE_FOLDER, self.tr("Ensemble folder")))
+        self.addOutput(QgsProcessingOutputString(self.SAVED_NAME, self.tr("Ensemble name")))
+        self.addOutput(QgsProcessingOutputNumber(self.N_MEMBERS, self.tr("Number of members")))
+
+    # ------------------------------------------------------------------ checks
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        try:
+            self._check(parameters, context)
+        except QgsProcessingException as e:
+            return False, str(e)
+        return True, ""
+
+    def _check(self, parameters, context) -> dict:
+        """The run's settings, or ``QgsProcessingException`` with what to fix."""
+        table = self.parameterAsFile(parameters, self.STATION_TABLE, context)
+        has_rasters = bool(parameters.get(lp.SOIL_MOISTURE))
+        if table and has_rasters:
+            raise QgsProcessingException(self.tr(
+                "Both a station table and soil-moisture layers were given. Fix: give either the station table, or "
+                "the rasters (coarse soil moisture, covariates, stations and in-situ table), not both."))
+        if not table and not has_rasters:
+            raise QgsProcessingException(self.tr(
+                "No training data. Fix: give a station table (CSV), or coarse soil-moisture layers with covariates, "
+                "stations and an in-situ table."))
+        if has_rasters and not self.parameterAsFile(parameters, sp.INSITU_CSV, context):
+            raise QgsProcessingException(self.tr(
+                "Training on rasters needs in-situ soil moisture. Fix: give the in-situ table (CSV) and the stations."))
+        features = [FEATURE_CHOICES[i] for i in self.parameterAsEnums(parameters, self.FEATURES, context)]
+        if not features:
+            raise QgsProcessingException(self.tr("No input feature was chosen. Fix: choose at least sm_coarse."))
+        archs = [ARCHITECTURE_CHOICES[i] for i in self.parameterAsEnums(parameters, self.ARCHITECTURES, context)]
+        if not archs:
+            raise QgsProcessingException(self.tr("No architecture was chosen. Fix: choose dense, prob, wdl or rf."))
+        # an empty optional multiple enum reads as [0] ("free") in QGIS 3.22: look at the raw value first
+        raw = parameters.get(self.SCHEMES)
+        schemes = [] if raw is None or raw == [] or raw == "" else \
+            [SCHEME_CHOICES[i] for i in self.parameterAsEnums(parameters, self.SCHEMES, context)]
+        hidden_text = self.parameterAsString(parameters, self.HIDDEN_LAYERS, context)
+        try:
+            hidden = tuple(int(h) for h in re.split(r"[,;\s]+", hidden_text.strip()) if h)
+        except ValueError:
+            hidden = ()
+        if not hidden or any(h < 1 for h in hidden):
+            raise QgsProcessingException(self.tr(
+                f"Network hidden layers '{hidden_text}' is not a list of positive widths. Fix: write e.g. 32,16."))
+        name = self.parameterAsString(parameters, self.ENSEMBLE_NAME, context).strip()
+        if not _NAME_RE.match(name):
+            raise QgsProcessingException(self.tr(
+                f"The ensemble name '{name}' cannot be a folder name. Fix: use letters, digits, '_', '-' or '.' "
+                "(64 at most), starting with a letter or digit."))
+        if os.path.isdir(os.path.join(model_store.BUNDLED_DIR, name)):
+            raise QgsProcessingException(self.tr(
+                f"'{name}' is the name of an ensemble bundled with the plugin. Fix: choose another name."))
+        dest = os.path.join(model_store.user_models_dir(), name)
+        overwrite = self.parameterAsBoolean(parameters, self.OVERWRITE, context)
+        if os.path.exists(dest) and not overwrite:
+            raise QgsProcessingException(self.tr(
+                f"An ensemble called '{name}' already exists ({dest}). Fix: choose another name, or tick "
+                "'Replace an ensemble of the same name'."))
+        if table:
+            try:
+                from ..core.ensemble.preflight import check_station_table
+                check_station_table(table, features)
+            except InputError as e:
+                raise QgsProcessingException(str(e)) from None
+        return {"table": table, "features": features, "architectures": archs, "schemes": schemes,
+                "hidden": hidden, "name": name, "dest": dest, "overwrite": overwrite}
+
+    # ------------------------------------------------------------------ run
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.atomic import atomic_write_text
+        from ..core.ensemble import samples_from_station_table, train_ensemble
+        from ..core.ensemble.forest import ForestConfig
+        from ..core.ensemble.mlp import MLPConfig
+        from ..core.ensemble.preflight import check_training_plan, scheme_support
+        from ..core.ensemble.raster_samples import samples_from_scene
+        from ..core.ensemble.report_html import summary_lines, training_report_html
+        from ..core.scene import Scene
+
+        run = self._check(parameters, context)
+        folds = self.parameterAsInt(parameters, self.CV_FOLDS, context)
+        holdout = self.parameterAsDouble(parameters, self.HOLDOUT_FRACTION, context)
+        seed = self.parameterAsInt(parameters, self.SEED, context)
+        min_samples = self.parameterAsInt(parameters, self.MIN_SAMPLES, context)
+        report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)
+        description = self.parameterAsString(parameters, self.DESCRIPTION, context).strip()
+        mlp = MLPConfig(hidden=run["hidden"], max_epochs=self.parameterAsInt(parameters, self.MAX_EPOCHS, context))
+        forest = ForestConfig(n_estimators=self.parameterAsInt(parameters, self.N_TREES, context))
+        features, name = run["features"], run["name"]
+
+        labels = [self.tr("Reading training samples"), self.tr("Training and cross-validating the members"),
+                  self.tr("Saving the ensemble and the report")]
+        tmp = None
+        results = {}
+        try:
+            with core_errors():
+                for i, fb in steps(feedback, labels):
+                    if i == 0:
+                        if run["table"]:
+                            try:
+                                samples = samples_from_station_table(run["table"], features, min_samples)
+                            except ValueError as e:
+                                raise QgsProcessingException(self.tr(
+                                    f"Station table {os.path.basename(run['table'])}: {e}")) from None
+                            coarse_label = "coarse SMAP (smap10km_ssm_mm / 50 mm)"
+                        else:
+                            scene = Scene(lp.scene_spec(self, parameters, context))
+                            stations, dates, insitu = sp.read_station_inputs(self, parameters, context)
+                            cf = CoreFeedback(fb)
+                            samples = samples_from_scene(scene, stations, dates, insitu, features, cf.progress,
+                                                         cf.is_canceled, min_samples_per_site=min_samples)
+                            coarse_label = "coarse soil moisture"
+                            src = samples.source
+                            if src.get("stations_outside"):
+                                fb.pushWarning(self.tr("Stations outside the layers, left out: "
+                                                       + ", ".join(src["stations_outside"])))
+                            if src.get("stations_too_few"):
+                                fb.pushWarning(self.tr(f"Stations with fewer than {min_samples} usable samples, "
+                                                       "left out: " + ", ".join(src["stations_too_few"])))
+                        if len(samples) == 0:
+                            raise QgsProcessingException(self.tr(
+                                f"No usable sample: no station has {min_samples} or more rows with an in-situ value, "
+                                f"coarse soil moisture and every input feature ({', '.join(features)}). Fix: lower "
+                                "'Minimum samples per station' or choose features the data have."))
+                        fb.pushInfo(self.tr(f"{len(samples)} samples at {samples.sites.size} stations, "
+                                            f"{samples.date.min()} … {samples.date.max()}; inputs "
+                                            f"{', '.join(features)}"))
+                        support = scheme_support(samples)
+                        schemes = run["schemes"] or [s for s in SCHEME_CHOICES if not support[s]]
+                        skipped = [f"{s} ({why})" for s, why in support.items() if why and s not in schemes]
+                        if not run["schemes"] and skipped:
+                            fb.pushInfo(self.tr("Weighting schemes the data do not support, left out: "
+                                                + "; ".join(skipped)))
+                        check_training_plan(samples, features, run["architectures"], schemes, folds, holdout)
+                        fb.pushInfo(self.tr(f"Architectures {', '.join(run['architectures'])}; schemes "
+                                            f"{', '.join(schemes)}"))
+                    elif i == 1:
+                        models_dir = model_store.user_models_dir(create=True)
+                        # the temporary folder sits beside the models folder (same file system: the final
+                        # rename is atomic) and outside it (never listed as an ensemble while half written)
+                        tmp = tempfile.mkdtemp(prefix=f".training-{name}-", dir=os.path.dirname(models_dir))
+                        cf = CoreFeedback(fb)
+                        try:
+                            report = train_ensemble(
+                                samples, features, run["architectures"], schemes, folds, seed,
+                                os.path.join(tmp, name), cf.progress, cf.is_canceled, name=name,
+                                description=description or _default_description(samples, run["table"]),
+                                mlp_config=mlp, forest_config=forest, holdout_fraction=holdout)
+                        except InputError:
+                            raise
+                        except ValueError as e:
+                            raise QgsProcessingException(self.tr(f"Training failed: {e}")) from None
+                    else:
+                        dest = _install(os.path.join(tmp, name), run["dest"], run["overwrite"], tmp)
+                        report.out_folder = dest
+                        for line in report.format().splitlines():
+                            fb.pushInfo(line)
+                        for line in summary_lines(report, coarse_label):
+                            fb.pushInfo(line)
+                        if report_path.lower().endswith(".txt"):
+                            text = report.format() + "\n\n" + "\n".join(summary_lines(report, coarse_label)) + "\n"
+                        else:
+                            text = training_report_html(report, samples)
+                        atomic_write_text(report_path, text)
+                        results = {self.ENSEMBLE_FOLDER: dest, self.SAVED_NAME: name,
+                                   self.N_MEMBERS: len(report.members), self.REPORT: report_path}
+        finally:
+            if tmp is not None and os.path.isdir(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+        return results
+
+
+def _default_description(samples, table: str) -> str:
+    src = samples.source
+    what = f"station table {os.path.basename(table)}" if table else "the user's rasters at in-situ stations"
+    return (f"In-situ ensemble trained on {what}: {len(samples)} samples at {samples.sites.size} stations, "
+            f"{samples.date.min()} … {samples.date.max()}" + (f", networks {', '.join(src['networks'])}"
+                                                              if src.get("networks") else "") + ".")
+
+
+def _install(built: str, dest: str, overwrite: bool, scratch: str) -> str:
+    """Move the finished ensemble folder ``built`` to ``dest`` (same file system: atomic renames).
+
+    An ensemble already at ``dest`` is first moved into ``scratch`` and deleted only once the new
+    one is in place; if that fails, it is put back.
+    """
+    previous = None
+    if os.path.exists(dest):
+        if not overwrite:  # appeared while training
+            raise QgsProcessingException(f"An ensemble called '{os.path.basename(dest)}' appeared while training "
+                                         f"({dest}); nothing was replaced. Fix: run again with another name.")
+        previous = os.path.join(scratch, ".previous")
+        os.rename(dest, previous)
+    try:
+        os.rename(built, dest)
+    except OSError:
+        if previous is not None:
+            os.rename(previous, dest)
+        raise
+    return dest
