@@ -267,3 +267,43 @@ def test_real_station_table(run_alg, shared_data, models_dir, tmp_path, feedback
     for who in ("coarse", "ensemble"):
         assert 0.0 < cv[who]["mean"]["ubrmse"] < 0.2 and -1 <= cv[who]["mean"]["r"] <= 1
     assert f"{cv['ensemble']['mean']['ubrmse']:.4f}" in page and f"{cv['coarse']['mean']['ubrmse']:.4f}" in page
+
+
+# ------------------------------------------------------------------------------- without the packages
+@pytest.mark.slow
+def test_loads_and_explains_missing_packages_in_a_plain_qgis_python(plugin_dir, tmp_path):
+    """Debian's /usr/bin/python3 has QGIS but none of onnx, onnxruntime, scikit-learn, skl2onnx."""
+    import subprocess
+    import textwrap
+
+    if not os.path.exists("/usr/bin/python3"):
+        pytest.skip("no system Python")
+    script = textwrap.dedent("""
+        import os, sys
+        sys.path.insert(0, sys.argv[1])
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        try:
+            import onnx  # noqa: F401
+            print("HAS_ONNX")
+        except ImportError:
+            pass
+        from qgis.core import QgsApplication, QgsProcessingContext
+        app = QgsApplication([], False); app.initQgis()
+        import soil_moisture_downscaling as p
+        plugin = p.classFactory(None)
+        plugin.initProcessing()
+        alg = QgsApplication.processingRegistry().algorithmById("soil_moisture_downscaling:train_ensemble")
+        print("LOADED", alg is not None)
+        ok, msg = alg.checkParameterValues({}, QgsProcessingContext())
+        print("CHECK", ok)
+        print("MESSAGE", msg)
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(QGIS_CUSTOM_CONFIG_PATH=str(tmp_path), HOME=str(tmp_path))
+    proc = subprocess.run(["/usr/bin/python3", "-I", "-c", script, str(plugin_dir)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    if "HAS_ONNX" in proc.stdout:
+        pytest.skip("the system Python has onnx: no missing package to test with")
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED True" in proc.stdout and "CHECK False" in proc.stdout
+    assert "onnx" in proc.stdout and "pip install" in proc.stdout
