@@ -3,14 +3,22 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingProvider
 
-from . import align_covariates, check_inputs, downscale_regression, score_stations, site_report
-from . import train_ensemble
+from . import (
+    align_covariates,
+    check_inputs,
+    downscale_ensemble,
+    downscale_regression,
+    score_stations,
+    site_report,
+    train_ensemble,
+)
 
 #: Every algorithm the provider offers; add a new module's class here (explicit import above).
 ALGORITHMS = (
     check_inputs.CheckInputs,
     align_covariates.AlignCovariates,
     downscale_regression.DownscaleRegression,
+    downscale_ensemble.DownscaleEnsemble,
     score_stations.ScoreStations,
     site_report.SiteReport,
     train_ensemble.TrainEnsemble,
