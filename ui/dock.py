@@ -12,6 +12,7 @@ report from opening in a browser.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import html
 import os
 import traceback
@@ -77,6 +78,15 @@ HIDDEN_OUTPUTS = ("CONSERVATION", "HETEROGENEITY", "SPREAD", "DOMAIN_MASK")
 _LAYER_OUTPUTS = ("rasterDestination", "sink", "vectorDestination")
 
 
+#: Task, context and feedback of every run under way, held here rather than by the dock alone, so
+#: that closing the panel (or unloading the plugin) mid-run cannot free what the task still uses.
+_RUNNING: dict[int, tuple] = {}
+
+
+def _forget(key: int, *_args) -> None:
+    _RUNNING.pop(key, None)
+
+
 def model_folders() -> list[str]:
     """Where trained models are looked for: the bundled ``models/`` and the user's profile folder."""
     try:
@@ -119,6 +129,7 @@ class _RolePicker:
             self.widget.setFilters(QgsMapLayerProxyModel.RasterLayer)
             self.widget.setAllowEmptyLayer(True)
             self.widget.setLayer(None)
+        _compact(self.widget)
         self.widget.setObjectName(f"role_{role.value}")
         self.widget.setToolTip(f"{ROLE_INFO[role].label} in {ROLE_INFO[role].units}"
                                + (" — tick several layers for a time series" if self.multi else ""))
@@ -175,6 +186,7 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         self._facts_cache: dict[str, LayerFacts] = {}
         self._seen_layers: set[str] = set()
         self._options_alg_id = ""
+        self._sm_guess: list[str] = []
 
         self.pickers: dict[Role, _RolePicker] = {}
         for role in COVARIATE_ROLES:
@@ -194,6 +206,9 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         self.crsWidget.setNotSetText("CRS of the finest covariate")
         self.crsWidget.setCrs(QgsCoordinateReferenceSystem())
 
+        for combo in (self.methodCombo, self.modelCombo, self.stationsLayerCombo, self.stationIdCombo):
+            _compact(combo)
+        self.scrollArea.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.methodCombo.currentIndexChanged.connect(self._method_changed)
         self.modelCombo.currentIndexChanged.connect(self._model_changed)
         self.smList.itemChanged.connect(self._update_dates)
@@ -275,6 +290,7 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
                 if found and key in {r.value for r in Role}:
                     roles[Role(key)] = found
         sm_guess = roles.get(Role.SOIL_MOISTURE, [])
+        self._sm_guess = list(sm_guess)
         if guess:
             checked = set(sm_guess)
         elif not checked:
@@ -316,9 +332,11 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
                 if self.smList.item(i).checkState() == Qt.Checked]
 
     def _check_all_sm(self, on: bool) -> None:
+        """Tick every layer that looks like coarse soil moisture (``on``), or untick all."""
         self.smList.blockSignals(True)
         for i in range(self.smList.count()):
-            self.smList.item(i).setCheckState(Qt.Checked if on else Qt.Unchecked)
+            item = self.smList.item(i)
+            item.setCheckState(Qt.Checked if on and item.data(Qt.UserRole) in self._sm_guess else Qt.Unchecked)
         self.smList.blockSignals(False)
         self._update_dates()
 
@@ -404,6 +422,7 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         kind = param.type()
         if kind == "enum":
             w = QComboBox()
+            _compact(w)
             w.addItems(param.options())
             try:
                 w.setCurrentIndex(int(value) if value is not None else 0)
@@ -645,7 +664,11 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         self._stage = stage
         self._set_busy(True)
         self._task = QgsProcessingAlgRunnerTask(alg, params, self._context, self._feedback)
+        key = id(self._task)
+        _RUNNING[key] = (self._task, self._context, self._feedback)
         self._task.executed.connect(self._on_executed)
+        self._task.executed.connect(functools.partial(_forget, key))
+        self.destroyed.connect(self._feedback.cancel)  # the panel deleted mid-run: stop the run
         QgsApplication.taskManager().addTask(self._task)
 
     def _on_progress(self, value: float) -> None:
@@ -785,6 +808,12 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
     def closeEvent(self, event):  # noqa: N802 (Qt API)
         self._save_choices()
         super().closeEvent(event)
+
+
+def _compact(combo: QComboBox) -> None:
+    """Let a combo box shrink to the dock's width instead of growing to its longest item."""
+    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(10)
 
 
 def card_html(info) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsSettings
-from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtCore import QEvent, Qt
 from qgis.PyQt.QtWidgets import QApplication
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def dock(plugin, project, qgis_iface, monkeypatch, tmp_path):
         _wait(lambda: not d.is_running(), 60)
     d.close()
     d.deleteLater()
-    QApplication.processEvents()
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
 
 
 def _setup_delaware_run(dock, days: int = DAYS, stations: bool = True) -> None:
@@ -196,6 +196,7 @@ def test_choices_persist_between_sessions(plugin, project, qgis_iface, monkeypat
     finally:
         second.close()
         second.deleteLater()
+        QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
         QgsSettings().remove("soil_moisture_downscaling/dock")
 
 
@@ -241,3 +242,20 @@ def test_model_domain_and_missing_inputs_are_problems(dock, project):
     assert any("needs 'mtpi'" in e and "Elevation" in e for e in res.errors), res.errors
     # the coarse product dips below the driest coarse value the model saw (ESA CCI 0.005 in a coastal cell)
     assert any(w.startswith("'sm_coarse' spans 0.00544") and "trained on 0.0303" in w for w in res.warnings)
+
+
+def test_deleting_the_panel_mid_run_stops_the_run_cleanly(plugin, project, qgis_iface, monkeypatch, tmp_path):
+    """Unloading the plugin deletes the panel; a run under way is canceled, nothing half-written stays."""
+    monkeypatch.setenv("SOIL_MOISTURE_DOWNSCALING_NO_BROWSER", "1")
+    QgsSettings().remove("soil_moisture_downscaling/dock")
+    from soil_moisture_downscaling.ui import dock as dock_module
+
+    d = dock_module.SoilMoistureDock(qgis_iface, None)
+    d.outputFolder.setFilePath(str(tmp_path / "runs"))
+    _setup_delaware_run(d, days=8, stations=False)
+    assert d.run()
+    d.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)  # processEvents() leaves deferred deletes
+    _wait(lambda: QgsApplication.taskManager().countActiveTasks() == 0 and not dock_module._RUNNING, 120)
+    assert not [p.name for p in (tmp_path / "runs").iterdir()]
+    QgsSettings().remove("soil_moisture_downscaling/dock")
