@@ -42,6 +42,20 @@ def parse_date_list(text: str) -> list[_dt.date]:
     return out
 
 
+def as_date(d: object) -> _dt.date:
+    """A ``date`` from a date, datetime, ``numpy.datetime64`` or a text holding a date."""
+    if isinstance(d, _dt.datetime):
+        return d.date()
+    if isinstance(d, _dt.date):
+        return d
+    if type(d).__name__ == "datetime64":
+        return _dt.date.fromisoformat(str(d)[:10])
+    parsed = parse_date(str(d))
+    if parsed is None:
+        raise ValueError(f"'{d}' is not a date")
+    return parsed
+
+
 def format_date(d: _dt.date) -> str:
     """ISO form used for band descriptions (``2018-01-31``)."""
     return d.isoformat()

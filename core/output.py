@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from osgeo import gdal
 
+from .atomic import atomic_write_text
 from .grid import Grid, Window
 
 gdal.UseExceptions()
@@ -105,15 +106,8 @@ class RasterWriter:
 
 
 def write_text_atomic(path: str, text: str) -> str:
-    tmp = _temp_name(path, os.path.splitext(path)[1])
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write_text(path, text)
     return path
 
 

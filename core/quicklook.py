@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import datetime as _dt
-import io
-import os
 from typing import Optional, Sequence
 
 import numpy as np
 from osgeo import gdal
 
+from .atomic import atomic_open
 from .dates import parse_date
 from .output import SOIL_MOISTURE_RAMP
 
@@ -72,13 +71,8 @@ def write_quicklook(png_path: str, fine_path: str, dates: Sequence[_dt.date],
         fig.colorbar(im, cax=cax, label="m³/m³")
     fig.suptitle(title, fontsize=11)
     fig.subplots_adjust(left=0.05, right=0.9, top=0.9, bottom=0.06, wspace=0.25, hspace=0.25)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    from .output import _temp_name
-    tmp = _temp_name(png_path, ".png")
-    with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, png_path)
+    with atomic_open(png_path, "wb") as f:
+        fig.savefig(f, format="png")
     return png_path
 
 

@@ -30,6 +30,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .atomic import atomic_write_text
+from .dates import as_date
+from .html_page import html_document
 from .metrics import METRIC_KEYS, as_float, pair_metrics, summarize
 from .stations import INSITU, Station, write_scores_csv
 
@@ -47,17 +49,7 @@ METRIC_HINTS: dict[str, str] = {
 SUMMARY_METRICS: tuple[str, ...] = tuple(k for k in METRIC_KEYS if k != "n")
 
 _CSS = """
-body{font-family:"Segoe UI",Helvetica,Arial,sans-serif;color:#222;margin:0 auto;max-width:1150px;
-padding:1.5em 2em;line-height:1.45;font-size:15px}
-h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:2em;border-bottom:2px solid #2b6c8f;
-padding-bottom:.2em;color:#1d4e69}h3{font-size:1.05em;margin-top:1.4em}
-.meta{color:#555;margin-top:0}.note{color:#555;font-size:.92em}
-.defs{background:#f3f7fa;border-left:4px solid #2b6c8f;padding:.6em 1em;font-size:.93em}
-table{border-collapse:collapse;margin:.6em 0 1em;font-size:.88em}
-th,td{border:1px solid #cfd8de;padding:.25em .55em;text-align:right;white-space:nowrap}
-th{background:#e8eff4;font-weight:600;text-align:center}td.txt,th.txt{text-align:left}
 tr.coarse td{background:#f7f7f7;color:#444}td.best{font-weight:700;color:#1d6b33}
-th small{display:block;font-weight:400;color:#666}
 figure{margin:1em 0}figcaption{color:#555;font-size:.9em}img{max-width:100%}
 details summary{cursor:pointer;color:#1d4e69;font-weight:600}
 """
@@ -165,9 +157,7 @@ def write_report(
     parts.append(f"<p>The same numbers are in <code>{_e(os.path.basename(csv_path))}</code>.</p>")
     parts.append(_sites_table(rows, coarse_product))
 
-    doc = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-           f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-           + "\n".join(parts) + "\n</body>\n</html>\n")
+    doc = html_document(title, parts, _CSS)
     write_scores_csv(rows, csv_path)
     atomic_write_text(html_path, doc)
 
@@ -620,18 +610,8 @@ def _dated_points(pair: Optional[tuple[Sequence[Any], np.ndarray]]) -> list[tupl
     out = []
     for d, x in zip(dates, v):
         if math.isfinite(x):
-            out.append((_to_date(d), float(x)))
+            out.append((as_date(d), float(x)))
     return out
-
-
-def _to_date(d: Any) -> _dt.date:
-    if isinstance(d, _dt.datetime):
-        return d.date()
-    if isinstance(d, _dt.date):
-        return d
-    if isinstance(d, np.datetime64):
-        return d.astype("datetime64[D]").astype(_dt.date)
-    return _dt.date.fromisoformat(str(d)[:10])
 
 
 def _np_dates(dates: Sequence[_dt.date]) -> np.ndarray:

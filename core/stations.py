@@ -25,7 +25,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .atomic import atomic_open
-from .dates import format_date, parse_date
+from .dates import as_date, format_date, parse_date
 from .errors import InputError
 from .metrics import METRIC_KEYS, pair_metrics
 
@@ -360,15 +360,15 @@ def score_products(
         collides with a reserved column gets an ``attr_`` prefix), ``product``, then the
         metrics of :data:`core.metrics.METRIC_KEYS`.
     """
-    pos = {_as_date(d): i for i, d in enumerate(insitu_dates)}
+    pos = {as_date(d): i for i, d in enumerate(insitu_dates)}
     matched: dict[str, tuple[list[_dt.date], np.ndarray, np.ndarray]] = {}
     for pname, (pdates, pvalues) in products.items():
         pvalues = np.asarray(pvalues, dtype=np.float64)
         if pvalues.shape != (len(pdates), len(stations)):
             raise ValueError(f"product '{pname}': values have shape {pvalues.shape}, expected "
                              f"({len(pdates)} dates, {len(stations)} stations)")
-        pi = [k for k, d in enumerate(pdates) if _as_date(d) in pos]
-        dates = [_as_date(pdates[k]) for k in pi]
+        pi = [k for k, d in enumerate(pdates) if as_date(d) in pos]
+        dates = [as_date(pdates[k]) for k in pi]
         matched[pname] = (dates, np.array([pos[d] for d in dates], dtype=np.int64), pvalues[pi])
 
     reserved = set(ROW_COLUMNS) | {"product"} | set(METRIC_KEYS)
@@ -401,7 +401,7 @@ def build_series(
     product would otherwise flatten the plot).
     """
     span: Optional[tuple[_dt.date, _dt.date]] = None
-    all_pdates = [_as_date(d) for pdates, _ in products.values() for d in pdates]
+    all_pdates = [as_date(d) for pdates, _ in products.values() for d in pdates]
     if clip_to_products and all_pdates:
         span = (min(all_pdates), max(all_pdates))
     out: dict[str, dict[str, tuple[list[_dt.date], np.ndarray]]] = {}
@@ -409,10 +409,10 @@ def build_series(
         if st.id not in insitu:
             continue
         obs = np.asarray(insitu[st.id], dtype=np.float64)
-        keep = [k for k, d in enumerate(insitu_dates) if span is None or span[0] <= _as_date(d) <= span[1]]
-        entry = {INSITU: ([_as_date(insitu_dates[k]) for k in keep], obs[keep])}
+        keep = [k for k, d in enumerate(insitu_dates) if span is None or span[0] <= as_date(d) <= span[1]]
+        entry = {INSITU: ([as_date(insitu_dates[k]) for k in keep], obs[keep])}
         for pname, (pdates, pvalues) in products.items():
-            entry[pname] = ([_as_date(d) for d in pdates], np.asarray(pvalues, dtype=np.float64)[:, j].copy())
+            entry[pname] = ([as_date(d) for d in pdates], np.asarray(pvalues, dtype=np.float64)[:, j].copy())
         out[st.id] = entry
     return out
 
@@ -453,19 +453,6 @@ def _format_cell(key: str, value: Any) -> str:
     if isinstance(value, (_dt.date, _dt.datetime)):
         return value.isoformat()
     return str(value)
-
-
-def _as_date(d: Any) -> _dt.date:
-    if isinstance(d, _dt.datetime):
-        return d.date()
-    if isinstance(d, _dt.date):
-        return d
-    if isinstance(d, np.datetime64):
-        return d.astype("datetime64[D]").astype(_dt.date)
-    parsed = parse_date(str(d))
-    if parsed is None:
-        raise ValueError(f"'{d}' is not a date")
-    return parsed
 
 
 def _input_error(layer: str, problem: str, fix: str) -> InputError:

@@ -11,6 +11,7 @@ import html
 import math
 from typing import Optional, Sequence
 
+from ..html_page import html_document
 from .samples import Samples
 
 #: Summary columns: metric key, label, what is better.
@@ -20,17 +21,8 @@ _METRICS: tuple[tuple[str, str, str], ...] = (
 )
 
 _CSS = """
-body{font-family:"Segoe UI",Helvetica,Arial,sans-serif;color:#222;margin:0 auto;max-width:1150px;
-padding:1.5em 2em;line-height:1.45;font-size:15px}
-h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:2em;border-bottom:2px solid #2b6c8f;
-padding-bottom:.2em;color:#1d4e69}h3{font-size:1.05em;margin-top:1.4em}
-.meta{color:#555;margin-top:0}.note{color:#555;font-size:.92em}
-.defs{background:#f3f7fa;border-left:4px solid #2b6c8f;padding:.6em 1em;font-size:.93em}
-table{border-collapse:collapse;margin:.6em 0 1em;font-size:.88em}
-th,td{border:1px solid #cfd8de;padding:.25em .55em;text-align:right;white-space:nowrap}
-th{background:#e8eff4;font-weight:600;text-align:center}td.txt,th.txt{text-align:left}
 tr.coarse td{background:#f7f7f7;color:#444}tr.ens td{background:#eef6ee;font-weight:600}
-td.beats{font-weight:700;color:#1d6b33}th small{display:block;font-weight:400;color:#666}
+td.beats{font-weight:700;color:#1d6b33}
 .wide{overflow-x:auto}
 """
 
@@ -79,9 +71,7 @@ def training_report_html(report, samples: Optional[Samples] = None, title: str =
     if report.files:
         parts.append("<h2>Files</h2><ul>" + "".join(f"<li><code>{_e(f)}</code> ({size / 1024:.0f} KiB)</li>"
                                                      for f, size in report.files.items()) + "</ul>")
-    return ("<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-            f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(parts) + "\n</body>\n</html>\n")
+    return html_document(title, parts, _CSS)
 
 
 def _protocol_section(res, members: Sequence[str]) -> str:
