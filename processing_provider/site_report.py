@@ -122,6 +122,13 @@ class SiteReport(SmAlgorithm):
                        "On the coarse grid, one band per date (same naming as the conservation raster).")
         self.addOutput(QgsProcessingOutputMultipleLayers(self.DIAGNOSTIC_RASTERS, self.tr("All diagnostics rasters")))
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok and not parameters.get(sp.STATIONS) and not self.parameterAsFile(parameters, sp.STATIONS_CSV, context):
+            return False, self.tr("No stations were given. Fix: give a station point layer or a stations CSV "
+                                  "(id, lat, lon) whose ids are the column names of the in-situ table.")
+        return ok, message
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         products = self._products(parameters, context)
         coarse_name = self.parameterAsString(parameters, self.COARSE_NAME, context).strip() or "coarse"

@@ -117,6 +117,33 @@ def test_check_lists_every_problem(dock, project, make_raster):
     assert dock.run() is False and not dock.is_running()
 
 
+def test_check_explains_a_missing_crs_and_no_overlap(dock, project, tmp_path, make_raster):
+    import numpy as np
+    from osgeo import gdal
+    from soil_moisture_downscaling.core.roles import Role
+
+    far = make_raster("ndvi_far.tif", np.full((5, 5), 0.5, np.float32), epsg=4326, origin=(10.0, 50.0),
+                      pixel=(0.01, 0.01))
+    bare = tmp_path / "lst_no_crs.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(bare), 5, 5, 1, gdal.GDT_Float32)
+    ds.SetGeoTransform((-76.0, 0.01, 0, 39.5, 0, -0.01))
+    ds.GetRasterBand(1).Fill(290.0)
+    ds = None
+    far_layer, bare_layer = QgsRasterLayer(str(far), "ndvi_far"), QgsRasterLayer(str(bare), "lst_no_crs")
+    project.addMapLayers([far_layer, bare_layer])
+    # layers added after the panel opened are guessed into the roles still empty
+    assert dock.pickers[Role.NDVI].selected() == [far_layer.id()]
+    assert dock.pickers[Role.LST].selected() == [bare_layer.id()]
+    _setup_delaware_run(dock, days=2, stations=False)
+    dock.pickers[Role.LST].set_selected([])
+    res = dock.check_inputs()
+    assert any("Layer 'ndvi_far': it does not overlap" in e for e in res.errors), res.errors
+    dock.pickers[Role.NDVI].set_selected([])
+    dock.pickers[Role.LST].set_selected([bare_layer.id()])
+    res = dock.check_inputs()
+    assert any("lst_no_crs" in e and "no coordinate reference system" in e for e in res.errors), res.errors
+
+
 def test_check_passes_on_the_sample(dock):
     _setup_delaware_run(dock)
     res = dock.check_inputs()

@@ -206,3 +206,9 @@ def test_a_product_outside_the_coarse_period_is_explained(run_alg, scene, make_r
         run_alg(ALG, {"PRODUCTS": [str(other)], "COARSE": scene["coarse"], "STATIONS": scene["stations"],
                       "INSITU_CSV": scene["insitu"], "REPORT": str(tmp_path / "x.html")})
     assert not (tmp_path / "x.html").exists()
+
+
+def test_missing_stations_are_refused_before_running(run_alg, scene, tmp_path):
+    with pytest.raises(QgsProcessingException, match="No stations were given"):
+        run_alg(ALG, {"PRODUCTS": [scene["fine"]], "COARSE": scene["coarse"], "INSITU_CSV": scene["insitu"],
+                      "REPORT": str(tmp_path / "x.html")})
