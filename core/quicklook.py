@@ -46,6 +46,8 @@ def write_quicklook(png_path: str, fine_path: str, dates: Sequence[_dt.date],
     from matplotlib.figure import Figure
 
     picks = sorted(set(np.linspace(0, len(dates) - 1, min(n_panels, len(dates))).round().astype(int)))
+    in_file = band_dates(fine_path)
+    band_of = {d: i + 1 for i, d in enumerate(in_file)} if in_file else {d: i + 1 for i, d in enumerate(dates)}
     rows = 2 if coarse_paths else 1
     fig = Figure(figsize=(4.2 * len(picks), 4.4 * rows + 0.6), dpi=110)
     cmap = _cmap()
@@ -57,7 +59,7 @@ def write_quicklook(png_path: str, fine_path: str, dates: Sequence[_dt.date],
         panels = []
         if coarse_paths and d in coarse_paths:
             panels.append(("coarse", coarse_paths[d], 1))
-        panels.append(("downscaled", fine_path, int(k) + 1))
+        panels.append(("downscaled", fine_path, band_of[d]))
         for i, (label, path, band) in enumerate(panels):
             ax = fig.add_subplot(rows, len(picks), (rows - len(panels) + i) * len(picks) + j + 1)
             a, ext = _read(path, band)

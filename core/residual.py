@@ -18,3 +18,18 @@ def coarse_residual(coarse_sm: np.ndarray, trend_cell_mean: np.ndarray) -> np.nd
 def bilinear_residual(residual: np.ndarray, fine: Grid, coarse: Grid, window: Window) -> np.ndarray:
     """Residual at fine pixels by bilinear interpolation between coarse cell centres (NaN cells skipped)."""
     return bilinear_from_cells(residual, fine, coarse, window)
+
+
+def refine_residual(residual: np.ndarray, target: np.ndarray, interpolated_cell_mean: np.ndarray) -> np.ndarray:
+    """One fixed-point step towards a residual field whose bilinear interpolation averages, in each
+    coarse cell, to ``target`` (the coarse value minus the mean fine trend).
+
+    ``interpolated_cell_mean`` is the cell mean of the interpolation of ``residual``. Cells where
+    either is undefined keep their residual. Repeating the step removes most of the leakage of a
+    cell's residual into its neighbours that plain bilinear interpolation causes.
+    """
+    step = np.asarray(target, dtype=np.float64) - interpolated_cell_mean
+    ok = np.isfinite(step) & np.isfinite(residual)
+    out = np.array(residual, dtype=np.float32, copy=True)
+    out[ok] = (residual[ok] + step[ok]).astype(np.float32)
+    return out

@@ -47,6 +47,7 @@ class DownscaleRegression(SmAlgorithm):
     SVR_EPSILON = "SVR_EPSILON"
     N_ESTIMATORS = "N_ESTIMATORS"
     SEED = "SEED"
+    RESIDUAL_ITERATIONS = "RESIDUAL_ITERATIONS"
     OUTPUT = "OUTPUT"
     RUN_LOG = "RUN_LOG"
 
@@ -71,6 +72,11 @@ class DownscaleRegression(SmAlgorithm):
         self.add_param(QgsProcessingParameterNumber(self.N_ESTIMATORS, self.tr("Trees / boosting iterations"),
                                                     QgsProcessingParameterNumber.Integer, 200, minValue=10),
                        "Number of trees of the random forest, or iterations of gradient boosting.", advanced=True)
+        self.add_param(QgsProcessingParameterNumber(self.RESIDUAL_ITERATIONS, self.tr("Residual refinement passes"),
+                                                    QgsProcessingParameterNumber.Integer, 3, minValue=0, maxValue=20),
+                       "Each pass adjusts the coarse residual field so that, after bilinear interpolation, the fine "
+                       "pixels of every coarse cell average back to its value more closely (each pass roughly halves "
+                       "the difference). 0 = plain bilinear residual.", advanced=True)
         self.add_param(QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"),
                                                     QgsProcessingParameterNumber.Integer, 42),
                        "Seed of the random forest / boosting, for reproducible runs.", advanced=True)
@@ -90,6 +96,7 @@ class DownscaleRegression(SmAlgorithm):
             svr_epsilon=self.parameterAsDouble(parameters, self.SVR_EPSILON, context),
             n_estimators=self.parameterAsInt(parameters, self.N_ESTIMATORS, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
+            residual_iterations=self.parameterAsInt(parameters, self.RESIDUAL_ITERATIONS, context),
         )
         scoring = sp.wants_scoring(self, parameters, context)
         labels = [self.tr("Checking inputs"), self.tr("Downscaling")] + ([self.tr("Scoring at stations")] if scoring else [])

@@ -20,7 +20,7 @@ from ..aggregate import CellAccumulator
 from ..dates import format_date
 from ..errors import Canceled, InputError
 from ..output import RasterWriter, write_json_atomic, write_soil_moisture_style
-from ..residual import bilinear_residual, coarse_residual
+from ..residual import bilinear_residual, coarse_residual, refine_residual
 from ..scene import IsCanceled, Progress, Scene
 
 REGRESSORS = ("svr", "rf", "hgb")
@@ -36,6 +36,9 @@ class TrendResidualOptions:
     svr_c: float = 1.0
     svr_epsilon: float = 0.01
     n_estimators: int = 200
+    #: Extra passes that adjust the residual field so the fine pixels of each coarse cell average
+    #: back to the coarse value (0 = plain bilinear residual).
+    residual_iterations: int = 3
     seed: int = 42
     block_pixels: int = 1 << 20
     n_jobs: int = 2
@@ -241,6 +244,20 @@ def downscale_trend_residual(scene: Scene, output_path: str, opts: Optional[Tren
                 prog(0.2 + 0.75 * step / n_steps, "predicting the trend on the fine grid")
         # 3. residual correction
         residuals = [coarse_residual(scene.coarse_sm(t), trend_acc[t].mean()) for t in range(T)]
+        for it in range(opts.residual_iterations):
+            # mean of the interpolated residual in each cell (over pixels with a trend) → correct it
+            spread = [CellAccumulator(scene.coarse.size) for _ in range(T)]
+            targets = residuals if it == 0 else targets
+            for w in windows:
+                idx = scene.cell_index(w)
+                for t in range(T):
+                    if canceled():
+                        raise Canceled()
+                    has_trend = np.isfinite(trend_file.read(t, w))
+                    interp = bilinear_residual(residuals[t], scene.fine, scene.coarse, w)
+                    spread[t].add(np.where(has_trend, interp, np.nan), idx)
+            residuals = [refine_residual(residuals[t], targets[t], spread[t].mean()) for t in range(T)]
+            prog(0.2 + 0.75 * step / n_steps, "refining the residual so fine pixels average to the coarse value")
         final_acc = [CellAccumulator(scene.coarse.size) for _ in range(T)]
         for w in windows:
             idx = scene.cell_index(w)
