@@ -88,6 +88,7 @@ class RasterWriter:
         ds.FlushCache()
         self._ds = None
         ds = None
+        os.chmod(self._tmp, 0o644)  # mkstemp made it 0600; outputs are ordinary files
         os.replace(self._tmp, self.path)
         return self.path
 
