@@ -82,7 +82,7 @@ def present_time_series(layer: QgsRasterLayer, dates: Sequence[dt.date], style_p
         show_band(lay, i)
         set_fixed_range(lay, d)
         project.addMapLayer(lay, False)
-        group.addLayer(lay).setItemVisibilityChecked(False)
+        group.addLayer(lay)  # visible: the temporal controller shows only the current date's layer
         out.append(lay)
     return out
 

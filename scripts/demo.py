@@ -59,6 +59,14 @@ def main() -> int:
                STATIONS_CSV=stations, INSITU_CSV=insitu, OUTPUT=ens_raster,
                SCORES_CSV=os.path.join(out, "station_scores_ensemble.csv"))
         print(f"[demo] done in {time.time() - t0:.1f} s → {ens_raster} (+ _spread, _outside_domain)")
+        t0 = time.time()
+        report = os.path.join(out, "site_report.html")
+        print("[demo] writing the site-metric report (both products vs ESA CCI, diagnostics) …", flush=True)
+        qp.run("site_report", PRODUCTS=[raster, ens_raster], PRODUCT_NAMES="regression 1 km,ensemble 1 km",
+               COARSE=sm_files, COARSE_NAME="ESA CCI 0.25°", STATIONS_CSV=stations,
+               INSITU_CSV=insitu, REPORT=report, CONSERVATION=os.path.join(out, "conservation_pct.tif"),
+               HETEROGENEITY=os.path.join(out, "heterogeneity_cv.tif"))
+        print(f"[demo] done in {time.time() - t0:.1f} s → {report}")
 
     sys.path.insert(0, os.path.dirname(ROOT))
     core = _core()
