@@ -24,16 +24,10 @@ from ..core.dates import parse_date, parse_date_list
 from ..core.roles import ROLE_INFO, Role
 from ..core.scene import LayerInput, SceneSpec
 from .base import TYPE_RASTER, raster_source
+from .param_names import DERIVE_TERRAIN, EXTENT, RESOLUTION, SM_DATES, SOIL_MOISTURE, TARGET_CRS, TOLERANCE_DAYS  # noqa: F401
 
 gdal.UseExceptions()
 
-SOIL_MOISTURE = "SOIL_MOISTURE"
-SM_DATES = "SM_DATES"
-TARGET_CRS = "TARGET_CRS"
-RESOLUTION = "RESOLUTION"
-EXTENT = "EXTENT"
-DERIVE_TERRAIN = "DERIVE_TERRAIN"
-TOLERANCE_DAYS = "TOLERANCE_DAYS"
 
 #: Parameter name of each covariate role, and the help a user sees.
 COVARIATE_PARAMS: tuple[tuple[str, Role, str], ...] = (

@@ -29,13 +29,8 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..core.align import BandRef
 from ..core.stations import Sampled, Station, read_insitu_csv, read_stations_csv, sample_raster
+from .param_names import INSITU_CSV, SCORES, SCORES_CSV, STATION_ID_FIELD, STATIONS, STATIONS_CSV  # noqa: F401
 
-STATIONS = "STATIONS"
-STATION_ID_FIELD = "STATION_ID_FIELD"
-STATIONS_CSV = "STATIONS_CSV"
-INSITU_CSV = "INSITU_CSV"
-SCORES = "SCORES"
-SCORES_CSV = "SCORES_CSV"
 
 #: Metrics copied into the station point layer, per product.
 LAYER_METRICS = ("n", "r", "ubrmse", "bias", "rmse", "mae", "anomaly_r")

@@ -31,18 +31,20 @@ PROVIDER_ID = "soil_moisture_downscaling"
 #: The algorithm run after a downscaling when stations and in-situ data are given.
 SITE_REPORT_ID = f"{PROVIDER_ID}:site_report"
 
-# Parameter names shared by the downscaling algorithms (processing_provider/layer_params.py).
-SOIL_MOISTURE = "SOIL_MOISTURE"
-TARGET_CRS = "TARGET_CRS"
-RESOLUTION = "RESOLUTION"
-OUTPUT = "OUTPUT"
-# Station parameters (processing_provider/station_params.py).
-STATIONS = "STATIONS"
-STATION_ID_FIELD = "STATION_ID_FIELD"
-STATIONS_CSV = "STATIONS_CSV"
-INSITU_CSV = "INSITU_CSV"
-SCORES = "SCORES"
-SCORES_CSV = "SCORES_CSV"
+# Parameter names shared by the algorithms (one QGIS-free module, so the dock cannot drift from them).
+from ..processing_provider.param_names import (  # noqa: E402
+    INSITU_CSV,
+    OUTPUT,
+    RESOLUTION,
+    SCORES,
+    SCORES_CSV,
+    SOIL_MOISTURE,
+    STATION_ID_FIELD,
+    STATIONS,
+    STATIONS_CSV,
+    TARGET_CRS,
+)
+
 # Site report (processing_provider/site_report.py).
 PRODUCTS = "PRODUCTS"
 PRODUCT_NAMES = "PRODUCT_NAMES"
