@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 _DATE_RE = re.compile(r"(?<!\d)(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
 
@@ -81,6 +81,3 @@ def nearest_earlier(target: _dt.date, candidates: Sequence[Optional[_dt.date]], 
             best, best_gap = i, gap
     return best if best is not None else static
 
-
-def sort_unique(dates: Iterable[_dt.date]) -> list[_dt.date]:
-    return sorted(set(dates))

@@ -24,9 +24,10 @@ from .aggregate import CellAccumulator, CellModeAccumulator
 from .align import AlignedBand, BandRef, read_full, source_grid
 from .dates import day_of_year, nearest_earlier
 from .errors import Canceled, InputError
-from .grid import Grid, Window, cell_index, crs_to_wkt, intersect, same_crs, snap_grid, srs_from_wkt, transform_bounds
+from .grid import (Grid, Window, bilinear_from_cells, cell_index, crs_to_wkt, intersect, same_crs, snap_grid,
+                   srs_from_wkt, transform_bounds)
 from .roles import ROLE_INFO, Role
-from .terrain import MTPI_RADII_KM, focal_mean, slope_degrees
+from .terrain import focal_mean, mtpi_radii_px, slope_degrees
 from .units import check_layer
 
 Progress = Callable[[float, str], None]
@@ -361,15 +362,12 @@ class _TerrainDeriver:
     """
 
     def __init__(self, dem: BandRef, fine: Grid) -> None:
-        from .grid import bilinear_from_cells  # local: keeps the public import list short
-        self._bilinear = bilinear_from_cells
         self.fine = fine
         self.dem = AlignedBand(dem, fine, categorical=False)
         self.dx_m, self.dy_m = fine.pixel_size_m()
         px = (self.dx_m + self.dy_m) / 2
-        radii_px = [r * 1000.0 / px for r in MTPI_RADII_KM]
-        self.radii_local = [r for r in radii_px if 1.0 <= r <= _LOCAL_RADIUS_MAX_PX] or \
-            ([1.0] if all(r < 1.0 for r in radii_px) else [])
+        radii_px = mtpi_radii_px(px)
+        self.radii_local = [r for r in radii_px if r <= _LOCAL_RADIUS_MAX_PX]
         self.radii_global = [r for r in radii_px if r > _LOCAL_RADIUS_MAX_PX]
         self.halo = int(math.ceil(max(self.radii_local + [1.0]))) + 1
         self._global: list[tuple[Grid, np.ndarray]] = []
@@ -391,7 +389,7 @@ class _TerrainDeriver:
         for r in self.radii_local:
             acc += core_dem - focal_mean(dem, r)[cut]
         for g, fm in self._global:
-            acc += core_dem - self._bilinear(fm, self.fine, g, window)
+            acc += core_dem - bilinear_from_cells(fm, self.fine, g, window)
         n = len(self.radii_local) + len(self._global)
         mt = (acc / max(n, 1)).astype(np.float32)
         mt[~np.isfinite(core_dem)] = np.nan

@@ -44,25 +44,27 @@ def tpi(dem: np.ndarray, radius_px: float) -> np.ndarray:
     return (dem - focal_mean(dem, radius_px)).astype(np.float32)
 
 
-def mtpi(dem: np.ndarray, pixel_size_m: float, radii_km: Sequence[float] = MTPI_RADII_KM) -> np.ndarray:
-    """Multi-scale TPI (metres): the mean of TPIs over ``radii_km`` (Theobald et al. 2015).
+def mtpi_radii_px(pixel_size_m: float, radii_km: Sequence[float] = MTPI_RADII_KM) -> list[float]:
+    """The mTPI radii in pixels that a DEM of ``pixel_size_m`` resolves.
 
-    Radii smaller than one pixel are skipped (the DEM cannot resolve them); if every radius
-    is sub-pixel, a 1-pixel TPI is used.
+    Radii smaller than one pixel are skipped; if every radius is sub-pixel, a 1-pixel TPI is used.
     """
-    radii_px = [r * 1000.0 / pixel_size_m for r in radii_km]
-    usable = [r for r in radii_px if r >= 1.0] or [1.0]
+    return [r * 1000.0 / pixel_size_m for r in radii_km if r * 1000.0 / pixel_size_m >= 1.0] or [1.0]
+
+
+def mtpi(dem: np.ndarray, pixel_size_m: float, radii_km: Sequence[float] = MTPI_RADII_KM) -> np.ndarray:
+    """Multi-scale TPI (metres): the mean of TPIs over ``radii_km`` (Theobald et al. 2015), on a
+    whole array — the reference the block-wise derivation of :mod:`core.scene` reproduces.
+
+    Radii are those of :func:`mtpi_radii_px`.
+    """
+    usable = mtpi_radii_px(pixel_size_m, radii_km)
     acc = np.zeros(dem.shape, dtype=np.float64)
     for r in usable:
         acc += dem - focal_mean(dem, r)
     out = (acc / len(usable)).astype(np.float32)
     out[~np.isfinite(dem)] = np.nan
     return out
-
-
-def halo_pixels(pixel_size_m: float, radii_km: Sequence[float] = MTPI_RADII_KM) -> int:
-    """Rows of context a block needs on each side for :func:`mtpi` and :func:`slope_degrees`."""
-    return int(np.ceil(max(max(radii_km) * 1000.0 / pixel_size_m, 1.0))) + 1
 
 
 def _filled(dem: np.ndarray) -> np.ndarray:

@@ -149,10 +149,10 @@ def covariate_inputs(alg, parameters, context) -> list[LayerInput]:
 def scene_spec(alg, parameters, context, with_soil_moisture: bool = True) -> SceneSpec:
     crs = alg.parameterAsCrs(parameters, TARGET_CRS, context)
     crs_text = crs.toWkt() if crs.isValid() else None
+    covs = covariate_inputs(alg, parameters, context)
     extent = None
     if parameters.get(EXTENT):
         target = crs if crs.isValid() else None
-        covs = covariate_inputs(alg, parameters, context)
         if target is None and covs:
             from qgis.core import QgsCoordinateReferenceSystem
             ds = gdal.Open(covs[0].bands[0].path)
@@ -164,7 +164,7 @@ def scene_spec(alg, parameters, context, with_soil_moisture: bool = True) -> Sce
     res = alg.parameterAsDouble(parameters, RESOLUTION, context)
     return SceneSpec(
         soil_moisture=soil_moisture_refs(alg, parameters, context) if with_soil_moisture else [],
-        covariates=covariate_inputs(alg, parameters, context),
+        covariates=covs,
         crs=crs_text,
         resolution=res if res > 0 else None,
         derive_terrain=alg.parameterAsBoolean(parameters, DERIVE_TERRAIN, context),

@@ -243,11 +243,11 @@ def downscale_trend_residual(scene: Scene, output_path: str, opts: Optional[Tren
                 step += 1
                 prog(0.2 + 0.75 * step / n_steps, "predicting the trend on the fine grid")
         # 3. residual correction
-        residuals = [coarse_residual(scene.coarse_sm(t), trend_acc[t].mean()) for t in range(T)]
-        for it in range(opts.residual_iterations):
+        targets = [coarse_residual(scene.coarse_sm(t), trend_acc[t].mean()) for t in range(T)]
+        residuals = targets
+        for _ in range(opts.residual_iterations):
             # mean of the interpolated residual in each cell (over pixels with a trend) → correct it
             spread = [CellAccumulator(scene.coarse.size) for _ in range(T)]
-            targets = residuals if it == 0 else targets
             for w in windows:
                 idx = scene.cell_index(w)
                 for t in range(T):
