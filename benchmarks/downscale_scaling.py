@@ -79,19 +79,19 @@ def run_scene(folder: str, regressor: str) -> dict:
     import glob
     import resource
     sys.path.insert(0, ROOT)
-    from core.align import BandRef
-    from core.dates import parse_date
-    from core.methods.trend_residual import TrendResidualOptions, downscale_trend_residual
-    from core.roles import Role
-    from core.scene import LayerInput, Scene, SceneSpec
+    from core.raster.align import BandRef
+    from core.inputs.dates import parse_date
+    from core.methods.regression import RegressionOptions, downscale
+    from core.inputs.roles import Role
+    from core.inputs.scene import LayerInput, Scene, SceneSpec
     sm = [BandRef(p, 1, os.path.basename(p), parse_date(os.path.basename(p)))
           for p in sorted(glob.glob(os.path.join(folder, "sm_*.tif")))]
     roles = {"dem": Role.DEM, "ndvi": Role.NDVI, "lst": Role.LST, "sand": Role.SAND, "clay": Role.CLAY, "ph": Role.PH}
     covs = [LayerInput(r, k, [BandRef(os.path.join(folder, f"{k}.tif"), 1, k)]) for k, r in roles.items()]
     t0 = time.perf_counter()
     scene = Scene(SceneSpec(sm, covs, derive_terrain=True))
-    res = downscale_trend_residual(scene, os.path.join(folder, "out.tif"),
-                                   TrendResidualOptions(regressor=regressor, n_estimators=100))
+    res = downscale(scene, os.path.join(folder, "out.tif"),
+                                   RegressionOptions(regressor=regressor, n_estimators=100))
     wall = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"mpx": scene.fine.size / 1e6, "dates": len(scene.dates), "wall_s": wall,

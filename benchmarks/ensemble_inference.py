@@ -2,7 +2,7 @@
 
 Prints figures only (no asserts). Members are trained on synthetic stations with the sizes of
 the bundled recipes (6 Dense members 32-16; 3 random forests of 30 trees, depth 8), written as
-ONNX and loaded through :class:`core.ensemble.Ensemble` (verified cards and hashes); the numpy
+ONNX and loaded through :class:`core.methods.insitu_ensemble.Ensemble` (verified cards and hashes); the numpy
 side predicts with the very same in-memory members (numpy MLP, scikit-learn ``predict``).
 Pixels are rows of (sm_coarse, doy, mtpi, lat), i.e. the per-pixel work of a raster run.
 
@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.ensemble import Ensemble, load_training_state, train_ensemble  # noqa: E402
-from core.ensemble.forest import ForestConfig  # noqa: E402
-from core.ensemble.mlp import MLPConfig  # noqa: E402
-from core.ensemble.samples import Samples  # noqa: E402
+from core.methods.insitu_ensemble import Ensemble, load_training_state, train_ensemble  # noqa: E402
+from core.learn.forest import ForestConfig  # noqa: E402
+from core.learn.mlp import MLPConfig  # noqa: E402
+from core.methods.insitu_ensemble.samples import Samples  # noqa: E402
 
 FEATS = ["sm_coarse", "doy", "mtpi", "lat"]
 

@@ -5,8 +5,8 @@ import os
 
 from qgis.core import QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterDestination
 
-from ..core.scene import Scene
-from ..core.stack import write_coarse_stack, write_fine_stack
+from ..core.inputs.scene import Scene
+from ..core.io.stack import write_coarse_stack, write_fine_stack
 from . import layer_params as lp
 from .base import TYPE_RASTER, CoreFeedback, SmAlgorithm, core_errors, steps
 

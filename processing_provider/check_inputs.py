@@ -18,7 +18,7 @@ from qgis.core import (
     QgsUnitTypes,
 )
 
-from ..core.dates import format_date, parse_date
+from ..core.inputs.dates import format_date, parse_date
 from ..core.errors import Canceled
 from .base import TYPE_RASTER, CoreFeedback, SmAlgorithm, core_errors, raster_source
 

@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..core.scene import Scene
+from ..core.inputs.scene import Scene
 from . import layer_params as lp
 from . import station_params as sp
 from .base import CoreFeedback, SmAlgorithm, core_errors, steps
@@ -78,8 +78,8 @@ class DownscaleEnsemble(SmAlgorithm):
         return find_ensemble(names[i])
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.ensemble.runtime import Ensemble, EnsembleError
-        from ..core.methods.ensemble_predict import EnsembleOutputs, downscale_with_ensemble
+        from ..core.learn.model_folder import Ensemble, EnsembleError
+        from ..core.methods.insitu_ensemble.apply import EnsembleOutputs, predict
 
         folder = self._folder(parameters, context)
         try:
@@ -105,7 +105,7 @@ class DownscaleEnsemble(SmAlgorithm):
                     fb.pushInfo(self.tr(f"Trained on: {card.get('training_data', {}).get('description', '?')}"))
                 elif i == 1:
                     cf = CoreFeedback(fb)
-                    res = downscale_with_ensemble(scene, ensemble, outputs, progress=cf.progress,
+                    res = predict(ensemble, scene, outputs, progress=cf.progress,
                                                   is_canceled=cf.is_canceled)
                     for d, dom in zip(res.dates, res.extra["domain"]):
                         if dom["outside_fraction"] > 0:

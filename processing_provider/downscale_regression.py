@@ -12,8 +12,9 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..core.methods.trend_residual import REGRESSOR_LABELS, REGRESSORS, TrendResidualOptions, downscale_trend_residual
-from ..core.scene import Scene
+from ..core.methods import regression
+from ..core.methods.trend import REGRESSOR_LABELS, REGRESSORS
+from ..core.inputs.scene import Scene
 from . import layer_params as lp
 from . import station_params as sp
 from .base import CoreFeedback, SmAlgorithm, core_errors, steps
@@ -89,7 +90,7 @@ class DownscaleRegression(SmAlgorithm):
         out_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         if not out_path.lower().endswith((".tif", ".tiff")):
             out_path = os.path.splitext(out_path)[0] + ".tif"
-        opts = TrendResidualOptions(
+        opts = regression.RegressionOptions(
             regressor=REGRESSORS[self.parameterAsEnum(parameters, self.REGRESSOR, context)],
             per_class=self.parameterAsBoolean(parameters, self.PER_CLASS, context),
             svr_c=self.parameterAsDouble(parameters, self.SVR_C, context),
@@ -113,7 +114,7 @@ class DownscaleRegression(SmAlgorithm):
                     fb.pushInfo(self.tr("Covariates: " + ", ".join(f"{k} ← {v}" for k, v in d["covariates"].items())))
                 elif i == 1:
                     cf = CoreFeedback(fb)
-                    res = downscale_trend_residual(scene, out_path, opts, cf.progress, cf.is_canceled)
+                    res = regression.downscale(scene, out_path, opts, cf.progress, cf.is_canceled)
                     t = res.training
                     if "cv_r" in t:
                         fb.pushInfo(self.tr(f"Trend on {t['n_samples']} coarse samples: 5-fold CV R = {t['cv_r']:.3f}, "
@@ -132,5 +133,5 @@ class DownscaleRegression(SmAlgorithm):
 
 
 def scene_refs_of(path: str, dates):
-    from ..core.align import BandRef
+    from ..core.raster.align import BandRef
     return [BandRef(path, i + 1, os.path.basename(path), d) for i, d in enumerate(dates)]

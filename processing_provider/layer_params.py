@@ -1,5 +1,5 @@
 """Parameters that several algorithms share — coarse soil moisture, covariates by role, target
-grid — and their translation into a :class:`core.scene.SceneSpec`.
+grid — and their translation into a :class:`core.inputs.scene.SceneSpec`.
 
 Not a base class: algorithms call these functions from ``initAlgorithm``/``processAlgorithm``.
 """
@@ -19,10 +19,10 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.align import BandRef
-from ..core.dates import parse_date, parse_date_list
-from ..core.roles import ROLE_INFO, Role
-from ..core.scene import LayerInput, SceneSpec
+from ..core.raster.align import BandRef
+from ..core.inputs.dates import parse_date, parse_date_list
+from ..core.inputs.roles import ROLE_INFO, Role
+from ..core.inputs.scene import LayerInput, SceneSpec
 from .base import TYPE_RASTER, raster_source
 from .param_names import DERIVE_TERRAIN, EXTENT, RESOLUTION, SM_DATES, SOIL_MOISTURE, TARGET_CRS, TOLERANCE_DAYS  # noqa: F401
 

@@ -5,8 +5,8 @@ import os
 
 from qgis.core import QgsProcessingException, QgsProcessingParameterMultipleLayers, QgsProcessingParameterString
 
-from ..core.align import BandRef
-from ..core.dates import parse_date
+from ..core.raster.align import BandRef
+from ..core.inputs.dates import parse_date
 from . import station_params as sp
 from .base import TYPE_RASTER, SmAlgorithm, core_errors, raster_source
 from .scoring import score_and_report

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from ..core.align import BandRef
-from ..core.score_table import format_table
-from ..core.stations import score_products, write_scores_csv
+from ..core.raster.align import BandRef
+from ..core.evaluation.score_table import format_table
+from ..core.evaluation.stations import score_products, write_scores_csv
 from . import station_params as sp
 
 

@@ -23,13 +23,13 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from ..core.align import BandRef
-from ..core.dates import parse_date
-from ..core.output import qml_pseudocolor, write_text_atomic
-from ..core.product_diagnostics import diagnose_product, write_diagnostic_rasters
-from ..core.report import write_report
-from ..core.score_table import format_table
-from ..core.stations import build_series, score_products
+from ..core.raster.align import BandRef
+from ..core.inputs.dates import parse_date
+from ..core.io.output import qml_pseudocolor, write_text_atomic
+from ..core.evaluation.product_diagnostics import diagnose_product, write_diagnostic_rasters
+from ..core.evaluation.report import write_report
+from ..core.evaluation.score_table import format_table
+from ..core.evaluation.stations import build_series, score_products
 from . import station_params as sp
 from .base import TYPE_RASTER, CoreFeedback, SmAlgorithm, core_errors, raster_source, steps
 from .output_layers import load_on_completion

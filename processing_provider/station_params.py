@@ -27,8 +27,8 @@ from qgis.core import (
 from osgeo import gdal
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.align import BandRef
-from ..core.stations import Sampled, Station, read_insitu_csv, read_stations_csv, sample_raster
+from ..core.raster.align import BandRef
+from ..core.evaluation.stations import Sampled, Station, read_insitu_csv, read_stations_csv, sample_raster
 from .param_names import INSITU_CSV, SCORES, SCORES_CSV, STATION_ID_FIELD, STATIONS, STATIONS_CSV  # noqa: F401
 
 

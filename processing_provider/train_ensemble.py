@@ -26,8 +26,8 @@ from . import model_store
 from . import station_params as sp
 from .base import CoreFeedback, SmAlgorithm, core_errors, steps
 
-# core.ensemble imports onnx: this module must load without it, so names are listed here and a
-# test checks they equal core.ensemble.FEATURES / SCHEMES. Order = enum index: append only.
+# core.methods.insitu_ensemble imports onnx: this module must load without it, so names are listed here and a
+# test checks they equal core.methods.insitu_ensemble.FEATURES / SCHEMES. Order = enum index: append only.
 FEATURE_CHOICES: tuple[str, ...] = ("sm_coarse", "doy", "lat", "lon", "mtpi", "slope", "dem", "ndvi",
                                     "field_capacity", "land_cover", "sand", "clay", "vv_db", "vh_db")
 SCHEME_CHOICES: tuple[str, ...] = ("free", "field_capacity", "land_cover", "climate_lat", "climate_wetness", "network")
@@ -229,7 +229,7 @@ class TrainEnsemble(SmAlgorithm):
                 "'Replace an ensemble of the same name'."))
         if table:
             try:
-                from ..core.ensemble.preflight import check_station_table
+                from ..core.methods.insitu_ensemble.preflight import check_station_table
                 check_station_table(table, features)
             except InputError as e:
                 raise QgsProcessingException(str(e)) from None
@@ -238,14 +238,14 @@ class TrainEnsemble(SmAlgorithm):
 
     # ------------------------------------------------------------------ run
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.atomic import atomic_write_text
-        from ..core.ensemble import samples_from_station_table, train_ensemble
-        from ..core.ensemble.forest import ForestConfig
-        from ..core.ensemble.mlp import MLPConfig
-        from ..core.ensemble.preflight import check_training_plan, scheme_support
-        from ..core.ensemble.raster_samples import samples_from_scene
-        from ..core.ensemble.report_html import summary_lines, training_report_html
-        from ..core.scene import Scene
+        from ..core.io.atomic import atomic_write_text
+        from ..core.methods.insitu_ensemble import samples_from_station_table, train_ensemble
+        from ..core.learn.forest import ForestConfig
+        from ..core.learn.mlp import MLPConfig
+        from ..core.methods.insitu_ensemble.preflight import check_training_plan, scheme_support
+        from ..core.methods.insitu_ensemble.raster_samples import samples_from_scene
+        from ..core.methods.insitu_ensemble.report import summary_lines, training_report_html
+        from ..core.inputs.scene import Scene
 
         run = self._check(parameters, context)
         folds = self.parameterAsInt(parameters, self.CV_FOLDS, context)

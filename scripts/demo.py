@@ -74,11 +74,11 @@ def main() -> int:
                         ("ensemble poehls_dense_dem", "station_scores_ensemble.csv")):
         rows = list(csv.DictReader(open(os.path.join(out, name), encoding="utf-8")))
         print(f"\nStation scores, January 2018 — downscaled by {title} vs. ESA CCI (DEOS in-situ, m³/m³):")
-        print(core.score_table.format_table(rows, ["downscaled", "coarse"]))
+        print(core.evaluation.score_table.format_table(rows, ["downscaled", "coarse"]))
     png = os.path.join(out, "quicklook.png")
     st = [(float(r["lon"]), float(r["lat"]), r["station"]) for r in csv.DictReader(open(stations, encoding="utf-8"))]
-    coarse = {core.dates.parse_date(os.path.basename(p)): p for p in sm_files}
-    core.quicklook.write_quicklook(png, raster, core.quicklook.band_dates(raster), coarse, st,
+    coarse = {core.inputs.dates.parse_date(os.path.basename(p)): p for p in sm_files}
+    core.io.quicklook.write_quicklook(png, raster, core.io.quicklook.band_dates(raster), coarse, st,
                                    title="ESA CCI SM v4.5 (0.25°) downscaled to 1 km — Delaware, January 2018")
     print(f"\n[demo] outputs in {out}:")
     for name in sorted(os.listdir(out)):
@@ -93,7 +93,7 @@ def _core():
     os.symlink(ROOT, os.path.join(link, PLUGIN_ID))
     sys.path.insert(0, link)
     pkg = importlib.import_module(PLUGIN_ID + ".core")
-    for mod in ("score_table", "quicklook", "dates"):
+    for mod in ("evaluation.score_table", "io.quicklook", "inputs.dates"):
         importlib.import_module(f"{PLUGIN_ID}.core.{mod}")
     return pkg
 

@@ -47,7 +47,7 @@ from qgis.PyQt.QtCore import QDate, QDateTime, Qt, QTime, QUrl, pyqtSignal
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QDockWidget, QFormLayout, QLabel, QLineEdit, QListWidgetItem
 
-from ..core.roles import COVARIATE_ROLES, ROLE_INFO, Role
+from ..core.inputs.roles import COVARIATE_ROLES, ROLE_INFO, Role
 from ..processing_provider.base import FLAG_ADVANCED
 from .guess import MULTI_LAYER_ROLES, LayerFacts, describe_dates, guess_role, guess_roles, layer_dates, series_name
 from .precheck import CheckResult, precheck
@@ -502,7 +502,7 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         self.modelCombo.clear()
         if param:
             try:
-                from ..core.ensemble.runtime import list_ensembles
+                from ..core.learn.model_folder import list_ensembles
                 infos = list_ensembles(model_folders())
             except ImportError as exc:  # onnx/onnxruntime missing: say so instead of failing
                 infos = []
@@ -545,8 +545,8 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         try:
             import onnx
 
-            from ..core.ensemble.card import read_card
-            from ..core.ensemble.runtime import member_files
+            from ..core.learn.card import read_card
+            from ..core.learn.model_folder import member_files
             return read_card(onnx.load(member_files(info.folder)[0]))
         except Exception as exc:  # noqa: BLE001 — a bad card shows as a problem, not a crash
             QgsMessageLog.logMessage(f"Model card of {info.folder}: {exc}", LOG_TAG, Qgis.Warning)

@@ -32,8 +32,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
-from ..core.dates import parse_date
-from ..core.roles import Role
+from ..core.inputs.dates import parse_date
+from ..core.inputs.roles import Role
 
 #: Roles that take several layers (a time series, or several "other" covariates).
 MULTI_LAYER_ROLES: frozenset[Role] = frozenset(

@@ -2,9 +2,9 @@
 
 No widgets and no arithmetic here: the request's parameters go through the chosen algorithm's
 own ``checkParameterValues`` and through the same translation into a
-:class:`core.scene.SceneSpec` the algorithm uses (``processing_provider.layer_params``); then
-each band is checked by :func:`core.units.check_layer` and the scene is built by
-:class:`core.scene.Scene`, catching every :class:`core.errors.InputError` instead of stopping
+:class:`core.inputs.scene.SceneSpec` the algorithm uses (``processing_provider.layer_params``); then
+each band is checked by :func:`core.inputs.units.check_layer` and the scene is built by
+:class:`core.inputs.scene.Scene`, catching every :class:`core.errors.InputError` instead of stopping
 at the first, so the user sees all problems at once.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Optional
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException
 
 from ..core.errors import InputError
-from ..core.grid import transform_bounds
-from ..core.roles import ROLE_INFO, Role
-from ..core.scene import Scene
-from ..core.units import check_layer
+from ..core.raster.grid import transform_bounds
+from ..core.inputs.roles import ROLE_INFO, Role
+from ..core.inputs.scene import Scene
+from ..core.inputs.units import check_layer
 from .run_request import SOIL_MOISTURE, RunRequest
 
 #: At most this many messages of one kind per role; the rest are counted.
@@ -141,7 +141,7 @@ def _check_model(card: dict, spec, ranges: dict[Role, tuple[float, float]], scen
 def _check_stations(request: RunRequest, scene: Scene, res: CheckResult) -> None:
     if not request.wants_report:
         return
-    from ..core.stations import read_insitu_csv, read_stations_csv
+    from ..core.evaluation.stations import read_insitu_csv, read_stations_csv
 
     try:
         _, insitu = read_insitu_csv(request.insitu_csv)

@@ -25,7 +25,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Collection, Mapping, Optional
 
-from ..core.roles import COVARIATE_ROLES, Role
+from ..core.inputs.roles import COVARIATE_ROLES, Role
 
 PROVIDER_ID = "soil_moisture_downscaling"
 #: The algorithm run after a downscaling when stations and in-situ data are given.

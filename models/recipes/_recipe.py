@@ -17,9 +17,9 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.ensemble import samples_from_station_table, train_ensemble  # noqa: E402
-from core.ensemble.forest import ForestConfig  # noqa: E402
-from core.ensemble.mlp import MLPConfig  # noqa: E402
+from core.methods.insitu_ensemble import samples_from_station_table, train_ensemble  # noqa: E402
+from core.learn.forest import ForestConfig  # noqa: E402
+from core.learn.mlp import MLPConfig  # noqa: E402
 
 DEFAULT_TABLE = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "conus_stations"
                     / "station_10day_table.csv")

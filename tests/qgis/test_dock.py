@@ -73,7 +73,7 @@ def test_roles_are_guessed_and_dates_shown(dock, project):
           if dock.smList.item(i).checkState() == Qt.Checked]
     assert sm == [p.stem for p in SM_FILES[:8]]
     assert dock.smDatesLabel.text() == "8 dates, 2018-01-01 … 2018-01-08 (daily)"
-    from soil_moisture_downscaling.core.roles import Role
+    from soil_moisture_downscaling.core.inputs.roles import Role
     dem = project.mapLayersByName("elevation_1km")[0]
     assert dock.pickers[Role.DEM].selected() == [dem.id()]
     assert dock.pickers[Role.NDVI].selected() == []
@@ -120,7 +120,7 @@ def test_check_lists_every_problem(dock, project, make_raster):
 def test_check_explains_a_missing_crs_and_no_overlap(dock, project, tmp_path, make_raster):
     import numpy as np
     from osgeo import gdal
-    from soil_moisture_downscaling.core.roles import Role
+    from soil_moisture_downscaling.core.inputs.roles import Role
 
     far = make_raster("ndvi_far.tif", np.full((5, 5), 0.5, np.float32), epsg=4326, origin=(10.0, 50.0),
                       pixel=(0.01, 0.01))
@@ -261,7 +261,7 @@ def test_model_domain_and_missing_inputs_are_problems(dock, project):
         pytest.skip("no ensemble method in this build")
     _setup_delaware_run(dock, days=2, stations=False)
     dock.methodCombo.setCurrentIndex(dock.methodCombo.findData(alg_id))
-    from soil_moisture_downscaling.core.roles import Role
+    from soil_moisture_downscaling.core.inputs.roles import Role
     dem = dock.pickers[Role.DEM].selected()
     dock.pickers[Role.DEM].set_selected([])
     dock.pickers[Role.OTHER].set_selected(dem)  # the elevation given as "other": no mTPI can be derived

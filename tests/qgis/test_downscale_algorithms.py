@@ -11,7 +11,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsVectorLayer
 
-from soil_moisture_downscaling.core.align import BandRef
+from soil_moisture_downscaling.core.raster.align import BandRef
 
 K, N = 10, 5
 DATES = [dt.date(2018, 1, d) for d in (2, 9, 16)]

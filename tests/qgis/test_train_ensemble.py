@@ -73,8 +73,8 @@ def _params(table, tmp_path, **kw):
 
 
 def test_choices_match_the_engine():
-    from soil_moisture_downscaling.core.ensemble import FEATURES, SCHEMES
-    from soil_moisture_downscaling.core.ensemble.preflight import ARCHITECTURES
+    from soil_moisture_downscaling.core.methods.insitu_ensemble import FEATURES, SCHEMES
+    from soil_moisture_downscaling.core.methods.insitu_ensemble.preflight import ARCHITECTURES
 
     assert list(alg_module.FEATURE_CHOICES) == list(FEATURES)
     assert list(alg_module.SCHEME_CHOICES) == list(SCHEMES)
@@ -82,7 +82,7 @@ def test_choices_match_the_engine():
 
 
 def test_train_from_station_table(run_alg, table, models_dir, tmp_path, feedback):
-    from soil_moisture_downscaling.core.ensemble import Ensemble, list_ensembles
+    from soil_moisture_downscaling.core.methods.insitu_ensemble import Ensemble, list_ensembles
 
     res = run_alg("train_ensemble", _params(table, tmp_path), feedback=feedback)
     folder = res["ENSEMBLE_FOLDER"]
@@ -110,7 +110,7 @@ def test_train_from_station_table(run_alg, table, models_dir, tmp_path, feedback
 
 
 def test_existing_name_is_refused_then_replaced(run_alg, table, models_dir, tmp_path):
-    from soil_moisture_downscaling.core.ensemble import Ensemble
+    from soil_moisture_downscaling.core.methods.insitu_ensemble import Ensemble
 
     params = _params(table, tmp_path, CV_FOLDS=0, SCHEMES=[0], FEATURES=[0])
     run_alg("train_ensemble", params)
@@ -183,7 +183,7 @@ def _lonlat(row, col):
 
 
 def test_train_from_rasters(run_alg, make_raster, models_dir, tmp_path, feedback):
-    from soil_moisture_downscaling.core.ensemble import Ensemble
+    from soil_moisture_downscaling.core.methods.insitu_ensemble import Ensemble
 
     # 3 × 3 coarse cells of 10 km, 30 × 30 fine pixels of 1 km; one station in each coarse cell
     coarse = [np.full((3, 3), 0.1, np.float32) + 0.03 * t + 0.02 * np.arange(9, dtype=np.float32).reshape(3, 3)
@@ -260,7 +260,7 @@ def test_real_station_table(run_alg, shared_data, models_dir, tmp_path, feedback
                                      "MAX_EPOCHS": 15, "REPORT": str(tmp_path / "conus.html")}, feedback=feedback)
     page = open(res["REPORT"], encoding="utf-8").read()
     assert "<td class='txt'>coarse</td>" in page and "<td class='txt'>ensemble</td>" in page
-    from soil_moisture_downscaling.core.ensemble import Ensemble
+    from soil_moisture_downscaling.core.methods.insitu_ensemble import Ensemble
     ens = Ensemble.load(res["ENSEMBLE_FOLDER"], intra_op_threads=1)
     cv = ens.card["scores"]["cv_3fold"]
     assert cv["n_sites"] == ens.card["training_data"]["n_sites"] > 50

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.ensemble.samples import Samples
+from core.methods.insitu_ensemble.samples import Samples
 
 
 def truth(sm_coarse, doy, mtpi, land_cover):

@@ -1,6 +1,6 @@
 """Import plugin modules by the plugin's package name, without QGIS.
 
-``ui/`` reaches ``core/`` through relative imports (``from ..core.roles import Role``), which
+``ui/`` reaches ``core/`` through relative imports (``from ..core.inputs.roles import Role``), which
 work only inside the plugin package. This links the checkout as ``soil_moisture_downscaling``
 into a temporary folder (as QGIS sees it) and imports from there::
 

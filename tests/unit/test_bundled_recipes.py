@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from core.ensemble.runtime import Ensemble
+from core.learn.model_folder import Ensemble
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPES = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "models", "recipes"))

@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from core.dates import nearest_earlier, parse_date, parse_date_list
+from core.inputs.dates import nearest_earlier, parse_date, parse_date_list
 
 
 @pytest.mark.parametrize("text,want", [

@@ -22,7 +22,7 @@ import math
 import numpy as np
 import pytest
 
-from core.diagnostics import (
+from core.evaluation.diagnostics import (
     DiagnosticsAccumulator,
     cell_diagnostics,
     conservation_percent,

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.ensemble import Ensemble, list_ensembles
+from core.methods.insitu_ensemble import Ensemble, list_ensembles
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 BUNDLED = sorted(p for p in MODELS.iterdir() if p.is_dir() and any(p.glob("*.onnx")))

@@ -4,10 +4,10 @@ import csv
 import numpy as np
 import pytest
 
-from core.ensemble import group_kfold, samples_from_station_table, stratified_site_split, train_ensemble
-from core.ensemble import training
-from core.ensemble.evaluation import site_scores, summarize_sites
-from core.ensemble.mlp import MLPConfig
+from core.methods.insitu_ensemble import group_kfold, samples_from_station_table, stratified_site_split, train_ensemble
+from core.methods.insitu_ensemble import training
+from core.learn.validation import site_scores, summarize_sites
+from core.learn.mlp import MLPConfig
 from tests.unit.ensemble_synthetic import synthetic_samples
 
 

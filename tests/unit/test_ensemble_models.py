@@ -3,9 +3,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from core.ensemble.forest import ForestConfig, ForestMember
-from core.ensemble.mlp import MLP, MLPConfig, _loss_and_grads
-from core.ensemble.onnx_export import forest_to_onnx, mlp_to_onnx, model_sha256
+from core.learn.forest import ForestConfig, ForestMember
+from core.learn.mlp import MLP, MLPConfig, _loss_and_grads
+from core.learn.onnx_export import forest_to_onnx, mlp_to_onnx, model_sha256
 from tests.unit.ensemble_synthetic import synthetic_samples, truth
 
 FEATS = ["sm_coarse", "doy", "mtpi", "land_cover"]
@@ -79,7 +79,7 @@ def test_sample_weights_pull_the_fit(data):
 
 
 def test_early_stopping_validation_holds_out_whole_stations():
-    from core.ensemble.mlp import _validation_split
+    from core.learn.mlp import _validation_split
 
     groups = np.repeat(np.arange(10), 7)
     tr, va = _validation_split(groups.size, groups, 0.2, np.random.default_rng(0))

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from osgeo import osr
 
-from core.align import BandRef
-from core.ensemble.preflight import check_training_plan, scheme_support, supported_schemes
-from core.ensemble.raster_samples import field_capacity_saxton_rawls, samples_from_scene, station_pixels
+from core.raster.align import BandRef
+from core.methods.insitu_ensemble.preflight import check_training_plan, scheme_support, supported_schemes
+from core.methods.insitu_ensemble.raster_samples import field_capacity_saxton_rawls, samples_from_scene, station_pixels
 from core.errors import Canceled, InputError
-from core.roles import Role
-from core.scene import LayerInput, Scene, SceneSpec
-from core.stations import Station
+from core.inputs.roles import Role
+from core.inputs.scene import LayerInput, Scene, SceneSpec
+from core.evaluation.stations import Station
 
 ORIGIN = (500000.0, 4400000.0)
 DATES = [dt.date(2018, 1, d) for d in (2, 9, 16, 23)]

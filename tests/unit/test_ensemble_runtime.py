@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
-from core.ensemble import (CardError, Ensemble, EnsembleError, list_ensembles, load_training_state,
+from core.methods.insitu_ensemble import (CardError, Ensemble, EnsembleError, list_ensembles, load_training_state,
                            read_card, train_ensemble, validate_card, write_card)
-from core.ensemble.forest import ForestConfig
-from core.ensemble.mlp import MLPConfig
+from core.learn.forest import ForestConfig
+from core.learn.mlp import MLPConfig
 from core.errors import Canceled
 from tests.unit.ensemble_synthetic import synthetic_samples, truth
 

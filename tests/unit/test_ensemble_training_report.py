@@ -3,9 +3,9 @@ import re
 
 import pytest
 
-from core.ensemble import train_ensemble
-from core.ensemble.mlp import MLPConfig
-from core.ensemble.report_html import summary_lines, training_report_html
+from core.methods.insitu_ensemble import train_ensemble
+from core.learn.mlp import MLPConfig
+from core.methods.insitu_ensemble.report import summary_lines, training_report_html
 from tests.unit.ensemble_synthetic import synthetic_samples
 
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from core.ensemble.schemes import SCHEMES
-from core.ensemble.weights import MISSING_CLASS, balanced_weights, quantile_classes, quantile_edges
+from core.methods.insitu_ensemble.schemes import SCHEMES
+from core.learn.weights import MISSING_CLASS, balanced_weights, quantile_classes, quantile_edges
 
 
 def test_balanced_weights_by_hand():

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from core.align import AlignedBand, BandRef, choose_resampling, read_full
+from core.raster.align import AlignedBand, BandRef, choose_resampling, read_full
 from core.errors import InputError
-from core.grid import Grid, Window, bilinear_from_cells, cell_index, crs_to_wkt, snap_grid
+from core.raster.grid import Grid, Window, bilinear_from_cells, cell_index, crs_to_wkt, snap_grid
 
 UTM = crs_to_wkt("EPSG:32618")
 

@@ -10,7 +10,7 @@ import pytest
 from tests.unit.plugin_import import ROOT, plugin_module
 
 guess = plugin_module("ui.guess")
-Role = plugin_module("core.roles").Role
+Role = plugin_module("core.inputs.roles").Role
 Facts = guess.LayerFacts
 
 ESA = dict(pixel_size=0.25, geographic=True)  # ESA CCI SM, 0.25°

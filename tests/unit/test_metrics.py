@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from core.metrics import METRIC_KEYS, as_float, moving_average, pair_metrics, summarize
+from core.evaluation.metrics import METRIC_KEYS, as_float, moving_average, pair_metrics, summarize
 
 D0 = dt.date(2018, 1, 1)
 

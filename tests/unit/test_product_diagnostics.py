@@ -29,9 +29,9 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from core.align import BandRef
+from core.raster.align import BandRef
 from core.errors import Canceled, InputError
-from core.product_diagnostics import diagnose_product, write_diagnostic_rasters
+from core.evaluation.product_diagnostics import diagnose_product, write_diagnostic_rasters
 
 D1, D2 = dt.date(2018, 1, 1), dt.date(2018, 1, 2)
 N = np.nan

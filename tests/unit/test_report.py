@@ -32,9 +32,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from core.diagnostics import summary
-from core.report import class_attributes, head_to_head, write_report
-from core.stations import INSITU, Station, build_series, score_products
+from core.evaluation.diagnostics import summary
+from core.evaluation.report import class_attributes, head_to_head, write_report
+from core.evaluation.stations import INSITU, Station, build_series, score_products
 
 STATIONS = [
     Station("A", 39.0, -75.0, "Alpha", {"land_cover": "crop", "texture": "loam", "elev_m": "10"}),

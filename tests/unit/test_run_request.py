@@ -6,7 +6,7 @@ import os
 from tests.unit.plugin_import import plugin_module
 
 rr = plugin_module("ui.run_request")
-Role = plugin_module("core.roles").Role
+Role = plugin_module("core.inputs.roles").Role
 
 ALG = "soil_moisture_downscaling:downscale_regression"
 

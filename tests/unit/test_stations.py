@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from core.stations import (
+from core.evaluation.stations import (
     INSITU,
     Station,
     build_series,

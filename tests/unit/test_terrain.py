@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.terrain import focal_mean, mtpi, slope_degrees, tpi
+from core.raster.terrain import focal_mean, mtpi, slope_degrees, tpi
 
 
 def test_slope_of_a_plane():
@@ -40,9 +40,9 @@ def test_block_wise_derivation_equals_the_whole_array_mtpi(make_raster):
     """With 3 km pixels every mTPI radius is local (≤ 48 px): blocks + halo must give the reference."""
     import datetime as dt
 
-    from core.align import BandRef
-    from core.roles import Role
-    from core.scene import LayerInput, Scene, SceneSpec
+    from core.raster.align import BandRef
+    from core.inputs.roles import Role
+    from core.inputs.scene import LayerInput, Scene, SceneSpec
 
     rng = np.random.default_rng(7)
     dem = (100 + 50 * rng.random((90, 90))).astype(np.float32)

@@ -4,11 +4,11 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from core.align import BandRef
+from core.raster.align import BandRef
 from core.errors import InputError
-from core.roles import Role
-from core.scene import LayerInput, Scene, SceneSpec
-from core.units import check_layer
+from core.inputs.roles import Role
+from core.inputs.scene import LayerInput, Scene, SceneSpec
+from core.inputs.units import check_layer
 
 D = dt.date(2018, 1, 5)
 

@@ -1,0 +1,193 @@
+"""Write ensemble members as ONNX graphs, and hash them independently of their model card.
+
+Every member graph has one input ``X`` (float32, shape [N, n_features], raw feature values
+in the card's input order) and the output ``sm`` (float32, [N, 1], m³/m³); ``prob`` members
+also output ``sigma`` (their own predicted spread, [N, 1]).
+
+Networks are written node by node with :mod:`onnx.helper` — the input encoding is part of
+the graph (``Gather → Sub → Mul`` standardisation, ``Sin``/``Cos`` for the day of year,
+``Equal → Cast`` one-hot indicators), then ``MatMul → Add → Relu`` layers. Random forests are
+converted with skl2onnx, behind a small prefix that maps NaN categorical codes to −1 as in
+training.
+
+:func:`model_sha256` is the SHA-256 of the model serialised *without* its ``metadata_props``:
+the card (which lives in ``metadata_props``) can thus record the hashes of all members of its
+ensemble, including the file it is stored in, and any change to the graph, weights or
+opsets after writing is detected while the card itself stays editable only through
+:mod:`core.learn.card` (which validates it).
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .mlp import MLP
+
+#: Default opset of the graphs written here.
+OPSET = 17
+#: ONNX producer name. It is part of every member's graph hash, so it stays as the bundled models
+#: were written (before core/ was split into rooms) and recipes keep rebuilding them byte for byte.
+PRODUCER = "soil_moisture_downscaling.core.ensemble"
+ML_OPSET = 3
+INPUT_NAME = "X"
+OUTPUT_NAME = "sm"
+SIGMA_NAME = "sigma"
+
+
+def model_sha256(model: onnx.ModelProto) -> str:
+    """SHA-256 (hex) of ``model`` serialised deterministically without ``metadata_props``.
+
+    Examples
+    --------
+    >>> m = mlp_to_onnx(trained_mlp)              # doctest: +SKIP
+    >>> h = model_sha256(m); card.write(m, ...)   # doctest: +SKIP
+    >>> model_sha256(m) == h                      # doctest: +SKIP
+    True
+    """
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    del bare.metadata_props[:]
+    return hashlib.sha256(bare.SerializeToString(deterministic=True)).hexdigest()
+
+
+def mlp_to_onnx(net: MLP, name: str = "member") -> onnx.ModelProto:
+    """ONNX graph computing exactly :meth:`MLP.predict` (in float32).
+
+    Parameters
+    ----------
+    net : MLP
+        A trained network.
+    name : str
+        Graph name.
+    """
+    enc = net.encoder
+    specs = enc.specs
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+
+    def const(n: str, arr: np.ndarray, dtype=np.float32) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(arr, dtype=dtype), n))
+        return n
+
+    # Encoded column positions in MLP.encoder.transform order, to permute the first layer.
+    pos, starts = 0, []
+    for s in specs:
+        starts.append(pos)
+        pos += len(s["codes"]) if s["encoding"] == "one_hot" else (2 if s["encoding"] == "cyclic" else 1)
+    parts: list[str] = []
+    order: list[int] = []  # encoder column index of each graph-encoded column
+    std_cols = [j for j, s in enumerate(specs) if s["encoding"] == "standardize"]
+    if std_cols:
+        const("std_idx", np.asarray(std_cols), np.int64)
+        const("std_mean", [specs[j]["mean"] for j in std_cols])
+        const("std_inv", [1.0 / specs[j]["std"] for j in std_cols])
+        nodes += [helper.make_node("Gather", [INPUT_NAME, "std_idx"], ["std_raw"], axis=1),
+                  helper.make_node("Sub", ["std_raw", "std_mean"], ["std_c"]),
+                  helper.make_node("Mul", ["std_c", "std_inv"], ["std_z"])]
+        parts.append("std_z")
+        order += [starts[j] for j in std_cols]
+    for j, s in enumerate(specs):
+        if s["encoding"] == "cyclic":
+            const(f"c{j}_idx", [j], np.int64)
+            const(f"c{j}_w", 2.0 * np.pi / s["period"])
+            nodes += [helper.make_node("Gather", [INPUT_NAME, f"c{j}_idx"], [f"c{j}_raw"], axis=1),
+                      helper.make_node("Mul", [f"c{j}_raw", f"c{j}_w"], [f"c{j}_a"]),
+                      helper.make_node("Sin", [f"c{j}_a"], [f"c{j}_sin"]),
+                      helper.make_node("Cos", [f"c{j}_a"], [f"c{j}_cos"])]
+            parts += [f"c{j}_sin", f"c{j}_cos"]
+            order += [starts[j], starts[j] + 1]
+        elif s["encoding"] == "one_hot":
+            const(f"h{j}_idx", [j], np.int64)
+            const(f"h{j}_codes", np.asarray(s["codes"], dtype=np.float32))
+            nodes += [helper.make_node("Gather", [INPUT_NAME, f"h{j}_idx"], [f"h{j}_raw"], axis=1),
+                      helper.make_node("Equal", [f"h{j}_raw", f"h{j}_codes"], [f"h{j}_eq"]),
+                      helper.make_node("Cast", [f"h{j}_eq"], [f"h{j}_1h"], to=TensorProto.FLOAT)]
+            parts.append(f"h{j}_1h")
+            order += list(range(starts[j], starts[j] + len(s["codes"])))
+    if len(parts) > 1:
+        nodes.append(helper.make_node("Concat", parts, ["H"], axis=1))
+        h = "H"
+    else:
+        h = parts[0]
+    perm = np.asarray(order, dtype=np.int64)
+
+    a = h
+    n_layers = len(net.weights)
+    for i, (W, b) in enumerate(zip(net.weights, net.biases)):
+        Wg = W[perm] if i == 0 else W
+        const(f"W{i}", Wg)
+        const(f"b{i}", b)
+        nodes += [helper.make_node("MatMul", [a, f"W{i}"], [f"mm{i}"]),
+                  helper.make_node("Add", [f"mm{i}", f"b{i}"], [f"z{i}"])]
+        a = f"z{i}"
+        if i < n_layers - 1:
+            nodes.append(helper.make_node("Relu", [a], [f"a{i}"]))
+            a = f"a{i}"
+    outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])]
+    arch = net.config.architecture
+    if arch == "prob":
+        const("split", [1, 1], np.int64)
+        const("var_eps", 1e-6)
+        const("sigma_scale", net.target_scale)
+        nodes += [helper.make_node("Split", [a, "split"], [OUTPUT_NAME, "raw_s"], axis=1),
+                  helper.make_node("Softplus", ["raw_s"], ["sp"]),
+                  helper.make_node("Add", ["sp", "var_eps"], ["var"]),
+                  helper.make_node("Sqrt", ["var"], ["sd_z"]),
+                  helper.make_node("Mul", ["sd_z", "sigma_scale"], [SIGMA_NAME])]
+        outputs.append(helper.make_tensor_value_info(SIGMA_NAME, TensorProto.FLOAT, ["N", 1]))
+    elif arch == "wdl":
+        const("W_wide", net.wide_weight[perm][:, None])
+        nodes += [helper.make_node("MatMul", [h, "W_wide"], ["wide"]),
+                  helper.make_node("Add", [a, "wide"], [OUTPUT_NAME])]
+    else:
+        nodes.append(helper.make_node("Identity", [a], [OUTPUT_NAME]))
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", len(specs)])],
+        outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name=PRODUCER)
+    model.ir_version = 8  # readable by onnxruntime >= 1.14
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def forest_to_onnx(forest, n_features: int, categorical_columns: Sequence[int],
+                   name: str = "member") -> onnx.ModelProto:
+    """ONNX graph of a fitted scikit-learn ``RandomForestRegressor`` via skl2onnx.
+
+    NaN in a categorical column becomes −1 first (as :class:`core.learn.forest.ForestMember`
+    does before scikit-learn sees it); NaN in a continuous column is left to the runtime,
+    which masks such rows.
+    """
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    inner = convert_sklearn(forest, initial_types=[("X_clean", FloatTensorType([None, n_features]))],
+                            target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET})
+    g = inner.graph
+    mask = np.zeros(n_features, dtype=bool)
+    mask[list(categorical_columns)] = True
+    prefix = [helper.make_node("IsNaN", [INPUT_NAME], ["x_nan"]),
+              helper.make_node("And", ["x_nan", "cat_mask"], ["cat_nan"]),
+              helper.make_node("Where", ["cat_nan", "minus_one", INPUT_NAME], ["X_clean"])]
+    inner_out = g.output[0].name
+    nodes = prefix + list(g.node) + [helper.make_node("Identity", [inner_out], [OUTPUT_NAME])]
+    inits = [numpy_helper.from_array(mask, "cat_mask"),
+             numpy_helper.from_array(np.asarray(-1.0, dtype=np.float32), "minus_one"), *g.initializer]
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", n_features])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])],
+        initializer=inits)
+    opsets = {o.domain: o.version for o in inner.opset_import}
+    opsets[""] = max(opsets.get("", OPSET), OPSET)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
+                              producer_name=PRODUCER)
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
