@@ -7,7 +7,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SMDS_VENV:-$HOME/.cache/soil_moisture_downscaling/venv}"
 need_apt=()
-for pkg in qgis python3-qgis python3-gdal python3-matplotlib python3-scipy python3-venv xvfb qgis-providers; do
+apt_pkgs="qgis python3-qgis python3-gdal python3-matplotlib python3-scipy python3-venv xvfb qgis-providers"
+# optional packages tested in CI: CatBoost imports pandas, shap needs numba — Debian builds match its numpy
+[ "${1:-}" = "dev" ] && apt_pkgs="$apt_pkgs python3-pandas python3-numba"
+for pkg in $apt_pkgs; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -25,6 +28,9 @@ stamp="$venv/.smds-$(cat "$here/constraints.txt" "$here/requirements.txt" "$here
 if [ ! -f "$stamp" ]; then
   echo "[setup] pip install -r $(basename "$reqs") -c constraints.txt" >&2
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" -c "$here/constraints.txt" >&2
+  if [ "${1:-}" = "dev" ]; then  # CatBoost without its pip dependencies (Debian's pandas serves it)
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "catboost>=1.2,<2" >&2
+  fi
   "$venv/bin/python" - <<'PY' >&2
 import numpy
 from osgeo import gdal_array  # fails loudly if numpy 2 slipped in

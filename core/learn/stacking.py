@@ -197,6 +197,27 @@ class Stack:
         """Native stacked prediction (float32)."""
         return (self.predict_learners(X) @ self.weights + self.intercept).astype(np.float32)
 
+    def shap_values(self, X: np.ndarray) -> np.ndarray:
+        """SHAP values of the stacked prediction, shape ``(n, n_features)``: each learner's TreeSHAP values
+        combined by the meta-learner's weights (SHAP values are linear in the model, so this is exact).
+
+        XGBoost's come from its own ``pred_contribs``; the others need the ``shap`` package
+        (``ImportError`` when it is missing). Learners with weight 0 are skipped.
+        """
+        X = np.asarray(X, dtype=np.float32)
+        total = np.zeros(X.shape, dtype=np.float64)
+        for name, model, w in zip(self.learners, self.models, self.weights):
+            if w <= 0:
+                continue
+            if name == "xgboost":
+                import xgboost
+                phi = model.get_booster().predict(xgboost.DMatrix(X), pred_contribs=True)[:, :-1]
+            else:
+                import shap
+                phi = shap.TreeExplainer(model).shap_values(X)
+            total += w * np.asarray(phi, dtype=np.float64)
+        return total
+
     def describe(self) -> dict[str, Any]:
         return {"learners": list(self.learners), "weights": [float(w) for w in self.weights],
                 "intercept": float(self.intercept), "oof_scores": self.oof_scores,

@@ -223,6 +223,16 @@ def permutation_importance(fitted: Stack, X: np.ndarray, y: np.ndarray, groups: 
     return sorted(out, key=lambda d: -d["rmse_rise"]) + [{"feature": "(held-out RMSE)", "rmse_rise": base, "sd": 0.0}]
 
 
+def shap_importance(stack: Stack, X: np.ndarray, names: list[str], max_rows: int, seed: int) -> list[dict[str, Any]]:
+    """Mean |SHAP value| of each predictor for the stacked prediction, on at most ``max_rows`` samples
+    (raises ``ImportError`` without the ``shap`` package)."""
+    if len(X) > max_rows:
+        X = X[np.random.default_rng(seed).choice(len(X), max_rows, replace=False)]
+    phi = stack.shap_values(X)
+    return sorted(({"feature": n, "mean_abs_shap": float(v)} for n, v in zip(names, np.abs(phi).mean(axis=0))),
+                  key=lambda d: -d["mean_abs_shap"])
+
+
 def fit(scene: Scene, options: Optional[StackingMethodOptions] = None, progress: Optional[Progress] = None,
         is_canceled: Optional[IsCanceled] = None) -> StackingModel:
     """Fit the global and per-zone stacks on the coarse grid of ``scene``."""
@@ -241,9 +251,9 @@ def fit(scene: Scene, options: Optional[StackingMethodOptions] = None, progress:
     all_names = names + ([zname] if zname else [])
     view = scene.training_view(opts.block_pixels, lambda f, m: prog(0.2 * f, m), canceled)
     X, y, cells = coarse_samples(scene, view, names)
-    if len(y) < 50:
+    if len(y) < 20:
         raise InputError(problem=f"only {len(y)} coarse samples have soil moisture and every covariate; a stack "
-                         "needs at least 50.", layer=scene.sm_bands[0].label,
+                         "needs at least 20.", layer=scene.sm_bands[0].label,
                          fix="use more dates or a larger area, or check the layers' nodata values.")
     groups = _cell_blocks(cells, scene.coarse, max(opts.block_cells, 1))
     prog(0.22, f"stacking {', '.join(usable)} on {len(y)} coarse samples")
@@ -275,8 +285,16 @@ def fit(scene: Scene, options: Optional[StackingMethodOptions] = None, progress:
             table.append(row)
             prog(0.72 + 0.1 * (i + 1) / len(codes), f"zone {code}: {row['uses']}")
         training["zones"] = table
-    if opts.importance_repeats > 0 and np.unique(groups).size >= 5:
-        prog(0.85, "permutation importance on held-out cells")
+    try:  # SHAP values (the paper's explanation) when the shap package is there
+        prog(0.85, "SHAP values of the stack")
+        training["shap"] = {"all": shap_importance(glob, X, names, 2000, opts.seed)}
+        if zname:
+            for code, st in zone_stacks.items():
+                training["shap"][str(code)] = shap_importance(st, X[zone == code], names, 2000, opts.seed)
+    except ImportError:
+        training["shap"] = None
+    if training["shap"] is None and opts.importance_repeats > 0 and np.unique(groups).size >= 5:
+        prog(0.88, "permutation importance on held-out cells (pip install shap for SHAP values)")
         training["importance"] = permutation_importance(glob, X, y, groups, names, opts.importance_repeats, opts.seed)
     if canceled():
         raise Canceled()

@@ -129,3 +129,59 @@ def zones_on(zones: np.ndarray, zone_grid: Grid, target: Grid, window=None) -> n
     ri = (row >= 0) & (row < zone_grid.height)
     out[np.ix_(ri, ci)] = zones[np.ix_(row[ri], col[ci])]
     return out
+
+
+def rasterize_polygons(vector_path: str, field: str, path: str, layer: Optional[str] = None,
+                       max_pixels: int = 1000) -> tuple[str, dict[int, str]]:
+    """Burn a polygon layer's zone field into a class GeoTIFF (zone codes 1…n, 0 = outside).
+
+    Numeric fields keep their positive integer values; any other field (names of basins, units…)
+    gets codes 1…n in sorted order. The raster covers the layer's extent in its own CRS with at most
+    ``max_pixels`` pixels on its longer side (zones are broad; the scene then takes the nearest
+    class). Returns the path and ``{code: label}``.
+    """
+    from osgeo import gdal, ogr
+
+    gdal.UseExceptions()
+    src = ogr.Open(vector_path)
+    lay = src.GetLayerByName(layer) if layer else src.GetLayer(0)
+    if lay is None:
+        raise ValueError(f"{vector_path} has no layer {layer!r}")
+    defn = lay.GetLayerDefn()
+    idx = defn.GetFieldIndex(field)
+    if idx < 0:
+        names = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+        raise ValueError(f"the layer has no field '{field}' (fields: {', '.join(names)})")
+    numeric = defn.GetFieldDefn(idx).GetType() in (ogr.OFTInteger, ogr.OFTInteger64, ogr.OFTReal)
+    values = sorted({f.GetField(idx) for f in lay if f.GetField(idx) is not None}, key=str)
+    lay.ResetReading()
+    if numeric:
+        codes = {v: int(v) for v in values if int(v) > 0}
+    else:
+        codes = {v: i + 1 for i, v in enumerate(values)}
+    xmin, xmax, ymin, ymax = lay.GetExtent()
+    step = max(xmax - xmin, ymax - ymin) / max_pixels
+    width, height = max(1, int(math.ceil((xmax - xmin) / step))), max(1, int(math.ceil((ymax - ymin) / step)))
+    mem = ogr.GetDriverByName("Memory").CreateDataSource("zones")
+    out_lay = mem.CreateLayer("zones", lay.GetSpatialRef(), ogr.wkbMultiPolygon)
+    out_lay.CreateField(ogr.FieldDefn("code", ogr.OFTInteger))
+    for feat in lay:
+        v = feat.GetField(idx)
+        if v is None or v not in codes or feat.GetGeometryRef() is None:
+            continue
+        f = ogr.Feature(out_lay.GetLayerDefn())
+        f.SetGeometry(feat.GetGeometryRef().Clone())
+        f.SetField("code", codes[v])
+        out_lay.CreateFeature(f)
+    ds = gdal.GetDriverByName("GTiff").Create(path, width, height, 1, gdal.GDT_Byte, ["COMPRESS=DEFLATE"])
+    ds.SetGeoTransform((xmin, step, 0.0, ymax, 0.0, -step))
+    srs = lay.GetSpatialRef()
+    if srs is not None:
+        ds.SetProjection(srs.ExportToWkt())
+    band = ds.GetRasterBand(1)
+    band.SetNoDataValue(0)
+    band.Fill(0)
+    gdal.RasterizeLayer(ds, [1], out_lay, options=["ATTRIBUTE=code", "ALL_TOUCHED=FALSE"])
+    band = None
+    ds = None
+    return path, {c: str(v) for v, c in codes.items()}

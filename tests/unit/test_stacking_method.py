@@ -49,7 +49,8 @@ def _scene(f, zones=None):
     return Scene(SceneSpec([BandRef(str(p), 1, "SM", d) for p, d in zip(f["sm"], DATES)], cov, derive_terrain=False))
 
 
-OPTS = StackingMethodOptions(learners=("hgb", "extra_trees"), n_estimators=60, importance_repeats=2, min_zone_samples=100)
+OPTS = StackingMethodOptions(learners=("hgb", "extra_trees"), n_estimators=30, folds=3, n_jobs=1, importance_repeats=2,
+                              min_zone_samples=100)
 
 
 def test_dem_zones_find_the_plains_and_the_mountains(scene_files, tmp_path):
@@ -72,8 +73,10 @@ def test_zoned_stack_downscales_conserves_and_reports(scene_files, tmp_path):
     assert set(by_zone) == {1, 2}
     for row in by_zone.values():
         assert row["zoned"]["rmse"] < 0.5 * row["unzoned"]["rmse"] and row["uses"] == "zone stack"
-    imp = [d["feature"] for d in t["importance"]]
-    assert imp[0] == "ndvi" and t["importance"][-1]["feature"] == "(held-out RMSE)"
+    if t["shap"] is not None:  # SHAP values of the stack, overall and per zone stack
+        assert t["shap"]["all"][0]["feature"] == "ndvi" and set(t["shap"]) == {"all", "1", "2"}
+    else:
+        assert t["importance"][0]["feature"] == "ndvi"
     ds = gdal.Open(out)
     for i, f in enumerate(scene_files["truth"]):
         got = ds.GetRasterBand(i + 1).ReadAsArray()
@@ -103,3 +106,14 @@ def test_no_installed_learner_is_refused_with_the_pip_command(scene_files, monke
     monkeypatch.setattr(stacking, "missing_packages", lambda names: {n: "xgboost-cpu" for n in names})
     with pytest.raises(InputError, match="pip install xgboost-cpu"):
         stacking.fit(_scene(scene_files), StackingMethodOptions(learners=("xgboost",)))
+
+
+def test_without_shap_importance_is_by_permutation_on_held_out_cells(scene_files, monkeypatch):
+    def no_shap(*a, **k):
+        raise ImportError("shap")
+    monkeypatch.setattr(stacking, "shap_importance", no_shap)
+    scene = _scene(scene_files, BandRef(str(scene_files["zones"]), 1, "zones"))
+    t = stacking.fit(scene, OPTS).training
+    assert t["shap"] is None
+    imp = [d["feature"] for d in t["importance"]]
+    assert imp[0] == "ndvi" and imp[-1] == "(held-out RMSE)" and set(imp[:-1]) == {"ndvi", "doy"}
