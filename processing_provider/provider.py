@@ -8,6 +8,8 @@ from . import (
     check_inputs,
     downscale_ensemble,
     downscale_regression,
+    import_ismn,
+    import_product,
     score_stations,
     site_report,
     train_ensemble,
@@ -17,6 +19,8 @@ from . import (
 ALGORITHMS = (
     check_inputs.CheckInputs,
     align_covariates.AlignCovariates,
+    import_ismn.ImportIsmn,
+    import_product.ImportProduct,
     downscale_regression.DownscaleRegression,
     downscale_ensemble.DownscaleEnsemble,
     score_stations.ScoreStations,
