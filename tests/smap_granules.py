@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 import numpy as np
+from osgeo import osr
 
 #: WGS84 and the EASE-Grid 2.0 global definition (Brodzik et al. 2012): Lambert cylindrical
 #: equal-area, true at ±30°; the 36 km grid is 964 × 406 cells spanning the whole circumference.
@@ -40,20 +41,32 @@ def ease2_cell_size(km: int) -> float:
 
 def ease2_centre_lonlat(km: int, row: int, col: int) -> tuple[float, float]:
     """Longitude and latitude of a cell centre, inverting the projection with PROJ (+proj=cea +lat_ts=30)."""
-    from osgeo import osr
-
     size = ease2_cell_size(km)
     rows, cols = EASE2_SHAPES[km]
     x = (col + 0.5 - cols / 2) * size
     y = (rows / 2 - row - 0.5) * size
+    cea, wgs = _cea_and_wgs84()
+    lon, lat, _ = osr.CoordinateTransformation(cea, wgs).TransformPoint(x, y)
+    return lon, lat
+
+
+def ease2_cell_of(km: int, lon: float, lat: float) -> tuple[int, int]:
+    """(row, col) of the cell holding a WGS84 point, projecting it with PROJ (+proj=cea +lat_ts=30)."""
+    cea, wgs = _cea_and_wgs84()
+    x, y, _ = osr.CoordinateTransformation(wgs, cea).TransformPoint(lon, lat)
+    size = ease2_cell_size(km)
+    rows, cols = EASE2_SHAPES[km]
+    return int(math.floor(rows / 2 - y / size)), int(math.floor(x / size + cols / 2))
+
+
+def _cea_and_wgs84():
     cea = osr.SpatialReference()
     cea.ImportFromProj4("+proj=cea +lon_0=0 +lat_ts=30 +x_0=0 +y_0=0 +ellps=WGS84 +units=m +no_defs")
     wgs = osr.SpatialReference()
     wgs.ImportFromEPSG(4326)
-    for s in (cea, wgs):
-        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    lon, lat, _ = osr.CoordinateTransformation(cea, wgs).TransformPoint(x, y)
-    return lon, lat
+    for srs in (cea, wgs):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return cea, wgs
 
 
 def _h5py():
