@@ -145,3 +145,29 @@ def test_qgis_process_runs_both_importers(qgis_process, tmp_path):
     qgis_process("run", "soil_moisture_downscaling:import_ismn", "--", f"INPUT={SEPARATE}", "DEPTH_MAX=0.25",
                  f"OUTPUT_STATIONS={tmp_path / 'st.gpkg'}", f"OUTPUT_SERIES={series}")
     assert series.read_text().splitlines()[0] == "date,COSMOS_ARM-1,COSMOS_Barrow-ARM"
+
+
+def test_prepare_covariates_ndvi_from_bands_is_a_dated_covariate(run_alg, make_raster, tmp_path, feedback):
+    dates = [dt.date(2018, 1, 1) + dt.timedelta(days=8 * k) for k in range(12)]
+    red, nir, qa = [], [], []
+    for k, d in enumerate(dates):
+        tag = d.strftime("%Y%m%d")
+        red.append(str(make_raster(f"b1_{tag}.tif", np.full((3, 4), 500, np.int16), nodata=-28672)))
+        nir.append(str(make_raster(f"b2_{tag}.tif", np.full((3, 4), 3500 if k != 5 else 9000, np.int16), nodata=-28672)))
+        q = np.zeros((3, 4), np.uint8)
+        q[1, 1] = 2 if k == 5 else 0
+        qa.append(str(make_raster(f"qa_{tag}.tif", q, nodata=255)))
+    out = str(tmp_path / "ndvi_ready.tif")
+    run_alg("prepare_covariates", {"INDEX": 1, "RED": red, "NIR": nir, "REFLECTANCE_SCALE": 0.0001,
+                                   "QUALITY": qa, "QUALITY_VALUES": "0", "VALID_MAX": 0.8, "OUTPUT": out},
+            feedback=feedback)
+    ds = gdal.Open(out)
+    data = ds.ReadAsArray()
+    assert ds.RasterCount == 12 and ds.GetRasterBand(6).GetDescription() == "2018-02-10"
+    # date 6: NIR 0.9 → NDVI 0.89 > 0.8 masked everywhere (+ the cloudy pixel's QA), refilled from 0.75 around
+    assert np.allclose(data, 0.75, atol=1e-6)
+    assert any("of 144 pixel-dates: 12 masked, 12 filled" in m for m in feedback.infos), feedback.infos
+    check = run_alg("check_inputs", {"INPUTS": [out], "OUTPUT_HTML": str(tmp_path / "c.html")})
+    assert check["DATE_COUNT"] == 12
+    with pytest.raises(QgsProcessingException, match="NDVI needs the Near infrared"):
+        run_alg("prepare_covariates", {"INDEX": 1, "RED": red, "OUTPUT": str(tmp_path / "x.tif")})
