@@ -47,6 +47,7 @@ class ImportProduct(SmAlgorithm):
     L4_VARIABLE = "L4_VARIABLE"
     L4_TIME = "L4_TIME"
     MASK_FLAGGED = "MASK_FLAGGED"
+    KEEP_EMPTY = "KEEP_EMPTY"
     OUTPUT = "OUTPUT"
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -76,6 +77,9 @@ class ImportProduct(SmAlgorithm):
         self.add_param(QgsProcessingParameterBoolean(self.MASK_FLAGGED, self.tr("ESA CCI: mask flagged cells"), True),
                        "Mask cells whose ESA CCI 'flag' is not 0 (snow, frozen soil, dense vegetation, no convergence…).",
                        advanced=True)
+        self.add_param(QgsProcessingParameterBoolean(self.KEEP_EMPTY, self.tr("Keep dates without any valid cell"), False),
+                       "By default a date with no valid cell in the area is left out (and named in the log): the "
+                       "downscaling algorithms refuse an empty band.", advanced=True)
         self.add_param(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Soil moisture (dated GeoTIFF)")),
                        "One float32 band per date in m³/m³ (NaN = no data), band description = ISO date.")
 
@@ -96,6 +100,7 @@ class ImportProduct(SmAlgorithm):
             l4_variable=("sm_surface", "sm_rootzone")[self.parameterAsEnum(parameters, self.L4_VARIABLE, context)],
             l4_time=L4_TIMES[self.parameterAsEnum(parameters, self.L4_TIME, context)] or None,
             mask_flagged=self.parameterAsBoolean(parameters, self.MASK_FLAGGED, context),
+            drop_empty=not self.parameterAsBoolean(parameters, self.KEEP_EMPTY, context),
         )
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         cf = CoreFeedback(feedback)

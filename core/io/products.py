@@ -78,6 +78,9 @@ class ProductOptions:
         averages every granule of a day (daily mean).
     mask_flagged : bool
         ESA CCI: mask cells whose ``flag`` is not 0.
+    drop_empty : bool
+        Leave out dates without a single valid cell in the area (the downscaling algorithms refuse
+        an all-empty band); they are named in the log.
     block_pixels : int
         Pixels per row block read and written at once.
     """
@@ -87,6 +90,7 @@ class ProductOptions:
     l4_variable: str = "sm_surface"
     l4_time: Optional[str] = None
     mask_flagged: bool = True
+    drop_empty: bool = True
     block_pixels: int = 1 << 20
 
 
@@ -114,13 +118,13 @@ class ImportResult:
         The GeoTIFF (one float32 band per date, m³/m³, NaN = no data).
     product : str
     dates : list of datetime.date
-        Date of each band.
+        Date of each band (dates without a valid cell left out unless ``drop_empty`` is off).
     grid : Grid
         The cut grid of the output.
     valid : list of int
         Valid cells of each band.
     log : list of str
-        One line per date (sources, valid cells, what the quality flags removed).
+        One line per date read (sources, valid cells, what the quality flags removed, left out).
     """
 
     path: str
@@ -242,26 +246,48 @@ def import_products(
     days = _group_by_day(files, opts)
     x0, y0, grid = cut_window(first.grid, bounds, bounds_crs)
     dates = sorted(days)
-    result = ImportResult(output, first.product, dates, grid)
-    metadata = {"PRODUCT": first.product, "UNITS": "m3/m3", "TIMES": ",".join(d.isoformat() for d in dates),
-                "SOURCES": ",".join(os.path.basename(f.path) for f in files)}
     windows = list(grid.windows(opts.block_pixels))
-    n_steps = max(1, len(dates) * len(windows))
-    with RasterWriter(output, grid, [d.isoformat() for d in dates], metadata) as writer:
+    n_steps = max(1, 2 * len(dates) * len(windows))
+    step = 0
+    valid: list[int] = []
+    log: list[str] = []
+    # Pass 1 into a scratch file (counting valid cells), pass 2 copies the dates kept into the output.
+    with RasterWriter(output, grid, [d.isoformat() for d in dates], temporary=True) as scratch:
         for b, day in enumerate(dates):
             counts: dict[str, int] = {}
-            valid = 0
-            for k, win in enumerate(windows):
+            n_valid = 0
+            for win in windows:
                 if is_canceled is not None and is_canceled():
                     raise Canceled()
                 block = _read_day(days[day], first.product, opts, x0, y0 + win.row0, grid.width, win.nrows, counts)
-                valid += int(np.isfinite(block).sum())
-                writer.write(b, win, block)
+                n_valid += int(np.isfinite(block).sum())
+                scratch.write(b, win, block)
+                step += 1
                 if progress is not None:
-                    progress((b * len(windows) + k + 1) / n_steps, f"{day.isoformat()}")
-            result.valid.append(valid)
-            result.log.append(_log_line(day, days[day], valid, grid.size, counts))
-        writer.commit()
+                    progress(step / n_steps, day.isoformat())
+            valid.append(n_valid)
+            log.append(_log_line(day, days[day], n_valid, grid.size, counts))
+        keep = [b for b, n in enumerate(valid) if n > 0 or not opts.drop_empty]
+        if not keep:
+            raise InputError(problem=f"no date has a valid cell in the area ({len(dates)} dates read; flags, fill values "
+                                     "and the valid range removed everything).",
+                             fix="widen the area, pick other dates, or relax the quality options.")
+        for b in sorted(set(range(len(dates))) - set(keep)):
+            log[b] += " — left out (no valid cell)"
+        kept_dates = [dates[b] for b in keep]
+        metadata = {"PRODUCT": first.product, "UNITS": "m3/m3", "TIMES": ",".join(d.isoformat() for d in kept_dates),
+                    "SOURCES": ",".join(os.path.basename(f.path) for f in files)}
+        with RasterWriter(output, grid, [d.isoformat() for d in kept_dates], metadata) as writer:
+            for i, b in enumerate(keep):
+                for win in windows:
+                    if is_canceled is not None and is_canceled():
+                        raise Canceled()
+                    writer.write(i, win, scratch.read(b, win))
+                    step += 1
+                    if progress is not None:
+                        progress(step / n_steps, dates[b].isoformat())
+            writer.commit()
+    result = ImportResult(output, first.product, kept_dates, grid, [valid[b] for b in keep], log)
     write_soil_moisture_style(output)
     return result
 

@@ -76,6 +76,26 @@ def test_esa_cci_cut_values_flags_and_dates(shared_data, tmp_path):
     assert Path(out).with_suffix(".qml").exists()
 
 
+def test_esa_cci_dates_without_a_valid_cell_are_left_out(shared_data, tmp_path):
+    files = _cci_files(shared_data)
+    delaware = (-76.5, 37.75, -74.5, 40.25)  # 8 × 10 cells: columns 414…421, rows 199…208
+    counts = []
+    for path in files:
+        sm = gdal.Open(f'NETCDF:"{path}":sm').ReadAsArray(414, 199, 8, 10)
+        flag = gdal.Open(f'NETCDF:"{path}":flag').ReadAsArray(414, 199, 8, 10)
+        counts.append(int(((sm != -9999) & (flag == 0)).sum()))
+    assert 0 in counts and max(counts) > 0  # winter: some days have nothing over Delaware
+    res = import_products(files, str(tmp_path / "de.tif"), delaware, "EPSG:4326")
+    kept = [dt.date(2016, 12, 27 + k) for k, n in enumerate(counts) if n > 0]
+    assert res.dates == kept and res.valid == [n for n in counts if n > 0]
+    assert sum("left out (no valid cell)" in line for line in res.log) == counts.count(0)
+    assert gdal.Open(str(tmp_path / "de.tif")).RasterCount == len(kept)
+    every = import_products(files, str(tmp_path / "all.tif"), delaware, "EPSG:4326", ProductOptions(drop_empty=False))
+    assert every.valid == counts
+    with pytest.raises(InputError, match="no date has a valid cell"):
+        import_products(files, str(tmp_path / "sea.tif"), (-30.0, -10.0, -29.0, -9.0), "EPSG:4326")  # Atlantic
+
+
 def test_esa_cci_reads_only_the_window(shared_data, tmp_path, monkeypatch):
     reads = []
     real_open = products._open
@@ -102,7 +122,8 @@ def test_esa_cci_reads_only_the_window(shared_data, tmp_path, monkeypatch):
             return getattr(self._ds, name)
 
     monkeypatch.setattr(products, "_open", lambda name, path: Dataset(real_open(name, path)))
-    import_products(_cci_files(shared_data)[:1], str(tmp_path / "one.tif"), (10.0, 40.0, 12.0, 41.0), "EPSG:4326")
+    import_products(_cci_files(shared_data)[:1], str(tmp_path / "one.tif"), (10.0, 40.0, 12.0, 41.0), "EPSG:4326",
+                    ProductOptions(drop_empty=False))
     assert reads and all(args[2] * args[3] <= 8 * 4 for args in reads), reads  # 8 × 4 cells, never the globe
 
 
@@ -193,7 +214,8 @@ def test_smap_l3_dates_sorted_and_duplicates_refused(tmp_path):
     a = write_l3(tmp_path, "20180109", 36, am={(10, 10): 0.2})
     b = write_l3(tmp_path, "20180108", 36, am={(10, 10): 0.3})
     out = str(tmp_path / "two.tif")
-    res = import_products([str(a), str(b)], out, (-170, 60, -160, 80), "EPSG:4326")
+    lon, lat = ease2_centre_lonlat(36, 10, 10)
+    res = import_products([str(a), str(b)], out, (lon - 1, lat - 1, lon + 1, lat + 1), "EPSG:4326")
     data, names, _ = _bands(out)
     assert names == ["2018-01-08", "2018-01-09"] and res.dates == [dt.date(2018, 1, 8), dt.date(2018, 1, 9)]
     c = write_l3(tmp_path, "20180108", 36, am={(10, 10): 0.4}, name="SMAP_L3_SM_P_20180108_R19240_002.h5")
