@@ -171,3 +171,27 @@ def test_prepare_covariates_ndvi_from_bands_is_a_dated_covariate(run_alg, make_r
     assert check["DATE_COUNT"] == 12
     with pytest.raises(QgsProcessingException, match="NDVI needs the Near infrared"):
         run_alg("prepare_covariates", {"INDEX": 1, "RED": red, "OUTPUT": str(tmp_path / "x.tif")})
+
+
+def test_imported_esa_cci_is_downscaled_directly(run_alg, shared_data, tmp_path, feedback):
+    """Real ESA CCI NetCDF over the Delaware sample's box → import → regression downscaling on the 1 km DEM."""
+    files = sorted(str(p) for p in (shared_data / "esa_cci_netcdf").glob("*.nc"))
+    imported = run_alg("import_product", {"INPUT": files, "EXTENT": "-76.5,-74.5,37.75,40.25 [EPSG:4326]",
+                                          "OUTPUT": str(tmp_path / "cci_delaware.tif")}, feedback=feedback)
+    ds = gdal.Open(imported["OUTPUT"])
+    dates = [ds.GetRasterBand(b + 1).GetDescription() for b in range(ds.RasterCount)]
+    assert dates and set(dates) <= {f"2016-12-{d}" for d in range(27, 32)}
+    assert any("left out (no valid cell)" in m for m in feedback.infos)  # winter days without a retrieval here
+    dem = Path(__file__).resolve().parents[2] / "sample_data" / "delaware" / "elevation_1km.tif"
+    out = str(tmp_path / "down.tif")
+    run_alg("downscale_regression", {"SOIL_MOISTURE": [imported["OUTPUT"]], "DEM": [str(dem)], "REGRESSOR": 1,
+                                     "N_ESTIMATORS": 20, "OUTPUT": out})
+    down = gdal.Open(out)
+    assert [down.GetRasterBand(b + 1).GetDescription() for b in range(down.RasterCount)] == dates
+    assert down.RasterXSize > 8 * 10  # 0.25° cells → the DEM's ~1 km pixels
+    log = json.loads(Path(out).with_suffix(".json").read_text())
+    conservation = {c["date"]: c for c in log["conservation"]}
+    assert list(conservation) == dates
+    ds_counts = [int(np.isfinite(ds.GetRasterBand(b + 1).ReadAsArray()).sum()) for b in range(ds.RasterCount)]
+    assert [c["cells"] for c in conservation.values()] == ds_counts  # every imported cell is downscaled
+    assert all(c["mean_abs_diff"] < 0.005 for c in conservation.values())
