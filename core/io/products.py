@@ -154,10 +154,9 @@ def identify(path: str) -> ProductFile:
     driver = ds.GetDriver().ShortName
     if driver == "HDF5" or any(n.startswith("HDF5:") for n in names):
         datasets = {n.split("://", 1)[-1] for n in names}
-        if f"{_L3_GROUP['am']}/soil_moisture" in datasets or f"{_L3_GROUP['pm']}/soil_moisture_pm" in datasets:
-            key = f"{_L3_GROUP['am']}/soil_moisture"
-            if key not in datasets:
-                key = f"{_L3_GROUP['pm']}/soil_moisture_pm"
+        l3 = [k for k in (f"{_L3_GROUP['am']}/soil_moisture", f"{_L3_GROUP['pm']}/soil_moisture_pm") if k in datasets]
+        if l3:
+            key = l3[0]
             grid = _ease2_grid(path, _hdf5(path, key))
             product = SPL3SMP if grid.dx > 20000 else SPL3SMP_E
             return ProductFile(path, product, _smap_time(path, ds, daily=True), grid)
@@ -420,15 +419,13 @@ def _not_recommended(flags: np.ndarray) -> np.ndarray:
 
 
 def _valid_range(meta: dict[str, str]) -> tuple[float, float]:
-    lo, hi = 0.0, 1.0  # volumetric soil moisture is a fraction
-    if "valid_range" in meta:
-        parts = [_number(p) for p in re.split(r"[{},\s]+", meta["valid_range"]) if p]
-        parts = [p for p in parts if p is not None]
-        if len(parts) == 2:
-            lo, hi = parts
-    lo = _number(meta.get("valid_min", "")) if _number(meta.get("valid_min", "")) is not None else lo
-    hi = _number(meta.get("valid_max", "")) if _number(meta.get("valid_max", "")) is not None else hi
-    return float(lo), float(hi)
+    """``valid_min``/``valid_max`` or ``valid_range`` of the variable; else [0, 1] (a volumetric fraction)."""
+    lo, hi = 0.0, 1.0
+    parts = [_number(p) for p in re.split(r"[{},\s]+", meta.get("valid_range", "")) if p]
+    if len(parts) == 2 and None not in parts:
+        lo, hi = parts
+    vmin, vmax = _number(meta.get("valid_min", "")), _number(meta.get("valid_max", ""))
+    return (lo if vmin is None else vmin), (hi if vmax is None else vmax)
 
 
 def _band_attrs(ds: gdal.Dataset) -> dict[str, str]:

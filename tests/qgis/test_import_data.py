@@ -57,6 +57,18 @@ def test_import_ismn_writes_station_layer_and_daily_table(ismn):
     assert any(m.startswith("COSMOS_ARM-1 · Cosmic-ray-Probe 0–0.19 m:") and "dropped by flag" in m for m in feedback.infos)
 
 
+def test_import_ismn_takes_the_unpacked_folder(run_alg, tmp_path):
+    import zipfile
+    with zipfile.ZipFile(SEPARATE) as z:
+        z.extractall(tmp_path / "download")
+    result = run_alg("import_ismn", {"INPUT": str(tmp_path / "download"), "DEPTH_MAX": 0.25,
+                                     "OUTPUT_STATIONS": str(tmp_path / "s.gpkg"), "OUTPUT_SERIES": str(tmp_path / "d.csv"),
+                                     "OUTPUT_STATIONS_CSV": str(tmp_path / "s.csv")})
+    assert (tmp_path / "d.csv").read_text().splitlines()[0] == "date,COSMOS_ARM-1,COSMOS_Barrow-ARM"
+    assert result["OUTPUT_STATIONS_CSV"] == str(tmp_path / "s.csv")
+    assert (tmp_path / "s.csv").read_text().splitlines()[0].startswith("station,name,lat,lon,network,")
+
+
 def test_import_ismn_explains_an_empty_depth_range(run_alg, tmp_path):
     with pytest.raises(QgsProcessingException, match="none of its 2 soil-moisture sensors lies within 0–0.05 m"):
         run_alg("import_ismn", {"INPUT": str(SEPARATE), "OUTPUT_STATIONS": str(tmp_path / "s.gpkg"),
