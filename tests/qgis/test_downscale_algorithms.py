@@ -100,6 +100,32 @@ def test_score_stations_matches_hand_computed_metrics(run_alg, make_raster, tmp_
     assert feats["S1"]["downscaled_ubrmse"] == pytest.approx(np.sqrt(rmse ** 2 - bias ** 2), abs=1e-6)
 
 
+def test_score_stations_skips_bad_rows_and_names_unscored_stations(run_alg, make_raster, tmp_path, feedback):
+    # S1 as in the test above, plus: a bad station row, a station with lat/lon swapped, an in-situ value of
+    # 1.3 m³/m³ (dropped, counted) and an unreadable in-situ cell; the rest is scored.
+    stack = np.stack([np.full((3, 3), v, np.float32) for v in (0.2, 0.3, 0.4)])
+    r = make_raster("product.tif", stack, origin=(-76.0, 39.0), pixel=(0.1, 0.1), epsg=4326,
+                    descriptions=[d.isoformat() for d in DATES])
+    st = tmp_path / "st.csv"
+    st.write_text("id,lat,lon\nS1,38.85,-75.85\nBAD,north,-75.8\nSWAP,-75.85,38.85\n")
+    ins = tmp_path / "insitu.csv"
+    ins.write_text("date,S1,SWAP\n2018-01-02,0.25,0.1\n2018-01-09,1.3,0.1\n2018-01-16,0.45,dry\n"
+                   "2018-01-17,0.3,0.1\n")
+    out_csv = str(tmp_path / "scores.csv")
+    run_alg("score_stations", {"PRODUCT": [str(r)], "STATIONS_CSV": str(st), "INSITU_CSV": str(ins),
+                               "SCORES_CSV": out_csv}, feedback=feedback)
+    rows = {row["station"]: row for row in csv.DictReader(open(out_csv))}
+    assert set(rows) == {"S1", "SWAP"}
+    # S1 pairs on 01-02 (0.2 vs 0.25) and 01-16 (0.4 vs 0.45): the 1.3 of 01-09 is not a pair
+    assert (rows["S1"]["n"], rows["S1"]["n_dropped"]) == ("2", "1")
+    assert "swapped" in rows["SWAP"]["note"] and rows["SWAP"]["n"] == "0"
+    warnings = "\n".join(feedback.warnings)
+    assert "st.csv: 1 entry left out (2 stations kept)" in warnings and "line 3, column 'lat': 'north'" in warnings
+    assert "line 3, column 'S1': '1.3' is outside 0 … 1 m³/m³" in warnings
+    assert "line 4, column 'SWAP': 'dry' is not a number" in warnings
+    assert "SWAP: outside every raster (lat -75.85, lon 38.85): with latitude and longitude swapped" in warnings
+
+
 def _expect_error(run_alg, params, *needles):
     with pytest.raises(QgsProcessingException) as e:
         run_alg("downscale_regression", params)
