@@ -33,6 +33,39 @@ def test_soil_moisture_with_scale_factor_is_accepted(make_raster):
     assert check_layer(Role.SOIL_MOISTURE, BandRef(str(p))) == pytest.approx((0.12, 0.35))
 
 
+@pytest.mark.parametrize("raw, factor, looks", [
+    (np.array([[12, 35]], np.int16), "0.01", "percent"),
+    (np.array([[50, 450]], np.int16), "0.001", "× 1000"),
+    (np.array([[500, 4500]], np.int16), "0.0001", "× 10000"),
+])
+def test_soil_moisture_scale_is_inferred_from_the_range(make_raster, raw, factor, looks):
+    msg = _err(Role.SOIL_MOISTURE, make_raster("sm.tif", raw), "SMAP")
+    assert looks in msg and f"set its scale factor to {factor} (e.g. `gdal_edit.py -scale {factor} " in msg
+
+
+def test_millimetres_of_a_5cm_layer_are_offered_for_small_values(make_raster):
+    msg = _err(Role.SOIL_MOISTURE, make_raster("sm.tif", np.array([[8, 22]], np.int16)))
+    assert "millimetres of water in the top 5 cm" in msg and "use 0.02 (1/50)" in msg
+    assert "millimetres" not in _err(Role.SOIL_MOISTURE, make_raster("sm2.tif", np.array([[80, 420]], np.int16)))
+
+
+def test_scale_advice_knows_the_scale_already_set(make_raster):
+    # ×10000 integers with the (wrong) scale 0.01 a user set after the old advice: 5 … 45 m³/m³
+    p = make_raster("sm.tif", np.array([[500, 4500]], np.int16), scale=0.01)
+    msg = _err(Role.SOIL_MOISTURE, p, "SMAP")
+    assert "its scale factor is already 0.01, which turns the raw values 500 … 4500 into 5 … 45" in msg
+    assert "set its scale factor to 0.0001 instead" in msg and "scale factor to 0.01 " not in msg
+    ok = make_raster("sm_ok.tif", np.array([[500, 4500]], np.int16), scale=0.0001)
+    assert check_layer(Role.SOIL_MOISTURE, BandRef(str(ok))) == pytest.approx((0.05, 0.45))
+
+
+def test_ndvi_and_lst_advice_replace_a_wrong_scale(make_raster):
+    ndvi = _err(Role.NDVI, make_raster("ndvi.tif", np.array([[-2000, 9000]], np.int16), scale=0.001))
+    assert "already 0.001" in ndvi and "-2 … 9" in ndvi and "set its scale factor to 0.0001 instead" in ndvi
+    lst = _err(Role.LST, make_raster("lst.tif", np.array([[14000, 15500]], np.uint16), scale=0.2))
+    assert "already 0.2" in lst and "2800 … 3100" in lst and "set its scale factor to 0.02 instead" in lst
+
+
 def test_raw_modis_ndvi(make_raster):
     msg = _err(Role.NDVI, make_raster("ndvi.tif", np.array([[-2000, 9000]], np.int16)), "MOD13A2 NDVI")
     assert "0.0001" in msg and "MOD13A2 NDVI" in msg
