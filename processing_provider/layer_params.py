@@ -19,12 +19,14 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.io.destination import check_destination, estimate_raster_bytes
 from ..core.raster.align import BandRef
 from ..core.inputs.dates import parse_date, parse_date_list
 from ..core.inputs.roles import ROLE_INFO, Role
-from ..core.inputs.scene import LayerInput, SceneSpec
+from ..core.inputs.scene import DEFAULT_MAX_PIXELS, LayerInput, SceneSpec, undated_bands_problem
 from .base import TYPE_RASTER, raster_source
-from .param_names import DERIVE_TERRAIN, EXTENT, RESOLUTION, SM_DATES, SOIL_MOISTURE, TARGET_CRS, TOLERANCE_DAYS  # noqa: F401
+from .param_names import (DERIVE_TERRAIN, EXTENT, MAX_PIXELS, RESOLUTION, SM_DATES, SOIL_MOISTURE,  # noqa: F401
+                          TARGET_CRS, TOLERANCE_DAYS)
 
 gdal.UseExceptions()
 
@@ -47,12 +49,15 @@ COVARIATE_PARAMS: tuple[tuple[str, Role, str], ...] = (
 )
 
 
-def add_soil_moisture_params(alg) -> None:
+def add_soil_moisture_params(alg, optional: bool = False, with_dates: bool = True) -> None:
     alg.add_param(
-        QgsProcessingParameterMultipleLayers(SOIL_MOISTURE, alg.tr("Coarse soil moisture (m³/m³)"), TYPE_RASTER),
+        QgsProcessingParameterMultipleLayers(SOIL_MOISTURE, alg.tr("Coarse soil moisture (m³/m³)"), TYPE_RASTER,
+                                             optional=optional),
         "The coarse product (SMAP, ESA CCI, …) in m³/m³: either one multi-band raster with one band per date "
         "(dates in the band descriptions) or several single-date rasters with the date in the file name "
         "(YYYYMMDD or YYYY-MM-DD).")
+    if not with_dates:
+        return
     alg.add_param(
         QgsProcessingParameterString(SM_DATES, alg.tr("Dates of the soil-moisture bands"), optional=True),
         "Only needed when neither band descriptions nor file names carry dates: the dates of all bands in "
@@ -83,6 +88,12 @@ def add_grid_params(alg) -> None:
                                                QgsProcessingParameterNumber.Integer, 8, minValue=0),
                   "A dated covariate serves a soil-moisture date if it is at most this many days earlier "
                   "(8 = the 8-day composites of MODIS, as padded by Poehls et al.).", advanced=True)
+    alg.add_param(QgsProcessingParameterNumber(MAX_PIXELS, alg.tr("Largest target grid (million pixels)"),
+                                               QgsProcessingParameterNumber.Double, DEFAULT_MAX_PIXELS / 1e6,
+                                               minValue=0.0),
+                  "A run whose target grid has more pixels stops before any work, with an estimate of its time and "
+                  "disk space (a resolution typed 100× too fine gives 10 000× the pixels). Raise it when you mean "
+                  "such a grid; 0 = no limit.", advanced=True)
 
 
 def _band_dates(path: str) -> list[Optional[object]]:
@@ -114,6 +125,13 @@ def soil_moisture_refs(alg, parameters, context) -> list[BandRef]:
                 f"{len(explicit)} dates were given for {len(refs)} soil-moisture bands. "
                 "Fix: give one date per band, in layer and band order."))
         refs = [BandRef(r.path, r.band, r.name, d) for r, d in zip(refs, explicit)]
+    undated = [r for r in refs if r.date is None]
+    if undated:
+        raise QgsProcessingException(alg.tr(
+            f"Layer '{undated[0].name}': {undated_bands_problem(undated)} Fix: give the dates of all "
+            f"{len(refs)} soil-moisture bands, in layer and band order, in the advanced parameter "
+            f"'Dates of the soil-moisture bands' ({SM_DATES}, e.g. 2018-01-01, 2018-01-02, …), or set each band "
+            "description to its date (YYYY-MM-DD), or use one file per date with the date in its name."))
     return refs
 
 
@@ -146,6 +164,11 @@ def covariate_inputs(alg, parameters, context) -> list[LayerInput]:
     return out
 
 
+def check_room(path: str, width: int, height: int, bands: int, rasters: int = 1, what: str = "output") -> None:
+    """Raise :class:`InputError` unless ``path``'s disk holds ``rasters`` float32 rasters of this shape."""
+    check_destination(path, estimate_raster_bytes(width, height, bands, rasters), what=f"{what} ({path})")
+
+
 def scene_spec(alg, parameters, context, with_soil_moisture: bool = True) -> SceneSpec:
     crs = alg.parameterAsCrs(parameters, TARGET_CRS, context)
     crs_text = crs.toWkt() if crs.isValid() else None
@@ -162,6 +185,8 @@ def scene_spec(alg, parameters, context, with_soil_moisture: bool = True) -> Sce
             alg.parameterAsExtent(parameters, EXTENT, context)
         extent = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum())
     res = alg.parameterAsDouble(parameters, RESOLUTION, context)
+    max_mpx = alg.parameterAsDouble(parameters, MAX_PIXELS, context) if alg.parameterDefinition(MAX_PIXELS) \
+        else DEFAULT_MAX_PIXELS / 1e6
     return SceneSpec(
         soil_moisture=soil_moisture_refs(alg, parameters, context) if with_soil_moisture else [],
         covariates=covs,
@@ -171,4 +196,5 @@ def scene_spec(alg, parameters, context, with_soil_moisture: bool = True) -> Sce
         tolerance_days=alg.parameterAsInt(parameters, TOLERANCE_DAYS, context),
         extent=extent,
         allow_no_soil_moisture=not with_soil_moisture,
+        max_pixels=int(max_mpx * 1e6) if max_mpx > 0 else None,
     )

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from osgeo import osr
+from osgeo import gdal, osr
 
 from ..raster.aggregate import CellAccumulator, CellModeAccumulator
 from ..raster.align import AlignedBand, BandRef, read_full, source_grid
@@ -35,6 +36,13 @@ IsCanceled = Callable[[], bool]
 
 TERRAIN_FEATURES = ("slope", "mtpi")
 _LOCAL_RADIUS_MAX_PX = 48
+
+#: Largest fine grid (pixels) a scene accepts unless told otherwise: a mistyped resolution (100× too
+#: fine) gives 10 000× the pixels, and hours of work, before anyone notices.
+DEFAULT_MAX_PIXELS = 100_000_000
+#: Throughput used for the time estimate in that message: fine pixels per second and date of the
+#: regression method with gradient boosting on a 2-core machine (benchmarks/downscale_scaling.py).
+TYPICAL_PIXELS_PER_SECOND = 0.25e6
 
 
 @dataclass
@@ -70,6 +78,8 @@ class SceneSpec:
     extent: Optional[tuple[float, float, float, float]] = None
     #: Set for covariate-only scenes (alignment): the fine grid then comes from the covariates.
     allow_no_soil_moisture: bool = False
+    #: Largest fine grid in pixels (``None``: no limit); checked before any covariate is read.
+    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -87,11 +97,12 @@ class Scene:
         sm = list(spec.soil_moisture)
         if not sm and not spec.allow_no_soil_moisture:
             raise InputError(problem="no coarse soil-moisture layer was given.", layer=None, fix="add one.")
-        undated = [b.label for b in sm if b.date is None]
+        undated = [b for b in sm if b.date is None]
         if undated:
-            raise InputError(problem="its bands/files have no date.", layer=undated[0],
+            raise InputError(problem=undated_bands_problem(undated), layer=undated[0].label,
                              fix="name files with YYYYMMDD / YYYY-MM-DD, set band descriptions to dates, "
-                             "or give the dates explicitly.")
+                             "or give the dates explicitly (Processing: the advanced parameter 'Dates of the "
+                             "soil-moisture bands').")
         sm.sort(key=lambda b: b.date)  # type: ignore[arg-type, return-value]
         dups = {b.date for b in sm if sum(c.date == b.date for c in sm) > 1}
         if dups:
@@ -109,7 +120,28 @@ class Scene:
                 for b in lay.bands:
                     check_layer(lay.role, b)
         self._build_grids()
+        self._check_size()
         self._build_features()
+
+    def _check_size(self) -> None:
+        """Refuse a fine grid above :attr:`SceneSpec.max_pixels`, with the time and disk it would take."""
+        limit = self.spec.max_pixels
+        px = self.fine.width * self.fine.height
+        if limit is None or limit <= 0 or px <= limit:
+            return
+        n_dates = max(1, len(self.dates))
+        hours = px * n_dates / TYPICAL_PIXELS_PER_SECOND / 3600.0
+        disk = 4.0 * px * n_dates * 4 / 3
+        raise InputError(
+            problem=f"the target grid would be {self.fine.width} × {self.fine.height} = {_millions(px)} million "
+            f"pixels of {self.fine.dx:g} (in the target CRS's units), above the limit of {_millions(limit)} million: "
+            f"for {n_dates} date(s) expect roughly {_duration(hours)} of computing (at "
+            f"{TYPICAL_PIXELS_PER_SECOND / 1e6:g} million pixels per second and date) and up to "
+            f"{disk / 1e9:,.3g} GB of output.",
+            layer="target grid",
+            fix="check the target resolution (it is in the units of the target CRS: metres, or degrees for "
+            "EPSG:4326) or cut the area of interest; if you mean it, raise the limit (Processing: the advanced "
+            "parameter 'Largest target grid (million pixels)', 0 = no limit).")
 
     # ------------------------------------------------------------------ grids
     def _build_grids(self) -> None:
@@ -346,6 +378,40 @@ class Scene:
             "soil_moisture": [b.path if b.band == 1 else f"{b.path}#{b.band}" for b in self.sm_bands],
             "covariates": {f.name: (self.feature_layer_name(f.name)) for f in self._features},
         }
+
+
+def undated_bands_problem(refs: Sequence[BandRef]) -> str:
+    """Plain words for soil-moisture bands without a date: each band, its description and file name."""
+    items = []
+    for r in refs[:5]:
+        desc = _band_description(r)
+        items.append(f"band {r.band} of '{os.path.basename(r.path)}' (description "
+                     + (f"'{desc}'" if desc else "empty") + ")")
+    more = f" and {len(refs) - 5} more" if len(refs) > 5 else ""
+    return (f"{len(refs)} band(s) have no date: " + ", ".join(items) + more + ". No YYYYMMDD, YYYY-MM-DD or "
+            "YYYY_MM_DD date could be read in these band descriptions, nor in the file names.")
+
+
+def _band_description(ref: BandRef) -> str:
+
+    try:
+        ds = gdal.Open(ref.path)
+        desc = ds.GetRasterBand(ref.band).GetDescription() or ""
+        ds = None
+        return desc
+    except RuntimeError:
+        return ""
+
+
+def _millions(n: float) -> str:
+    return f"{n / 1e6:,.0f}" if n >= 1e7 else f"{n / 1e6:.3g}"
+
+
+def _duration(hours: float) -> str:
+    if hours < 1:
+        minutes = max(1, round(hours * 60))
+        return f"{minutes} minute" + ("s" if minutes != 1 else "")
+    return f"{hours:,.0f} hours" if hours < 48 else f"{hours / 24:,.0f} days"
 
 
 def _metres(g: Grid) -> float:

@@ -162,6 +162,43 @@ def test_bad_inputs_give_messages_not_tracebacks(run_alg, scene, make_raster, tm
     assert not [p for p in os.listdir(tmp_path) if p.startswith("x.") or p.startswith(".x.")]
 
 
+def test_unwritable_output_folder_is_refused_before_any_work(run_alg, scene, tmp_path, feedback):
+    blocker = tmp_path / "not_a_folder.txt"
+    blocker.write_text("a file where a folder should be")
+    params = {"SOIL_MOISTURE": scene["sm"], "NDVI": [scene["ndvi"]], "REGRESSOR": 2}
+    for out, needle in ((str(blocker / "down.tif"), "is a file, not a folder"),
+                        ("/proc/smds_down.tif", "cannot be written")):
+        with pytest.raises(QgsProcessingException) as e:
+            run_alg("downscale_regression", {**params, "OUTPUT": out}, feedback=feedback)
+        assert needle in str(e.value) and "Downscaled soil moisture" in str(e.value) and "Fix:" in str(e.value)
+        assert "Traceback" not in str(e.value)
+    assert not any("Trend on" in m for m in feedback.infos)  # nothing was fitted
+
+
+def test_a_target_grid_above_the_limit_is_refused_with_time_and_disk(run_alg, scene, tmp_path):
+    params = {"SOIL_MOISTURE": scene["sm"], "NDVI": [scene["ndvi"]], "REGRESSOR": 2,
+              "OUTPUT": str(tmp_path / "down.tif")}
+    # resolution 10 m instead of 1000 m: 5000 × 5000 px, above a limit of 1 million pixels
+    msg = _expect_error(run_alg, {**params, "RESOLUTION": 10.0, "MAX_PIXELS": 1.0},
+                        "5000 × 5000 = 25 million pixels", "above the limit of 1 million", "for 3 date(s)",
+                        "GB of output", "Largest target grid (million pixels)")
+    assert "minutes of computing" in msg  # 25 Mpx × 3 dates at 0.25 Mpx/s: 5 minutes
+    assert not os.path.exists(tmp_path / "down.tif")
+    # the same run, with the limit lifted, is not refused for its size (1000 m: the covariate grid)
+    run_alg("downscale_regression", {**params, "MAX_PIXELS": 0.003})
+    _expect_error(run_alg, {**params, "MAX_PIXELS": 0.002}, "50 × 50 = 0.0025 million pixels")
+
+
+def test_undated_soil_moisture_bands_are_named_with_the_parameter_to_use(run_alg, scene, make_raster, tmp_path):
+    stack = np.stack([np.full((N, N), v, np.float32) for v in (0.1, 0.2)])
+    sm = str(make_raster("sm_stack.tif", stack, origin=ORIGIN, pixel=(10000.0, 10000.0),
+                         descriptions=["Band_A", "week two"]))
+    params = {"SOIL_MOISTURE": [sm], "NDVI": [scene["ndvi"]], "REGRESSOR": 2, "OUTPUT": str(tmp_path / "d.tif")}
+    _expect_error(run_alg, params, "band 1 of 'sm_stack.tif' (description 'Band_A')",
+                  "band 2 of 'sm_stack.tif' (description 'week two')", "'Dates of the soil-moisture bands' (SM_DATES")
+    run_alg("downscale_regression", {**params, "SM_DATES": "2018-01-02, 2018-01-09"})
+
+
 def test_delaware_sample_through_processing_scores_both_products(run_alg, tmp_path, feedback):
     sm = sorted(glob.glob(os.path.join(SAMPLE, "esa_cci_sm", "*.tif")))[24:31]
     out = str(tmp_path / "delaware.tif")

@@ -1,5 +1,7 @@
 """Each bad input of the foundation issue gives a clear error naming the layer and the fix."""
+import dataclasses
 import datetime as dt
+import os
 
 import numpy as np
 import pytest
@@ -140,3 +142,44 @@ def _write(path, a, origin, px, epsg=32618):
     ds.SetProjection(s.ExportToWkt())
     ds.GetRasterBand(1).WriteArray(a)
     ds = None
+
+
+def test_destination_checks_folder_and_free_space(tmp_path):
+    from core.io.destination import check_destination, estimate_raster_bytes
+    check_destination(str(tmp_path / "new" / "sub" / "out.tif"), need_bytes=1000)  # created later by the writer
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        check_destination(str(blocker / "out.tif"))
+    with pytest.raises(InputError, match="cannot be written"):
+        check_destination("/proc/smds_out.tif")
+    with pytest.raises(InputError, match=r"needs up to 4\.0 EB|needs up to .* but only .* are free"):
+        check_destination(str(tmp_path / "out.tif"), need_bytes=4 * 10 ** 18)
+    assert estimate_raster_bytes(100, 50, 3, rasters=2) == 4 * 100 * 50 * 3 * 2 * 4 // 3
+    assert os.listdir(tmp_path) == ["file.txt"]  # the write probe leaves nothing
+
+
+def test_scene_refuses_a_grid_above_its_limit_before_reading_covariates(make_raster):
+    sm = make_raster("sm_20180105.tif", np.full((2, 2), 0.2, np.float32), pixel=(2000.0, 2000.0))
+    dem = make_raster("dem.tif", np.full((4, 4), 10.0, np.float32))
+    spec = SceneSpec([BandRef(str(sm), 1, "SM", D)], [LayerInput(Role.DEM, "DEM", [BandRef(str(dem), 1, "DEM")])],
+                     resolution=1.0, max_pixels=1_000_000)
+    with pytest.raises(InputError) as e:
+        Scene(spec)  # 1 m instead of 1000 m: 4000 × 4000 px
+    msg = str(e.value)
+    assert "4000 × 4000 = 16 million pixels" in msg and "above the limit of 1 million" in msg
+    assert "for 1 date(s) expect roughly 1 minute of computing" in msg and "0.0853 GB of output" in msg
+    spec.max_pixels = None
+    assert Scene(dataclasses.replace(spec, derive_terrain=False)).fine.width == 4000
+
+
+def test_undated_soil_moisture_names_each_band_and_its_description(make_raster):
+    sm = make_raster("sm.tif", np.stack([np.full((2, 2), 0.2, np.float32)] * 2), pixel=(2000.0, 2000.0),
+                     descriptions=["B1", ""])
+    dem = make_raster("dem.tif", np.full((4, 4), 10.0, np.float32))
+    with pytest.raises(InputError) as e:
+        Scene(SceneSpec([BandRef(str(sm), 1, "SM"), BandRef(str(sm), 2, "SM")],
+                        [LayerInput(Role.DEM, "DEM", [BandRef(str(dem), 1, "DEM")])]))
+    msg = str(e.value)
+    assert "2 band(s) have no date: band 1 of 'sm.tif' (description 'B1'), band 2 of 'sm.tif' (description empty)" in msg
+    assert "Dates of the soil-moisture bands" in msg
