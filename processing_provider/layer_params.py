@@ -21,7 +21,7 @@ from qgis.core import (
 
 from ..core.io.destination import check_destination, estimate_raster_bytes
 from ..core.raster.align import BandRef
-from ..core.inputs.dates import parse_date, parse_date_list
+from ..core.inputs.dates import parse_date, parse_date_list, strip_date
 from ..core.inputs.roles import ROLE_INFO, Role
 from ..core.inputs.scene import DEFAULT_MAX_PIXELS, LayerInput, SceneSpec, undated_bands_problem
 from .base import TYPE_RASTER, raster_source
@@ -45,7 +45,10 @@ COVARIATE_PARAMS: tuple[tuple[str, Role, str], ...] = (
     ("PH", Role.PH, "Soil pH (SoilGrids pH×10: set scale 0.1)."),
     ("LAND_COVER", Role.LAND_COVER, "Land-cover classes (integer codes); taken by majority when coarsened, "
                                     "nearest when refined. Enables one model per class."),
-    ("OTHER", Role.OTHER, "Any other continuous covariate, used as given."),
+    ("OTHER", Role.OTHER, "Any other continuous covariates, used as given: each layer is a covariate of its own, "
+                          "named after the layer (a static multi-band layer: one per band; dated files whose "
+                          "names differ only by the date: one time series). An ensemble input such as "
+                          "field_capacity or vv_db takes the layer of that name, or the only Other layer."),
 )
 
 
@@ -136,32 +139,73 @@ def soil_moisture_refs(alg, parameters, context) -> list[BandRef]:
 
 
 def covariate_inputs(alg, parameters, context) -> list[LayerInput]:
+    """The covariate layers of every role, as scene inputs.
+
+    Per role: dated single-band files form one time series (under *Other*, one per name once the
+    date is removed: ``S1_VV_20180101`` … and ``S1_VH_20180101`` … are two series); a layer with
+    dated bands is a time series; every undated layer is a static covariate of its own, and a
+    static multi-band layer gives one covariate per band. A DEM is one layer. Under a named
+    role, dated and undated layers together are refused (an undated file of a series is a slip).
+    """
     out: list[LayerInput] = []
     for key, role, _ in COVARIATE_PARAMS:
         layers = alg.parameterAsLayerList(parameters, key, context)
         if not layers:
             continue
-        refs: list[BandRef] = []
+        label = ROLE_INFO[role].label
+        series: dict[str, list[BandRef]] = {}
+        static: list[LayerInput] = []
         for lay in layers:
-            path, n = raster_source(lay, ROLE_INFO[role].label)
+            path, n = raster_source(lay, label)
             dates = _band_dates(path)
             if n == 1:
                 d = dates[0] or parse_date(os.path.basename(path))
-                refs.append(BandRef(path, 1, lay.name(), d))
+                if d is None:
+                    static.append(LayerInput(role, lay.name(), [BandRef(path, 1, lay.name(), None)]))
+                else:
+                    stem = strip_date(lay.name()) if role is Role.OTHER else label
+                    series.setdefault(stem, []).append(BandRef(path, 1, lay.name(), d))
             elif all(d is not None for d in dates):
-                refs.extend(BandRef(path, i + 1, lay.name(), d) for i, d in enumerate(dates))
+                stem = lay.name() if role is Role.OTHER else label
+                series.setdefault(stem, []).extend(BandRef(path, i + 1, lay.name(), d) for i, d in enumerate(dates))
+            elif all(d is None for d in dates) and role is not Role.DEM:
+                static += [LayerInput(role, f"{lay.name()} {_band_label(path, b)}", [BandRef(path, b, lay.name(), None)])
+                           for b in range(1, n + 1)]
             else:
                 raise QgsProcessingException(alg.tr(
-                    f"Layer '{lay.name()}': it has {n} bands but not every band description is a date, so it is "
-                    f"unclear which band is the {ROLE_INFO[role].label}. Fix: extract that band "
-                    "(Raster ▸ Conversion ▸ Translate, or gdal_translate -b N) and use the new layer."))
-        if len(refs) > 1 and any(r.date is None for r in refs):
-            undated = next(r for r in refs if r.date is None)
+                    f"Layer '{lay.name()}': it has {n} bands and {_undated_text(path, dates)}, so it is unclear "
+                    f"which bands are the {label}. Fix: set every band description to its date (YYYY-MM-DD) for a "
+                    "time series, or extract the band you mean (Raster ▸ Conversion ▸ Translate, or "
+                    "gdal_translate -b N) and use the new layer."))
+        if series and static and role is not Role.OTHER:
+            lay = static[0]
             raise QgsProcessingException(alg.tr(
-                f"Layer '{undated.name}': {ROLE_INFO[role].label} was given as several layers, but this one has "
-                "no date. Fix: put the date in its file name (YYYYMMDD) or give a single static layer."))
-        out.append(LayerInput(role, ", ".join(sorted({r.name for r in refs})), refs))
+                f"Layer '{lay.name}': the {label} was given as a dated series, but no date could be read in this "
+                f"layer's name or file name ('{os.path.basename(lay.bands[0].path)}'). Fix: put the date in its file "
+                "name (YYYYMMDD or YYYY-MM-DD), or give it under 'Other covariate' if it is a separate static "
+                "covariate."))
+        for stem, refs in series.items():
+            names = sorted({r.name for r in refs})
+            out.append(LayerInput(role, stem if role is Role.OTHER else ", ".join(names), refs))
+        out += static
+        if role is Role.DEM and sum(lay.role is Role.DEM for lay in out) > 1:
+            raise QgsProcessingException(alg.tr(
+                f"{len(layers)} DEM layers were given. Fix: give one elevation layer (merge tiles first, e.g. "
+                "Raster ▸ Miscellaneous ▸ Merge); other terrain layers go under 'Other covariate'."))
     return out
+
+
+def _band_label(path: str, band: int) -> str:
+    ds = gdal.Open(path)
+    desc = (ds.GetRasterBand(band).GetDescription() or "").strip()
+    ds = None
+    return desc or f"band {band}"
+
+
+def _undated_text(path: str, dates: list) -> str:
+    undated = [b for b, d in enumerate(dates, start=1) if d is None]
+    shown = ", ".join(f"band {b} ('{_band_label(path, b)}')" for b in undated[:5])
+    return f"no date could be read in the description of {shown}" + (" …" if len(undated) > 5 else "")
 
 
 def check_room(path: str, width: int, height: int, bands: int, rasters: int = 1, what: str = "output") -> None:

@@ -5,8 +5,8 @@ dated — into features on one fine (target) grid, read block by block, and into
 aggregates on the coarse grid of the soil-moisture product (the training view).
 
 Feature names a scene provides (methods and model cards refer to them):
-``lst, ndvi, et, precipitation, sand, clay, ph, dem, land_cover, other`` (the roles; a second
-layer of the same role is ``<role>_2``), ``slope`` and ``mtpi`` (derived from the DEM),
+``lst, ndvi, et, precipitation, sand, clay, ph, dem, land_cover, other`` (the roles; several
+layers of one role are named after their layers, see :func:`covariate_feature_names`), ``slope`` and ``mtpi`` (derived from the DEM),
 ``doy`` (day of year), ``sm_coarse`` (the soil moisture of the coarse cell holding the pixel),
 ``lat`` and ``lon`` (WGS84 pixel centre).
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -203,12 +204,8 @@ class Scene:
     # ------------------------------------------------------------------ features
     def _build_features(self) -> None:
         self._features: list[_Feature] = []
-        seen: dict[str, int] = {}
         self._dem: Optional[LayerInput] = None
-        for lay in self.spec.covariates:
-            base = lay.role.value
-            seen[base] = seen.get(base, 0) + 1
-            name = base if seen[base] == 1 else f"{base}_{seen[base]}"
+        for lay, name in zip(self.spec.covariates, covariate_feature_names(self.spec.covariates)):
             self._features.append(_Feature(name, lay, lay.is_categorical))
             if lay.role is Role.DEM and self._dem is None:
                 if lay.is_dynamic:
@@ -378,6 +375,49 @@ class Scene:
             "soil_moisture": [b.path if b.band == 1 else f"{b.path}#{b.band}" for b in self.sm_bands],
             "covariates": {f.name: (self.feature_layer_name(f.name)) for f in self._features},
         }
+
+
+#: Feature names a covariate layer can never take (derived features and what every scene provides).
+RESERVED_FEATURES = frozenset(TERRAIN_FEATURES + ("doy", "sm_coarse", "lat", "lon")) | {r.value for r in Role}
+
+
+def feature_key(text: str) -> str:
+    """A layer name as a feature name: lower case, runs of other characters as ``_``.
+
+    >>> feature_key("Valley depth (m)")
+    'valley_depth_m'
+    """
+    return re.sub(r"[^a-z0-9]+", "_", (text or "").lower()).strip("_")
+
+
+def covariate_feature_names(layers: Sequence[LayerInput]) -> list[str]:
+    """The feature name of each covariate layer.
+
+    The only layer of its role is named after the role (``ndvi``, ``other``): model cards and
+    saved models refer to those names. Several layers of one role are named after their layers:
+    ``<role>_<layer>`` (``sand_topsoil``), and under *Other* the layer name alone (``twi``,
+    ``field_capacity``: an ensemble input of that name is fed by it), prefixed with ``other_``
+    where it would clash with a role or a derived feature. Repeats get ``_2``, ``_3``…
+    """
+    per_role: dict[Role, int] = {}
+    for lay in layers:
+        per_role[lay.role] = per_role.get(lay.role, 0) + 1
+    names: list[str] = []
+    for lay in layers:
+        if per_role[lay.role] == 1:
+            name = lay.role.value
+        else:
+            key = feature_key(lay.name) or "layer"
+            if lay.role is Role.OTHER:
+                name = key if key not in RESERVED_FEATURES and not key[0].isdigit() else f"other_{key}"
+            else:
+                name = f"{lay.role.value}_{key}"
+        unique, k = name, 1
+        while unique in names:
+            k += 1
+            unique = f"{name}_{k}"
+        names.append(unique)
+    return names
 
 
 def undated_bands_problem(refs: Sequence[BandRef]) -> str:

@@ -199,6 +199,38 @@ def test_undated_soil_moisture_bands_are_named_with_the_parameter_to_use(run_alg
     run_alg("downscale_regression", {**params, "SM_DATES": "2018-01-02, 2018-01-09"})
 
 
+def test_several_other_covariates_static_per_band_and_dated(run_alg, scene, make_raster, tmp_path):
+    grid = {"origin": ORIGIN}
+    n = N * K
+    twi = str(make_raster("twi.tif", np.full((n, n), 7.0, np.float32), **grid))
+    depth = str(make_raster("valley_depth.tif", np.full((n, n), 12.0, np.float32), **grid))
+    soils = str(make_raster("soil_stack.tif", np.stack([np.full((n, n), v, np.float32) for v in (1.0, 2.0)]),
+                            descriptions=["bulk density", ""], **grid))
+    vv = [str(make_raster(f"S1_VV_{d:%Y%m%d}.tif", np.full((n, n), -10.0 - i, np.float32), **grid))
+          for i, d in enumerate(DATES)]
+    vh = [str(make_raster(f"S1_VH_{d:%Y%m%d}.tif", np.full((n, n), -20.0 - i, np.float32), **grid))
+          for i, d in enumerate(DATES)]
+    out = str(tmp_path / "aligned.tif")
+    run_alg("align_covariates", {"NDVI": [scene["ndvi"]], "OTHER": [twi, depth, soils] + vv + vh,
+                                 "SOIL_MOISTURE": scene["sm"], "OUTPUT": out})
+    ds = gdal.Open(out)
+    names = [ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)]
+    for name, value in (("twi", 7.0), ("valley_depth", 12.0), ("soil_stack_bulk_density", 1.0),
+                        ("soil_stack_band_2", 2.0)):
+        assert name in names, names
+        assert float(ds.GetRasterBand(names.index(name) + 1).ReadAsArray()[0, 0]) == pytest.approx(value)
+    # the VV and VH files form two dated series, named after what their names share
+    assert [nm for nm in names if nm.startswith("s1_")] == [f"s1_{p} {d.isoformat()}" for p in ("vv", "vh")
+                                                            for d in DATES]
+    assert float(ds.GetRasterBand(names.index("s1_vh 2018-01-09") + 1).ReadAsArray()[0, 0]) == pytest.approx(-21.0)
+    # under a named role, a series with one undated file is refused with the layer and the way out
+    undated = str(make_raster("ndvi_january.tif", np.full((n, n), 0.5, np.float32), **grid))
+    dated = str(make_raster("ndvi_20180101.tif", np.full((n, n), 0.5, np.float32), **grid))
+    with pytest.raises(QgsProcessingException) as e:
+        run_alg("align_covariates", {"NDVI": [dated, undated], "OUTPUT": str(tmp_path / "x.tif")})
+    assert "ndvi_january" in str(e.value) and "'Other covariate'" in str(e.value)
+
+
 def test_delaware_sample_through_processing_scores_both_products(run_alg, tmp_path, feedback):
     sm = sorted(glob.glob(os.path.join(SAMPLE, "esa_cci_sm", "*.tif")))[24:31]
     out = str(tmp_path / "delaware.tif")
