@@ -134,12 +134,11 @@ class Scene:
         hours = px * n_dates / TYPICAL_PIXELS_PER_SECOND / 3600.0
         disk = 4.0 * px * n_dates * 4 / 3
         raise InputError(
-            problem=f"the target grid would be {self.fine.width} × {self.fine.height} = {_millions(px)} million "
+            problem=f"The target grid would be {self.fine.width} × {self.fine.height} = {_millions(px)} million "
             f"pixels of {self.fine.dx:g} (in the target CRS's units), above the limit of {_millions(limit)} million: "
             f"for {n_dates} date(s) expect roughly {_duration(hours)} of computing (at "
             f"{TYPICAL_PIXELS_PER_SECOND / 1e6:g} million pixels per second and date) and up to "
             f"{disk / 1e9:,.3g} GB of output.",
-            layer="target grid",
             fix="check the target resolution (it is in the units of the target CRS: metres, or degrees for "
             "EPSG:4326) or cut the area of interest; if you mean it, raise the limit (Processing: the advanced "
             "parameter 'Largest target grid (million pixels)', 0 = no limit).")

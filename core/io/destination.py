@@ -50,7 +50,7 @@ def check_destination(path: str, need_bytes: int = 0, what: str = "output") -> N
             break
         existing = parent
     if not os.path.isdir(existing):
-        raise InputError(problem=f"its folder cannot be created: '{existing}' is a file, not a folder.", layer=what,
+        raise InputError(problem=f"{what}: its folder cannot be created: '{existing}' is a file, not a folder.",
                          fix="choose an output file in a folder you can write to.")
     try:
         fd, probe = tempfile.mkstemp(prefix=".smds-write-test-", dir=existing)
@@ -58,12 +58,12 @@ def check_destination(path: str, need_bytes: int = 0, what: str = "output") -> N
         os.remove(probe)
     except OSError as exc:
         reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-        raise InputError(problem=f"the folder '{existing}' cannot be written ({reason}).", layer=what,
+        raise InputError(problem=f"{what}: the folder '{existing}' cannot be written ({reason}).",
                          fix="choose an output file in a folder you can write to (e.g. in your home folder).") from None
     if need_bytes > 0:
         free = shutil.disk_usage(existing).free
         if free < need_bytes:
-            raise InputError(problem=f"the output needs up to {format_bytes(need_bytes)} but only "
-                             f"{format_bytes(free)} are free on the disk of '{existing}'.", layer=what,
+            raise InputError(problem=f"{what}: the output needs up to {format_bytes(need_bytes)} but only "
+                             f"{format_bytes(free)} are free on the disk of '{existing}'.",
                              fix="free some space, write to another disk, or make the output smaller (a coarser "
                              "resolution, a smaller area or fewer dates).")
