@@ -74,11 +74,16 @@ def test_align_covariates_and_training_view(run_alg, scene, tmp_path):
     assert cds.GetRasterBand(names.index("ndvi") + 1).ReadAsArray()[0, 0] == pytest.approx(src[:K, :K].mean(), abs=1e-5)
 
 
+def _product_of_three_dates(make_raster) -> str:
+    """3 × 3 pixels of 0.1° from 76° W, 39° N, holding 0.2, 0.3, 0.4 on the three DATES."""
+    stack = np.stack([np.full((3, 3), v, np.float32) for v in (0.2, 0.3, 0.4)])
+    return str(make_raster("product.tif", stack, origin=(-76.0, 39.0), pixel=(0.1, 0.1), epsg=4326,
+                           descriptions=[d.isoformat() for d in DATES]))
+
+
 def test_score_stations_matches_hand_computed_metrics(run_alg, make_raster, tmp_path):
     # one station over a pixel whose values are 0.2, 0.3, 0.4 on three dates; in-situ 0.25, 0.3, 0.45
-    stack = np.stack([np.full((3, 3), v, np.float32) for v in (0.2, 0.3, 0.4)])
-    r = make_raster("product.tif", stack, origin=(-76.0, 39.0), pixel=(0.1, 0.1), epsg=4326,
-                    descriptions=[d.isoformat() for d in DATES])
+    r = _product_of_three_dates(make_raster)
     st = tmp_path / "st.csv"
     st.write_text("id,lat,lon\nS1,38.85,-75.85\nFAR,10,10\n")
     ins = tmp_path / "insitu.csv"
@@ -103,9 +108,7 @@ def test_score_stations_matches_hand_computed_metrics(run_alg, make_raster, tmp_
 def test_score_stations_skips_bad_rows_and_names_unscored_stations(run_alg, make_raster, tmp_path, feedback):
     # S1 as in the test above, plus: a bad station row, a station with lat/lon swapped, an in-situ value of
     # 1.3 m³/m³ (dropped, counted) and an unreadable in-situ cell; the rest is scored.
-    stack = np.stack([np.full((3, 3), v, np.float32) for v in (0.2, 0.3, 0.4)])
-    r = make_raster("product.tif", stack, origin=(-76.0, 39.0), pixel=(0.1, 0.1), epsg=4326,
-                    descriptions=[d.isoformat() for d in DATES])
+    r = _product_of_three_dates(make_raster)
     st = tmp_path / "st.csv"
     st.write_text("id,lat,lon\nS1,38.85,-75.85\nBAD,north,-75.8\nSWAP,-75.85,38.85\n")
     ins = tmp_path / "insitu.csv"
