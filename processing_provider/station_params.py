@@ -100,7 +100,7 @@ def station_inputs(alg, parameters, context, feedback=None) -> StationInputs:
         table = read_station_table(csv_path)
         stations = table.stations
         if table.skipped:
-            reports.append(skipped_message(csv_path, table.skipped, f"{len(stations)} stations kept"))
+            reports.append(skipped_message(csv_path, table.skipped, f"{len(stations)} station(s) kept"))
     insitu = read_insitu_table(insitu_path)
     if insitu.skipped:
         n_values = sum(s.values for s in insitu.skipped if s.out_of_range)

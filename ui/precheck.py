@@ -159,7 +159,7 @@ def _check_stations(request: RunRequest, scene: Scene, res: CheckResult) -> None
         return
     if table.skipped:
         res.warnings.append(skipped_message(request.stations_csv, table.skipped,
-                                            f"{len(table.stations)} stations kept"))
+                                            f"{len(table.stations)} station(s) kept"))
     known = [s for s in table.stations if s.id in insitu.values]
     if not known:
         res.errors.append(f"None of the {len(table.stations)} station ids is a column of the in-situ table. Fix: use "

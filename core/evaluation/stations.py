@@ -213,7 +213,7 @@ def read_station_table(path: str) -> StationTable:
             column, text, why = (header[i_lat], rec[i_lat], lat_why) if lat_why else (header[i_lon], rec[i_lon], lon_why)
             if lat_why and "outside" in lat_why and lon is not None and abs(lon) <= 90.0 and lat is not None \
                     and abs(lat) <= 180.0:
-                why += " (latitude and longitude look swapped)"
+                why = "is outside ±90°: latitude and longitude look swapped"
             skipped.append(Skipped(line, column.strip(), text.strip(), f"{why}: station '{sid}' left out"))
             continue
         first_line[sid] = line

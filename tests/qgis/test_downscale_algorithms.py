@@ -123,7 +123,7 @@ def test_score_stations_skips_bad_rows_and_names_unscored_stations(run_alg, make
     assert (rows["S1"]["n"], rows["S1"]["n_dropped"]) == ("2", "1")
     assert "swapped" in rows["SWAP"]["note"] and rows["SWAP"]["n"] == "0"
     warnings = "\n".join(feedback.warnings)
-    assert "st.csv: 1 entry left out (2 stations kept)" in warnings and "line 3, column 'lat': 'north'" in warnings
+    assert "st.csv: 1 entry left out (2 station(s) kept)" in warnings and "line 3, column 'lat': 'north'" in warnings
     assert "line 3, column 'S1': '1.3' is outside 0 … 1 m³/m³" in warnings
     assert "line 4, column 'SWAP': 'dry' is not a number" in warnings
     assert "SWAP: outside every raster (lat -75.85, lon 38.85): with latitude and longitude swapped" in warnings
