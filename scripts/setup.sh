@@ -8,7 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SMDS_VENV:-$HOME/.cache/soil_moisture_downscaling/venv}"
 need_apt=()
-for pkg in qgis python3-qgis python3-gdal python3-matplotlib python3-scipy python3-venv xvfb qgis-providers; do
+for pkg in qgis python3-qgis python3-gdal python3-matplotlib python3-scipy python3-h5py python3-venv xvfb qgis-providers; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

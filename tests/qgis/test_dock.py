@@ -286,3 +286,28 @@ def test_deleting_the_panel_mid_run_stops_the_run_cleanly(plugin, project, qgis_
     _wait(lambda: QgsApplication.taskManager().countActiveTasks() == 0 and not dock_module._RUNNING, 120)
     assert not [p.name for p in (tmp_path / "runs").iterdir()]
     QgsSettings().remove("soil_moisture_downscaling/dock")
+
+
+def test_start_from_downloads_opens_our_algorithms_and_uses_the_ismn_outputs(dock, run_alg, tmp_path, monkeypatch):
+    import processing
+    from qgis.core import QgsVectorLayer
+
+    opened = []
+    monkeypatch.setattr(processing, "execAlgorithmDialog", lambda alg_id, params: opened.append(alg_id) or {})
+    dock.importProductButton.click()
+    dock.prepareCovariatesButton.click()
+    assert opened == ["soil_moisture_downscaling:import_product", "soil_moisture_downscaling:prepare_covariates"]
+
+    # what the ISMN dialog returns once Processing has loaded the station layer
+    zip_path = REPO / "tests" / "data" / "ismn" / "Data_seperate_files_20170810_20180809.zip"
+    results = run_alg("import_ismn", {"INPUT": str(zip_path), "DEPTH_MAX": 0.25,
+                                      "OUTPUT_STATIONS": str(tmp_path / "ismn.gpkg"),
+                                      "OUTPUT_SERIES": str(tmp_path / "ismn.csv")})
+    layer = QgsVectorLayer(results["OUTPUT_STATIONS"], "ISMN stations", "ogr")
+    QgsProject.instance().addMapLayer(layer)
+    monkeypatch.setattr(processing, "execAlgorithmDialog", lambda alg_id, params: opened.append(alg_id) or results)
+    dock.importIsmnButton.click()
+    assert opened[-1] == "soil_moisture_downscaling:import_ismn"
+    assert dock.insituCsv.filePath() == str(tmp_path / "ismn.csv")
+    assert dock.stationsLayerCombo.currentLayer() is layer
+    assert dock.stationIdCombo.currentField() == "station"
