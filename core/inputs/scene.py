@@ -298,23 +298,26 @@ class Scene:
     # ------------------------------------------------------------------ training view
     def training_view(self, block_pixels: int = 1 << 20, progress: Optional[Progress] = None,
                       is_canceled: Optional[IsCanceled] = None,
-                      bands: Optional[set[tuple[str, int]]] = None) -> dict[tuple[str, int], np.ndarray]:
-        """Every covariate aggregated onto the coarse grid, in one streaming pass.
+                      bands: Optional[set[tuple[str, int]]] = None,
+                      grid: Optional[Grid] = None) -> dict[tuple[str, int], np.ndarray]:
+        """Every covariate aggregated onto the coarse grid (or onto ``grid``, any grid of the same CRS
+        coarser than the fine one), in one streaming pass.
 
         Continuous features take the mean of the fine pixels in each coarse cell, categorical
         ones the majority class. Returns ``{(feature, band_index): flat coarse array}``;
         static features have band index 0.
         """
+        onto = grid or self.coarse
         needed: dict[str, set[int]] = {f.name: set(self._band_for_date.get(f.name, [0])) for f in self._features}
         acc: dict[tuple[str, int], object] = {}
         for f in self._features:
             for i in needed[f.name]:
-                acc[(f.name, i)] = (CellModeAccumulator if f.categorical else CellAccumulator)(self.coarse.size)
+                acc[(f.name, i)] = (CellModeAccumulator if f.categorical else CellAccumulator)(onto.size)
         windows = list(self.fine.windows(block_pixels))
         for k, w in enumerate(windows):
             if is_canceled is not None and is_canceled():
                 raise Canceled()
-            idx = self.cell_index(w)
+            idx = cell_index(self.fine, onto, w)
             static = self.static_block(w)
             for f in self._features:
                 for i in needed[f.name]:
