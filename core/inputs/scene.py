@@ -63,6 +63,8 @@ class SceneSpec:
     covariates: list[LayerInput] = field(default_factory=list)
     crs: Optional[str] = None
     resolution: Optional[float] = None
+    #: Pixel height when it differs from the width (e.g. a 0.140625° × 0.09375° lattice); None = square.
+    resolution_y: Optional[float] = None
     derive_terrain: bool = True
     tolerance_days: int = 8
     check_units: bool = True
@@ -129,6 +131,7 @@ class Scene:
         else:
             b = transform_bounds(finest.bounds, finest.crs_wkt, target_wkt)
             res = (b[2] - b[0]) / finest.width
+        res_y = float(spec.resolution_y) if spec.resolution_y else res
         bounds = [(self.sm_bands[0].label, transform_bounds(sm_grids[0].bounds, sm_grids[0].crs_wkt, target_wkt))] \
             if sm_grids else []
         for lay in spec.covariates:
@@ -144,7 +147,7 @@ class Scene:
                              fix="use layers that cover the same area (check their CRS if they should).")
         self.coarse: Optional[Grid] = None
         if not sm_grids:
-            self.fine = snap_grid(common, target_wkt, res, res)
+            self.fine = snap_grid(common, target_wkt, res, res_y)
             return
         g0 = sm_grids[0]
         if same_crs(g0.crs_wkt, target_wkt):
@@ -166,7 +169,7 @@ class Scene:
             raise InputError(problem=f"the target resolution {res:g} is not finer than the soil-moisture product's "
                              f"{self.coarse.dx:g}.", layer=self.sm_bands[0].label,
                              fix="choose a finer target resolution.")
-        self.fine = snap_grid(common, target_wkt, res, res, anchor=(self.coarse.x0, self.coarse.y0))
+        self.fine = snap_grid(common, target_wkt, res, res_y, anchor=(self.coarse.x0, self.coarse.y0))
 
     # ------------------------------------------------------------------ features
     def _build_features(self) -> None:
