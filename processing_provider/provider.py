@@ -6,10 +6,12 @@ from qgis.core import QgsProcessingProvider
 from . import (
     align_covariates,
     check_inputs,
+    downscale_cross_scale,
     downscale_ensemble,
     downscale_regression,
     score_stations,
     site_report,
+    train_cross_scale,
     train_ensemble,
 )
 
@@ -22,6 +24,8 @@ ALGORITHMS = (
     score_stations.ScoreStations,
     site_report.SiteReport,
     train_ensemble.TrainEnsemble,
+    downscale_cross_scale.DownscaleCrossScale,
+    train_cross_scale.TrainCrossScale,
 )
 
 

@@ -320,7 +320,7 @@ def fit(scene: Scene, options: Optional[CrossScaleOptions] = None, fine_soil_moi
     y_all = np.stack([np.asarray(v, dtype=np.float64).ravel() for v in sm_t])  # (T, P)
     ok = np.isfinite(X_all).all(axis=2) & np.isfinite(y_all)
     cells_with = np.flatnonzero(ok.any(axis=0))
-    if ok.sum() < 50 or cells_with.size < 5:
+    if ok.sum() < 30 or cells_with.size < 5:
         raise InputError(problem=f"only {int(ok.sum())} pixel-dates at {cells_with.size} cells of the training level "
                          f"have soil moisture and every input ({', '.join(inputs)}).", layer=scene.sm_bands[0].label,
                          fix="use a larger area or more dates, a smaller training ratio, or check the layers' nodata.")
@@ -516,3 +516,24 @@ def _write_bytes(path: str, data: bytes) -> None:
 
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def training_report(training: dict[str, Any]) -> str:
+    """Plain-text summary of a fit: mode, inputs, levels and the held-out scores next to the baselines."""
+    from ..evaluation.cross_scale_scores import format_table
+
+    held = training["held_out"]
+    rows = {k: v for k, v in held.items() if k != "truth"}
+    lev = training["levels"]
+    lines = [f"Cross-scale network, scheme {training['scheme']}: inputs {', '.join(training['inputs'])}",
+             f"{training['mode']}; window {lev['window']:g} (training level)"]
+    if training.get("note"):
+        lines.append(f"Note: {training['note']}")
+    lines += [f"{training['n_samples']} training samples at {training['n_cells']} cells; scores on "
+              f"{training['n_test_cells']} held-out cells (all dates):", "",
+              format_table(rows), f"{'truth CV':<28}{'':>84}{held['truth']['cv']:>14.4f}"]
+    net, bil = held["network_coherent"], held["bilinear"]
+    verdict = "beats" if net["rmse"] < bil["rmse"] and net["pattern_r"] > bil["pattern_r"] else "does NOT beat"
+    lines.append(f"The coherent network {verdict} bilinear interpolation on these cells (pooled RMSE "
+                 f"{net['rmse']:.4f} vs {bil['rmse']:.4f}, pattern R {net['pattern_r']:.3f} vs {bil['pattern_r']:.3f}).")
+    return "\n".join(lines)
