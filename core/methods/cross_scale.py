@@ -23,6 +23,9 @@ finer cells, and is then applied one scale further down.
   the native resolution ÷ the training ratio); the window is ``window_cells`` coarse cells wide.
 * **Coherent** (default on): each coarse cell's fine pixels are shifted by one value per cell and
   date so that they average back to the coarse value (the network's within-cell pattern is kept).
+* **Shrinkage** (default on, "first, do no harm"): the estimate is ``w·network + (1 − w)·bilinear``
+  (then made coherent), ``w`` chosen on the held-out cells of the training level — where the network's
+  pattern has no skill over interpolation, ``w`` goes to 0 and the output is the coherent bilinear.
 * **Validation** (in :attr:`CrossScaleModel.training`, the model card and the run log): on the
   held-out cells, the network (raw and coherent) against copying the coarse value, bilinear
   interpolation of the coarse cells and a coherent bilinear, by :mod:`core.evaluation.cross_scale_scores`.
@@ -79,6 +82,9 @@ class CrossScaleOptions:
     #: Moving-window width in cells of the level the soil moisture comes from (45 km / 36 km).
     window_cells: float = 1.25
     coherent: bool = True
+    #: Shrink toward bilinear interpolation: estimate = w·network + (1 − w)·bilinear, with the weight w
+    #: (0…1, steps of 0.1) that gives the lowest pooled RMSE on the held-out cells of the training level.
+    shrink: bool = True
     test_fraction: float = 0.2
     validation_fraction: float = 0.25
     max_epochs: int = 300
@@ -200,7 +206,7 @@ class CrossScaleModel:
             "software": {"package": "soil_moisture_downscaling", "onnx_opset": OPSET},
             "cross_scale": {"scheme": t["scheme"], "inputs": self.inputs, "note": t["note"], "ratio": self.ratio,
                             "window_cells": self.options.window_cells, "mode": t["mode"], "levels": t["levels"],
-                            "options": asdict(self.options), "held_out": sc},
+                            "options": asdict(self.options), "held_out": sc, "blend": t["blend"]},
         }
         for k, (f, m) in enumerate(zip(files, models)):
             card = dict(base)
@@ -230,7 +236,7 @@ class CrossScaleModel:
                              fix="choose a folder written by 'Train a cross-scale network'.")
         opts = CrossScaleOptions(**{k: v for k, v in cs["options"].items() if k in CrossScaleOptions.__annotations__})
         training = {"scheme": cs["scheme"], "note": cs["note"], "mode": cs["mode"], "levels": cs["levels"],
-                    "held_out": cs["held_out"], "model_folder": folder}
+                    "held_out": cs["held_out"], "blend": cs["blend"], "model_folder": folder}
         return cls(list(cs["inputs"]), opts, float(cs["ratio"]), training, ensemble=ens)
 
 
@@ -355,6 +361,10 @@ def fit(scene: Scene, options: Optional[CrossScaleOptions] = None, fine_soil_moi
                  "coherent_bilinear": np.stack([coherent(bil[t], idx, sm_in[t]) for t in range(T)]),
                  "network": pred, "network_coherent": np.stack([coherent(pred[t], idx, sm_in[t]) for t in range(T)])}
     truth = np.where(is_test[None, :], y_all, np.nan)
+    blend = {"raw": _best_weight(estimates["network"], bil, truth, is_test),
+             "coherent": _best_weight(estimates["network_coherent"], estimates["coherent_bilinear"], truth, is_test)}
+    w = blend["coherent"]
+    estimates["shrunk_coherent"] = w * estimates["network_coherent"] + (1 - w) * estimates["coherent_bilinear"]
     held = {k: score_series(v[:, is_test], truth[:, is_test], copy[:, is_test], idx[is_test])
             for k, v in estimates.items()}
     held["truth"] = {"cv": score_series(truth[:, is_test], truth[:, is_test], copy[:, is_test], idx[is_test])["cv"]}
@@ -365,10 +375,21 @@ def fit(scene: Scene, options: Optional[CrossScaleOptions] = None, fine_soil_moi
                    "ratio": ratio, "window": opts.window_cells * source.dx},
         "period": [scene.dates[0].isoformat(), scene.dates[-1].isoformat()],
         "n_samples": int(len(y_tr)), "n_cells": int(cells_with.size - n_test), "n_test_cells": int(n_test),
-        "best_epochs": [m.best_epoch for m in members], "held_out": held,
+        "best_epochs": [m.best_epoch for m in members], "held_out": held, "blend": blend,
     }
     prog(1.0, "network trained and validated")
     return model
+
+
+def _best_weight(network: np.ndarray, bilinear: np.ndarray, truth: np.ndarray, cells: np.ndarray) -> float:
+    """Weight w in 0, 0.1 … 1 of ``w·network + (1 − w)·bilinear`` with the lowest pooled RMSE on ``cells``."""
+    net, bil, tru = network[:, cells], bilinear[:, cells], truth[:, cells]
+    ok = np.isfinite(net) & np.isfinite(bil) & np.isfinite(tru)
+    if not ok.any():
+        return 1.0
+    weights = np.round(np.linspace(0.0, 1.0, 11), 1)
+    rmse = [np.sqrt(np.mean((w * net[ok] + (1 - w) * bil[ok] - tru[ok]) ** 2)) for w in weights]
+    return float(weights[int(np.argmin(rmse))])
 
 
 def _supervised_levels(scene: Scene, fine: Sequence[BandRef]):
@@ -406,6 +427,7 @@ def predict(model: CrossScaleModel, scene: Scene, outputs: CrossScaleOutputs, pr
     canceled = canceled_fn(is_canceled)
     opts = model.options
     make_coherent = opts.coherent if coherent_output is None else coherent_output
+    weight = float(model.training["blend"]["coherent" if make_coherent else "raw"]) if opts.shrink else 1.0
     need_ndvi, need_ti = _needs(model.inputs)
     names = set(scene.covariate_names)
     lacking = [what for what, need, have in (("an NDVI layer", need_ndvi, "ndvi" in names),
@@ -450,6 +472,9 @@ def predict(model: CrossScaleModel, scene: Scene, outputs: CrossScaleOutputs, pr
                 good = np.isfinite(X).all(axis=1)
                 if good.any():
                     mean[good], sd[good] = model.predict_rows(X[good])
+                if weight < 1.0:
+                    bil = bilinear_from_cells(sm, fine, coarse, w).ravel()
+                    mean, sd = weight * mean + (1.0 - weight) * bil, weight * sd
                 has_sm = ((idx >= 0) & np.isfinite(sm[np.maximum(idx, 0)])).ravel()
                 mean = np.where(has_sm, np.clip(mean, 0.0, None), np.nan).reshape(w.nrows, fine.width)
                 sd = np.where(has_sm, sd, np.nan).reshape(w.nrows, fine.width)
@@ -485,9 +510,10 @@ def predict(model: CrossScaleModel, scene: Scene, outputs: CrossScaleOutputs, pr
     style = write_soil_moisture_style(outputs.path)
     log_path = os.path.splitext(outputs.path)[0] + ".json"
     result = DownscaleResult(outputs.path, log_path, list(dates), conservation, model.training, time.time() - t0,
-                             extra={"spread": spread_path, "coherent": make_coherent})
+                             extra={"spread": spread_path, "coherent": make_coherent, "network_weight": weight})
     write_json_atomic(log_path, {
         "method": METHOD, "options": asdict(opts), "inputs": model.inputs, "coherent": make_coherent,
+        "network_weight": weight,
         "scene": scene.describe(), "training": _jsonable(model.training),
         "retrieval": {"source_cell": coarse.dx, "target_cell": fine.dx, "window": w_x},
         "conservation": [{"date": format_date(d), **c} for d, c in zip(dates, conservation)],
@@ -536,4 +562,7 @@ def training_report(training: dict[str, Any]) -> str:
     verdict = "beats" if net["rmse"] < bil["rmse"] and net["pattern_r"] > bil["pattern_r"] else "does NOT beat"
     lines.append(f"The coherent network {verdict} bilinear interpolation on these cells (pooled RMSE "
                  f"{net['rmse']:.4f} vs {bil['rmse']:.4f}, pattern R {net['pattern_r']:.3f} vs {bil['pattern_r']:.3f}).")
+    b = training["blend"]
+    lines.append(f"Shrinkage toward bilinear (weight of the network chosen on these cells): coherent output "
+                 f"{b['coherent']:.1f}, raw output {b['raw']:.1f} (0 = the coherent bilinear; 'shrunk_coherent' row).")
     return "\n".join(lines)
