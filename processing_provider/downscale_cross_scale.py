@@ -5,7 +5,6 @@ import dataclasses
 import os
 
 from qgis.core import (
-    QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
@@ -18,7 +17,7 @@ from . import layer_params as lp
 from . import station_params as sp
 from .base import CoreFeedback, SmAlgorithm, core_errors, steps
 from .output_layers import load_on_completion
-from .scoring import score_and_report
+from .scoring import conservation_lines, score_downscaled, tif_path
 
 
 class DownscaleCrossScale(SmAlgorithm):
@@ -82,9 +81,9 @@ class DownscaleCrossScale(SmAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.methods import cross_scale as cs
 
-        out = _tif(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
+        out = tif_path(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
         spread = self.parameterAsOutputLayer(parameters, self.SPREAD, context) if parameters.get(self.SPREAD) else None
-        outputs = cs.CrossScaleOutputs(out, _tif(spread) if spread else None)
+        outputs = cs.CrossScaleOutputs(out, tif_path(spread) if spread else None)
         folder = self.parameterAsFile(parameters, self.MODEL_FOLDER, context)
         coherent = self.parameterAsBoolean(parameters, self.COHERENT, context)
         scoring = sp.wants_scoring(self, parameters, context)
@@ -116,20 +115,10 @@ class DownscaleCrossScale(SmAlgorithm):
                 elif i == 2:
                     cf = CoreFeedback(fb)
                     res = cs.predict(model, scene, outputs, cf.progress, cf.is_canceled, coherent_output=coherent)
-                    for day, c in zip(res.dates, res.conservation):
-                        fb.pushInfo(self.tr(f"Conservation {day}: mean |fine mean − coarse| = {c['mean_abs_diff']:.4f}, "
-                                            f"max = {c['max_abs_diff']:.4f} m³/m³ over {c['cells']} cells"))
+                    for line in conservation_lines(res.dates, res.conservation):
+                        fb.pushInfo(line)
                     results.update({self.OUTPUT: out, self.SPREAD: res.extra["spread"], self.RUN_LOG: res.log_path})
                     load_on_completion(context, out, res.dates, os.path.splitext(out)[0] + ".qml")
                 else:
-                    from .downscale_regression import scene_refs_of
-                    results.update(score_and_report(self, parameters, context, fb,
-                                                    {"downscaled": scene_refs_of(out, res.dates),
-                                                     "coarse": scene.sm_bands}, coarse="coarse"))
+                    results.update(score_downscaled(self, parameters, context, fb, out, res.dates, scene.sm_bands))
         return results
-
-
-def _tif(path: str) -> str:
-    if not path:
-        raise QgsProcessingException("No output file was given.")
-    return path if path.lower().endswith((".tif", ".tiff")) else os.path.splitext(path)[0] + ".tif"

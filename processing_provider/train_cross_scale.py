@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import html
 import os
-import re
 import shutil
 import tempfile
 
@@ -21,10 +20,9 @@ from . import cross_scale_params as cp
 from . import layer_params as lp
 from . import model_store
 from .base import TYPE_RASTER, CoreFeedback, SmAlgorithm, core_errors, steps
-from .train_ensemble import _install
+from .train_ensemble import _NAME_RE, _install
 
 FINE_SOIL_MOISTURE = "FINE_SOIL_MOISTURE"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class TrainCrossScale(SmAlgorithm):
