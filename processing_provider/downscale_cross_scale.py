@@ -43,6 +43,9 @@ class DownscaleCrossScale(SmAlgorithm):
         "coherent network beats bilinear interpolation and ties the coherent bilinear; see the README."
     )
 
+    #: The dock lists ensembles for a MODEL_FOLDER; this method needs none (self-supervised without one), so the
+    #: dock runs it self-supervised and a trained network is applied from the toolbox or qgis_process.
+    DOCK_LISTS_MODELS = False
     MODEL_FOLDER = "MODEL_FOLDER"
     COHERENT = "COHERENT"
     OUTPUT = "OUTPUT"

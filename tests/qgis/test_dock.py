@@ -255,6 +255,26 @@ def test_ensemble_method_shows_models_with_cards_and_runs(dock, project):
     assert "report" not in info  # no stations: no report
 
 
+def test_cross_scale_method_runs_self_supervised_from_the_dock(dock, project):
+    alg_id = "soil_moisture_downscaling:downscale_cross_scale"
+    _setup_delaware_run(dock, days=3, stations=False)
+    dock.methodCombo.setCurrentIndex(dock.methodCombo.findData(alg_id))
+    assert dock.modelBox.isHidden() and dock.request().model_parameter == ""  # no model needed
+    dock.set_option("MEMBERS", 2)
+    res = dock.check_inputs()
+    assert res.ok, res.errors
+    finished = []
+    dock.runFinished.connect(lambda ok, info: finished.append((ok, info)))
+    assert dock.run()
+    _wait(lambda: bool(finished), 240)
+    ok, info = finished[0]
+    assert ok, dock.messages.toPlainText()
+    assert "the topographic index (mTPI of the DEM) at window and pixel takes its place" in dock.messages.toPlainText()
+    from osgeo import gdal
+    ds = gdal.Open(info["output"])
+    assert (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (16, 20, 3)  # 0.25° ÷ 2
+
+
 def test_model_domain_and_missing_inputs_are_problems(dock, project):
     alg_id = "soil_moisture_downscaling:downscale_ensemble"
     if dock.methodCombo.findData(alg_id) < 0:
