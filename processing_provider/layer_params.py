@@ -106,8 +106,9 @@ def _band_dates(path: str) -> list[Optional[object]]:
     return out
 
 
-def soil_moisture_refs(alg, parameters, context) -> list[BandRef]:
-    layers = alg.parameterAsLayerList(parameters, SOIL_MOISTURE, context)
+def soil_moisture_refs(alg, parameters, context, key: str = SOIL_MOISTURE) -> list[BandRef]:
+    """Dated bands of the soil-moisture layers of parameter ``key`` (the coarse product by default)."""
+    layers = alg.parameterAsLayerList(parameters, key, context)
     if not layers:
         raise QgsProcessingException(alg.tr("Give at least one coarse soil-moisture layer."))
     given = alg.parameterAsString(parameters, SM_DATES, context).strip()

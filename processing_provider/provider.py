@@ -6,6 +6,7 @@ from qgis.core import QgsProcessingProvider
 from . import (
     align_covariates,
     check_inputs,
+    downscale_cross_scale,
     downscale_ensemble,
     downscale_regression,
     import_ismn,
@@ -13,6 +14,7 @@ from . import (
     prepare_covariates,
     score_stations,
     site_report,
+    train_cross_scale,
     train_ensemble,
 )
 
@@ -28,6 +30,8 @@ ALGORITHMS = (
     score_stations.ScoreStations,
     site_report.SiteReport,
     train_ensemble.TrainEnsemble,
+    downscale_cross_scale.DownscaleCrossScale,
+    train_cross_scale.TrainCrossScale,
 )
 
 

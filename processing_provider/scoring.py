@@ -1,6 +1,8 @@
 """Scoring products at stations from inside an algorithm: sample, compute metrics, write outputs, log."""
 from __future__ import annotations
 
+import datetime as dt
+import os
 from typing import Optional, Sequence
 
 from ..core.raster.align import BandRef
@@ -25,3 +27,22 @@ def score_and_report(alg, parameters, context, feedback, products: dict[str, Seq
     if dest:
         out[sp.SCORES] = dest
     return out
+
+
+def score_downscaled(alg, parameters, context, feedback, path: str, dates: Sequence[dt.date],
+                     coarse: Sequence[BandRef]) -> dict:
+    """Score a downscaled raster (band i = ``dates[i]``) next to the coarse product it came from."""
+    refs = [BandRef(path, i + 1, os.path.basename(path), d) for i, d in enumerate(dates)]
+    return score_and_report(alg, parameters, context, feedback, {"downscaled": refs, "coarse": list(coarse)},
+                            coarse="coarse")
+
+
+def conservation_lines(dates: Sequence[dt.date], conservation: Sequence[dict]) -> list[str]:
+    """One log line per date: how far the fine pixels' mean in each coarse cell is from its value."""
+    return [f"Conservation {d}: mean |fine mean − coarse| = {c['mean_abs_diff']:.4f}, "
+            f"max = {c['max_abs_diff']:.4f} m³/m³ over {c['cells']} cells" for d, c in zip(dates, conservation)]
+
+
+def tif_path(path: str) -> str:
+    """``path`` with a GeoTIFF extension (Processing may hand over another one)."""
+    return path if path.lower().endswith((".tif", ".tiff")) else os.path.splitext(path)[0] + ".tif"

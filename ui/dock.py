@@ -526,6 +526,8 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         alg = self.current_algorithm()
         if alg is None:
             return ""
+        if not getattr(alg, "DOCK_LISTS_MODELS", True):  # its model is optional (e.g. trained on the fly)
+            return ""
         names = {p.name() for p in alg.parameterDefinitions()}
         return next((n for n in MODEL_PARAMETERS if n in names), "")
 

@@ -72,6 +72,8 @@ class SceneSpec:
     covariates: list[LayerInput] = field(default_factory=list)
     crs: Optional[str] = None
     resolution: Optional[float] = None
+    #: Pixel height when it differs from the width (e.g. a 0.140625° × 0.09375° lattice); None = square.
+    resolution_y: Optional[float] = None
     derive_terrain: bool = True
     tolerance_days: int = 8
     check_units: bool = True
@@ -161,6 +163,7 @@ class Scene:
         else:
             b = transform_bounds(finest.bounds, finest.crs_wkt, target_wkt)
             res = (b[2] - b[0]) / finest.width
+        res_y = float(spec.resolution_y) if spec.resolution_y else res
         bounds = [(self.sm_bands[0].label, transform_bounds(sm_grids[0].bounds, sm_grids[0].crs_wkt, target_wkt))] \
             if sm_grids else []
         for lay in spec.covariates:
@@ -176,7 +179,7 @@ class Scene:
                              fix="use layers that cover the same area (check their CRS if they should).")
         self.coarse: Optional[Grid] = None
         if not sm_grids:
-            self.fine = snap_grid(common, target_wkt, res, res)
+            self.fine = snap_grid(common, target_wkt, res, res_y)
             return
         g0 = sm_grids[0]
         if same_crs(g0.crs_wkt, target_wkt):
@@ -198,7 +201,7 @@ class Scene:
             raise InputError(problem=f"the target resolution {res:g} is not finer than the soil-moisture product's "
                              f"{self.coarse.dx:g}.", layer=self.sm_bands[0].label,
                              fix="choose a finer target resolution.")
-        self.fine = snap_grid(common, target_wkt, res, res, anchor=(self.coarse.x0, self.coarse.y0))
+        self.fine = snap_grid(common, target_wkt, res, res_y, anchor=(self.coarse.x0, self.coarse.y0))
 
     # ------------------------------------------------------------------ features
     def _build_features(self) -> None:
@@ -326,23 +329,26 @@ class Scene:
     # ------------------------------------------------------------------ training view
     def training_view(self, block_pixels: int = 1 << 20, progress: Optional[Progress] = None,
                       is_canceled: Optional[IsCanceled] = None,
-                      bands: Optional[set[tuple[str, int]]] = None) -> dict[tuple[str, int], np.ndarray]:
-        """Every covariate aggregated onto the coarse grid, in one streaming pass.
+                      bands: Optional[set[tuple[str, int]]] = None,
+                      grid: Optional[Grid] = None) -> dict[tuple[str, int], np.ndarray]:
+        """Every covariate aggregated onto the coarse grid (or onto ``grid``, any grid of the same CRS
+        coarser than the fine one), in one streaming pass.
 
         Continuous features take the mean of the fine pixels in each coarse cell, categorical
         ones the majority class. Returns ``{(feature, band_index): flat coarse array}``;
         static features have band index 0.
         """
+        onto = grid or self.coarse
         needed: dict[str, set[int]] = {f.name: set(self._band_for_date.get(f.name, [0])) for f in self._features}
         acc: dict[tuple[str, int], object] = {}
         for f in self._features:
             for i in needed[f.name]:
-                acc[(f.name, i)] = (CellModeAccumulator if f.categorical else CellAccumulator)(self.coarse.size)
+                acc[(f.name, i)] = (CellModeAccumulator if f.categorical else CellAccumulator)(onto.size)
         windows = list(self.fine.windows(block_pixels))
         for k, w in enumerate(windows):
             if is_canceled is not None and is_canceled():
                 raise Canceled()
-            idx = self.cell_index(w)
+            idx = cell_index(self.fine, onto, w)
             static = self.static_block(w)
             for f in self._features:
                 for i in needed[f.name]:

@@ -56,6 +56,17 @@ def dock(plugin, project, qgis_iface, monkeypatch, tmp_path):
     QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
 
 
+def _run_to_the_end(dock, timeout: float = 240) -> dict:
+    """Start a run, wait for it, assert it succeeded; the run's info."""
+    finished = []
+    dock.runFinished.connect(lambda ok, info: finished.append((ok, info)))
+    assert dock.run()
+    _wait(lambda: bool(finished), timeout)
+    ok, info = finished[0]
+    assert ok, dock.messages.toPlainText()
+    return info
+
+
 def _setup_delaware_run(dock, days: int = DAYS, stations: bool = True) -> None:
     for i in range(dock.smList.count()):  # keep the first `days` dates
         item = dock.smList.item(i)
@@ -244,15 +255,25 @@ def test_ensemble_method_shows_models_with_cards_and_runs(dock, project):
     res = dock.check_inputs()
     assert res.ok, res.errors
     assert not any("'lat'" in w for w in res.warnings)  # Delaware lies inside the CONUS training area
-    finished = []
-    dock.runFinished.connect(lambda ok, info: finished.append((ok, info)))
-    assert dock.run()
-    _wait(lambda: bool(finished), 240)
-    ok, info = finished[0]
-    assert ok, dock.messages.toPlainText()
+    info = _run_to_the_end(dock)
     names = {project.mapLayer(i).name().rsplit(" 2018", 1)[0] for i in info["layers"]}
     assert {"Soil moisture", "Spread of the members (std)", "Outside the training domain"} <= names
     assert "report" not in info  # no stations: no report
+
+
+def test_cross_scale_method_runs_self_supervised_from_the_dock(dock, project):
+    alg_id = "soil_moisture_downscaling:downscale_cross_scale"
+    _setup_delaware_run(dock, days=3, stations=False)
+    dock.methodCombo.setCurrentIndex(dock.methodCombo.findData(alg_id))
+    assert dock.modelBox.isHidden() and dock.request().model_parameter == ""  # no model needed
+    dock.set_option("MEMBERS", 2)
+    res = dock.check_inputs()
+    assert res.ok, res.errors
+    info = _run_to_the_end(dock)
+    assert "the topographic index (mTPI of the DEM) at window and pixel takes its place" in dock.messages.toPlainText()
+    from osgeo import gdal
+    ds = gdal.Open(info["output"])
+    assert (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (16, 20, 3)  # 0.25° ÷ 2
 
 
 def test_model_domain_and_missing_inputs_are_problems(dock, project):
