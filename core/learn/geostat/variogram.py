@@ -147,13 +147,13 @@ def fit_variogram(lags: np.ndarray, gamma: np.ndarray, counts: np.ndarray, model
     rmin = 0.1 * float(lags.min())
     w = np.sqrt(counts) / np.maximum(gamma, 0.05 * top)
 
-    def resid(p):
-        return w * (VariogramModel(model, p[0], p[1]).gamma(lags) - gamma)
+    def resid(p):  # p = (sill / top, range / hmax): both of order one for the optimiser
+        return w * (VariogramModel(model, p[0] * top, p[1] * hmax).gamma(lags) - gamma) / top
 
     best = None
-    for r0 in (0.3 * hmax, hmax, 3.0 * hmax):
-        x0 = [top, float(np.clip(r0, rmin * 1.01, rmax * 0.99))]
-        sol = least_squares(resid, x0, bounds=([1e-12, rmin], [10.0 * top, rmax]))
+    for r0 in (0.3, 1.0, 3.0):
+        x0 = [1.0, float(np.clip(r0, rmin / hmax * 1.01, rmax / hmax * 0.99))]
+        sol = least_squares(resid, x0, bounds=([1e-9, rmin / hmax], [10.0, rmax / hmax]))
         if best is None or sol.cost < best.cost:
             best = sol
-    return VariogramModel(model, float(best.x[0]), float(best.x[1]))
+    return VariogramModel(model, float(best.x[0] * top), float(best.x[1] * hmax))
