@@ -8,7 +8,8 @@ Given any fitted trend (an object with ``predict(X) -> float32`` over the featur
    coarse field), and its mean in each coarse cell;
 2. fits the residual model to the coarse residual (coarse soil moisture − mean fine trend) of
    every date;
-3. writes trend + residual (clipped at 0, empty where the coarse cell has no soil moisture) and,
+3. writes trend + residual (clipped at 0, empty where the coarse cell has no soil moisture; a pixel
+   whose covariates have a gap takes its cell's mean trend, a cell without any the date's mean) and,
    when the residual model has one and ``sd_path`` is given, the kriging standard deviation.
 """
 from __future__ import annotations
@@ -76,9 +77,19 @@ def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residu
                 step += 1
                 prog(0.9 * step / n_steps, "predicting the trend on the fine grid")
         # 2. the residual model, fitted on every date's coarse residual
-        targets = [coarse_residual(coarse[t], trend_acc[t].mean()) for t in range(T)]
+        cell_trend = [_fill_cells(trend_acc[t].mean(), coarse[t]) for t in range(T)]
+        targets = [coarse_residual(coarse[t], cell_trend[t]) for t in range(T)]
+
+        def filled_trend(t: int, w) -> np.ndarray:
+            # a pixel whose covariates have a gap takes its cell's mean trend: no hole in the map,
+            # and the cell still averages back to its value
+            tr = trend_file.read(t, w)
+            idx = scene.cell_index(w)
+            mean = np.where(idx >= 0, cell_trend[t][np.maximum(idx, 0)], np.nan)
+            return np.where(np.isfinite(tr), tr, mean)
+
         geometry = ResidualGeometry(scene.fine, scene.coarse, windows,
-                                    support=lambda t, w: np.isfinite(trend_file.read(t, w)),
+                                    support=lambda t, w: np.isfinite(filled_trend(t, w)),
                                     cell_index=scene.cell_index)
         prog(0.9 * step / n_steps, f"fitting the residual model ({residual_model.label})")
         fitted = residual_model.fit(targets, geometry, canceled)
@@ -96,7 +107,7 @@ def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residu
                         raise Canceled()
                     has_sm = (idx >= 0) & np.isfinite(coarse[t][np.maximum(idx, 0)])
                     resid, var = fitted.predict(t, w)
-                    fine = trend_file.read(t, w) + resid
+                    fine = filled_trend(t, w) + resid
                     fine = np.where(has_sm, np.clip(fine, 0.0, None), np.nan).astype(np.float32)
                     out.write(t, w, fine)
                     if sd_out is not None:
@@ -116,6 +127,18 @@ def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residu
                 sd_out.discard()
             raise
     return PipelineOutput(conservation, fitted.log(), sd_out.path if sd_out is not None else None)
+
+
+def _fill_cells(cell_trend: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """Cells with soil moisture but no trend (covariates missing over the whole cell) take the
+    date's mean trend: a constant adds no spatial detail, so there the map falls back to the
+    interpolation of the coarse field instead of a hole."""
+    out = np.array(cell_trend, dtype=np.float64, copy=True)
+    gap = ~np.isfinite(out) & np.isfinite(coarse)
+    if gap.any():
+        have = np.isfinite(out)
+        out[gap] = float(np.mean(out[have])) if have.any() else 0.0
+    return out
 
 
 def conservation_figures(fine_cell_mean: np.ndarray, coarse: np.ndarray) -> dict[str, float]:

@@ -52,6 +52,9 @@ class RegressionOptions(TrendOptions):
     #: Scale the trend by its cross-validated skill on the coarse field (do no harm): with
     #: uninformative covariates the map falls back to an interpolation of the coarse field.
     shrink_trend: bool = True
+    #: Subtracted from the coarse soil moisture before fitting and downscaling (m³/m³): a bias
+    #: correction, e.g. the mean coarse-minus-station difference.
+    coarse_offset: float = 0.0
     block_pixels: int = 1 << 20
 
 
@@ -97,7 +100,7 @@ def fit(scene: Scene, options: Optional[RegressionOptions] = None, progress: Opt
     if opts.regressor not in REGRESSORS:
         raise ValueError(f"unknown regressor '{opts.regressor}' (choose one of {', '.join(REGRESSORS)})")
     view = scene.training_view(opts.block_pixels, lambda f, m: prog(0.8 * f, m), canceled)
-    X_train, y_train, cells_train, dates_train = coarse_samples(scene, view, names)
+    X_train, y_train, cells_train, dates_train = coarse_samples(scene, view, names, opts.coarse_offset)
     if len(y_train) < 10:
         raise InputError(problem=f"only {len(y_train)} coarse cells have both soil moisture and covariates; "
                          "at least 10 are needed to fit the trend.", layer=scene.sm_bands[0].label,
@@ -163,7 +166,7 @@ def applied_trend_weight(model: RegressionModel) -> float:
 
 
 def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Optional[Progress] = None,
-            is_canceled: Optional[IsCanceled] = None) -> DownscaleResult:
+            is_canceled: Optional[IsCanceled] = None, method: str = METHOD) -> DownscaleResult:
     """Apply a fitted trend to every fine pixel and date of ``scene``, add the residual, and
     write a dated, styled GeoTIFF to ``output_path``.
 
@@ -182,7 +185,7 @@ def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Op
             "TREND_WEIGHT": f"{weight:.3f}", "TIMES": ",".join(format_date(d) for d in scene.dates)}
     sd_path = output_path.rsplit(".", 1)[0] + "_kriging_sd.tif"
     piped = trend_plus_residual(scene, model.trend, model.names, residual, output_path, trend_weight=weight,
-                                sd_path=sd_path, metadata=meta, block_pixels=opts.block_pixels,
+                                coarse_offset=opts.coarse_offset, sd_path=sd_path, metadata=meta, block_pixels=opts.block_pixels,
                                 progress=lambda f, m: prog(0.95 * f, m), is_canceled=is_canceled)
     style = write_soil_moisture_style(output_path)
     log_path = output_path.rsplit(".", 1)[0] + ".json"
@@ -191,7 +194,7 @@ def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Op
                              time.time() - t_start, extra={"kriging_sd": piped.sd_path, "residual": piped.residual_log,
                                                            "trend_weight": weight})
     write_json_atomic(log_path, {
-        "method": METHOD,
+        "method": method,
         "options": asdict(opts),
         "scene": scene.describe(),
         "training": model.training,

@@ -25,6 +25,8 @@ class TrendOptions:
     per_class: bool = False
     svr_c: float = 1.0
     svr_epsilon: float = 0.01
+    #: RBF kernel width of the SVR; 0 = scikit-learn's "scale" (1 / (features × variance)).
+    svr_gamma: float = 0.0
     n_estimators: int = 200
     seed: int = 42
     n_jobs: int = 2
@@ -44,7 +46,7 @@ def make_regressor(opts: TrendOptions, categorical_columns: Sequence[int], n_col
         parts.append(("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(categorical_columns)))
     prep = ColumnTransformer(parts)
     if opts.regressor == "svr":
-        reg = SVR(kernel="rbf", C=opts.svr_c, epsilon=opts.svr_epsilon, gamma="scale")
+        reg = SVR(kernel="rbf", C=opts.svr_c, epsilon=opts.svr_epsilon, gamma=opts.svr_gamma or "scale")
     elif opts.regressor == "rf":
         reg = RandomForestRegressor(n_estimators=opts.n_estimators, min_samples_leaf=2, n_jobs=opts.n_jobs,
                                     random_state=opts.seed)

@@ -58,7 +58,7 @@ def test_block_covariances_equal_brute_force_averages_for_a_non_integer_ratio():
         d = pixels(blocks[i])[:, None, :] - pixels(blocks[j])[None, :, :]
         assert bc.between(np.array(i), np.array(j)) == pytest.approx(model.covariance(np.hypot(d[..., 0], d[..., 1])).mean(), rel=1e-10)
     rows, cols = np.array([0, 4, 6]), np.array([1, 9])
-    got = bc.pixels_to_blocks(rows, cols, np.array([0, 7]))
+    got = bc.pixels_to_blocks(rows[None], cols[None], np.array([[0, 7]]))[0]
     for a, r in enumerate(rows):
         for b, c in enumerate(cols):
             for k, j in enumerate([0, 7]):

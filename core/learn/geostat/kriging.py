@@ -56,19 +56,20 @@ class BlockCovariance:
         self.point_variance = float(model.covariance(np.zeros(1))[0])
 
     def pixels_to_blocks(self, rows: np.ndarray, cols: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """Mean covariance between each pixel ``(rows[i], cols[j])`` and each block ``idx[k]``:
-        shape ``(len(rows), len(cols), len(idx))``."""
-        b = self.blocks[idx]
-        rows = np.asarray(rows, dtype=np.int64)[:, None]
-        cols = np.asarray(cols, dtype=np.int64)[:, None]
-        hr = (rows - b[None, :, 0] + 1 + self.mr)[:, None, :]
-        lr = (rows - b[None, :, 1] + 1 + self.mr)[:, None, :]
-        hc = (cols - b[None, :, 2] + 1 + self.mc)[None, :, :]
-        lc = (cols - b[None, :, 3] + 1 + self.mc)[None, :, :]
+        """Mean covariance between pixels and blocks, for ``n`` target cells at once: pixel rows
+        ``(n, nr)`` × columns ``(n, nc)`` of each cell against its blocks ``idx`` ``(n, k)``;
+        returns ``(n, nr, nc, k)``."""
+        b = self.blocks[idx]                                        # (n, k, 4)
+        rows = np.asarray(rows, dtype=np.int64)[:, :, None]
+        cols = np.asarray(cols, dtype=np.int64)[:, :, None]
+        hr = (rows - b[:, None, :, 0] + 1 + self.mr)[:, :, None, :]  # (n, nr, 1, k)
+        lr = (rows - b[:, None, :, 1] + 1 + self.mr)[:, :, None, :]
+        hc = (cols - b[:, None, :, 2] + 1 + self.mc)[:, None, :, :]  # (n, 1, nc, k)
+        lc = (cols - b[:, None, :, 3] + 1 + self.mc)[:, None, :, :]
         self._check(lr.min(), hr.max() + 1, lc.min(), hc.max() + 1, self._s1.shape)
         s = self._s1
         tot = s[hr, hc] - s[lr, hc] - s[hr, lc] + s[lr, lc]
-        return tot / self.area[idx][None, None, :]
+        return tot / self.area[idx][:, None, None, :]
 
     def between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Mean covariance between blocks ``a`` and ``b`` (index arrays, broadcast together)."""
@@ -110,10 +111,12 @@ class PointCovariance:
         self.point_variance = float(model.covariance(np.zeros(1))[0])
 
     def pixels_to_blocks(self, rows: np.ndarray, cols: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        p = self.points[idx]
-        dr = (np.asarray(rows, dtype=np.float64)[:, None] + 0.5 - p[None, :, 0]) * self.py
-        dc = (np.asarray(cols, dtype=np.float64)[:, None] + 0.5 - p[None, :, 1]) * self.px
-        return self.model.covariance(np.hypot(dr[:, None, :], dc[None, :, :]))
+        """As :meth:`BlockCovariance.pixels_to_blocks`: ``(n, nr)`` rows, ``(n, nc)`` columns,
+        ``(n, k)`` points → ``(n, nr, nc, k)``."""
+        p = self.points[idx]                                                      # (n, k, 2)
+        dr = (np.asarray(rows, dtype=np.float64)[:, :, None] + 0.5 - p[:, None, :, 0]) * self.py  # (n, nr, k)
+        dc = (np.asarray(cols, dtype=np.float64)[:, :, None] + 0.5 - p[:, None, :, 1]) * self.px  # (n, nc, k)
+        return self.model.covariance(np.hypot(dr[:, :, None, :], dc[:, None, :, :]))
 
     def between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         pa, pb = self.points[a], self.points[b]
@@ -159,21 +162,32 @@ class OrdinaryKriging:
         a[:, np.arange(k), np.arange(k)] += 1e-10 * max(self.cov.point_variance, 1e-30)
         return nbr, np.linalg.inv(a)
 
-    def predict_cell(self, rows: np.ndarray, cols: np.ndarray, nbr: np.ndarray, inv: np.ndarray,
-                     values: np.ndarray, with_variance: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """Kriged value (and variance, in units of the model's sill) at the pixels ``rows × cols``
-        of one target cell with neighbours ``nbr`` and inverse system ``inv``; ``values`` are the
-        data values of ``nbr``."""
-        k = len(nbr)
-        c = np.empty((len(rows), len(cols), k + 1))
+    def predict_cells(self, rows: np.ndarray, cols: np.ndarray, nbr: np.ndarray, inv: np.ndarray,
+                      values: np.ndarray, with_variance: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Kriged values (and variances, in units of the model's sill) at the pixels of ``n`` target
+        cells with pixel rectangles of one shape: rows ``(n, nr)``, columns ``(n, nc)``, neighbours
+        ``nbr`` ``(n, k)`` with their data ``values`` ``(n, k)``, inverse systems ``inv``
+        ``(n, k + 1, k + 1)``. Returns ``(n, nr, nc)`` arrays."""
+        n, k = nbr.shape
+        nr, nc = rows.shape[1], cols.shape[1]
+        c = np.empty((n, nr, nc, k + 1))
         c[..., :k] = self.cov.pixels_to_blocks(rows, cols, nbr)
         c[..., k] = 1.0
-        beta = inv @ np.append(values, 0.0)           # dual form: value = c · A⁻¹ [z; 0]
-        pred = c @ beta
+        rhs = np.concatenate([values, np.zeros((n, 1))], axis=1)
+        beta = np.einsum("nij,nj->ni", inv, rhs)          # dual form: value = c · A⁻¹ [z; 0]
+        flat = c.reshape(n, nr * nc, k + 1)
+        pred = np.einsum("npi,ni->np", flat, beta).reshape(n, nr, nc)
         if not with_variance:
             return pred, None
-        var = self.cov.point_variance - np.einsum("rcj,rcj->rc", c @ inv, c)
+        var = self.cov.point_variance - np.einsum("npi,npi->np", flat @ inv, flat).reshape(n, nr, nc)
         return pred, np.maximum(var, 0.0)
+
+    def predict_cell(self, rows: np.ndarray, cols: np.ndarray, nbr: np.ndarray, inv: np.ndarray,
+                     values: np.ndarray, with_variance: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """:meth:`predict_cells` for one target cell (1-D ``rows``, ``cols``, ``nbr``, ``values``)."""
+        p, v = self.predict_cells(np.asarray(rows)[None], np.asarray(cols)[None], np.asarray(nbr)[None],
+                                  np.asarray(inv)[None], np.asarray(values, dtype=np.float64)[None], with_variance)
+        return p[0], (v[0] if v is not None else None)
 
     def predict_blocks(self, target_blocks: np.ndarray, target_xy: np.ndarray,
                        values_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,10 @@ from .base import FittedResidual, ResidualGeometry, ResidualModel
 #: Largest covariance table (entries) a run may build; beyond it the neighbourhood is too wide
 #: for the pixel size.
 _MAX_TABLE = 40_000_000
+#: Pixel × neighbour entries kriged in one batch (small batches stay in cache; bounds memory).
+_BATCH_ELEMENTS = 300_000
+#: Kriging systems kept for reuse by later dates with the same cells present (per row block).
+_CACHED_SYSTEMS = 8
 
 
 class CellLattice:
@@ -111,13 +115,20 @@ class FittedKriging(FittedResidual):
     def __init__(self, lattice: CellLattice, cov, residuals: list[np.ndarray], sills: list[float], k: int,
                  log: dict[str, Any]) -> None:
         self.lat, self.cov, self.res, self.sills, self.k, self._log = lattice, cov, residuals, sills, k, log
-        self._engines: dict[int, Optional[OrdinaryKriging]] = {}
+        # dates with the same cells present share their neighbourhoods and kriging systems
+        self._keys = [np.flatnonzero(np.isfinite(r) & lattice.has_pixels).tobytes() for r in residuals]
+        self._engines: dict[bytes, Optional[OrdinaryKriging]] = {}
+        self._systems: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _mask_key(self, t: int) -> bytes:
+        return self._keys[t]
 
     def _engine(self, t: int) -> Optional[OrdinaryKriging]:
-        if t not in self._engines:
-            ok = np.flatnonzero(np.isfinite(self.res[t]) & self.lat.has_pixels)
-            self._engines[t] = OrdinaryKriging(self.cov, self.lat.xy[ok], ok, self.k) if len(ok) else None
-        return self._engines[t]
+        key = self._mask_key(t)
+        if key not in self._engines:
+            ok = np.frombuffer(key, dtype=np.int64) if key else np.zeros(0, np.int64)
+            self._engines[key] = OrdinaryKriging(self.cov, self.lat.xy[ok], ok, self.k) if len(ok) else None
+        return self._engines[key]
 
     def predict(self, t: int, window: Window) -> tuple[np.ndarray, Optional[np.ndarray]]:
         shape = (window.nrows, self.lat.fine.width)
@@ -131,14 +142,32 @@ class FittedKriging(FittedResidual):
         targets = np.flatnonzero(self.lat.has_pixels & (b[:, 0] < hi) & (b[:, 1] > lo))
         if len(targets) == 0:
             return value, var
-        nbr, inv = eng.systems(self.lat.xy[targets])
+        key = (self._mask_key(t), lo, hi)
+        if key not in self._systems:
+            if len(self._systems) >= _CACHED_SYSTEMS:
+                self._systems.pop(next(iter(self._systems)))
+            self._systems[key] = eng.systems(self.lat.xy[targets])
+        nbr, inv = self._systems[key]
         z = self.res[t]
-        for i, j in enumerate(targets):
-            r0, r1 = max(b[j, 0], lo), min(b[j, 1], hi)
-            rows, cols = np.arange(r0, r1), np.arange(b[j, 2], b[j, 3])
-            p, v = eng.predict_cell(rows, cols, nbr[i], inv[i], z[nbr[i]])
-            value[r0 - lo:r1 - lo, b[j, 2]:b[j, 3]] = p
-            var[r0 - lo:r1 - lo, b[j, 2]:b[j, 3]] = v * self.sills[t]
+        r0 = np.maximum(b[targets, 0], lo)
+        r1 = np.minimum(b[targets, 1], hi)
+        c0, c1 = b[targets, 2], b[targets, 3]
+        shapes = np.column_stack([r1 - r0, c1 - c0])
+        # cells whose pixel rectangles (inside this window) share a shape are kriged together
+        for shape in np.unique(shapes, axis=0):
+            group = np.flatnonzero((shapes == shape).all(axis=1))
+            nr, nc = int(shape[0]), int(shape[1])
+            per_cell = nr * nc * (self.k + 1)
+            step = max(1, _BATCH_ELEMENTS // per_cell)
+            for s0 in range(0, len(group), step):
+                g = group[s0:s0 + step]
+                rows = r0[g][:, None] + np.arange(nr)[None, :]
+                cols = c0[g][:, None] + np.arange(nc)[None, :]
+                p, v = eng.predict_cells(rows, cols, nbr[g], inv[g], z[nbr[g]])
+                rr = (rows - lo)[:, :, None]
+                cc = cols[:, None, :]
+                value[rr, cc] = p
+                var[rr, cc] = v * self.sills[t]
         return value, var
 
     def log(self) -> dict[str, Any]:
