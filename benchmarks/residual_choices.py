@@ -28,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -76,6 +77,14 @@ def estimates(scene: Scene, folder: str, svatark_folder_name: str) -> dict[str, 
         regression.predict(model, scene, path)
         print(f"  {label}: {time.time() - t0:.1f} s", flush=True)
         out[label] = path
+    for residual, label in (("bilinear", "bilinear + refinement of the coarse field alone (trend weight 0)"),
+                            ("atpk", "ATPK of the coarse field alone (trend weight 0)")):
+        opts = dataclasses.replace(base.options, residual=residual, shrink_trend=True)
+        model = regression.RegressionModel(base.names, base.categorical, opts, base.trend,
+                                           {**base.training, "trend_weight": 0.0})
+        path = os.path.join(folder, f"{residual}_alone.tif")
+        regression.predict(model, scene, path)
+        out[label] = path
     path = os.path.join(folder, "regression_defaults.tif")
     regression.downscale(scene, path)
     out["downscale_regression defaults"] = path
@@ -110,7 +119,8 @@ def pixel_scores(est: np.ndarray, truth: np.ndarray, cell: np.ndarray) -> dict[s
     e, y = np.where(ok, est, np.nan), np.where(ok, truth, np.nan)
     n = ok.sum(axis=0)
     keep = n >= 10
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels without pairs
         de, dy = e - np.nanmean(e, axis=0), y - np.nanmean(y, axis=0)
         r = np.nansum(de * dy, axis=0) / np.sqrt(np.nansum(de ** 2, axis=0) * np.nansum(dy ** 2, axis=0))
         ub = np.sqrt(np.nanmean((de - dy) ** 2, axis=0))

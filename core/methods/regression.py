@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import Canceled, InputError
 from ..inputs.dates import format_date
 from ..inputs.scene import IsCanceled, Progress, Scene
-from ..io.output import write_json_atomic, write_soil_moisture_style
+from ..io.output import SPREAD_RAMP, qml_pseudocolor, write_json_atomic, write_soil_moisture_style, write_text_atomic
 from ..learn.verified_state import read_state, write_state
 from .pipeline import conservation_figures, trend_plus_residual
 from .residual import RESIDUALS, ResidualModel, make_residual
@@ -166,13 +166,14 @@ def applied_trend_weight(model: RegressionModel) -> float:
 
 
 def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Optional[Progress] = None,
-            is_canceled: Optional[IsCanceled] = None, method: str = METHOD) -> DownscaleResult:
+            is_canceled: Optional[IsCanceled] = None, method: str = METHOD, sd_path: Optional[str] = None
+            ) -> DownscaleResult:
     """Apply a fitted trend to every fine pixel and date of ``scene``, add the residual, and
     write a dated, styled GeoTIFF to ``output_path``.
 
     Writes ``output_path`` (one band per date, described by its ISO date), ``<output>.qml``, with a
-    kriged residual ``<output>_kriging_sd.tif`` (the kriging standard deviation) and a run log
-    ``<output>.json``. Raises :class:`~core.errors.Canceled` if ``is_canceled()`` turns true
+    kriged residual the kriging standard deviation (``sd_path``, default ``<output>_kriging_sd.tif``)
+    and a run log ``<output>.json``. Raises :class:`~core.errors.Canceled` if ``is_canceled()`` turns true
     (nothing is left behind).
     """
     _check_scene(model, scene)
@@ -183,11 +184,13 @@ def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Op
     weight = applied_trend_weight(model)
     meta = {"SOIL_MOISTURE_UNITS": "m3/m3", "METHOD": f"trend ({opts.regressor}) + {residual.label}",
             "TREND_WEIGHT": f"{weight:.3f}", "TIMES": ",".join(format_date(d) for d in scene.dates)}
-    sd_path = output_path.rsplit(".", 1)[0] + "_kriging_sd.tif"
+    sd_path = sd_path or output_path.rsplit(".", 1)[0] + "_kriging_sd.tif"
     piped = trend_plus_residual(scene, model.trend, model.names, residual, output_path, trend_weight=weight,
                                 coarse_offset=opts.coarse_offset, sd_path=sd_path, metadata=meta, block_pixels=opts.block_pixels,
                                 progress=lambda f, m: prog(0.95 * f, m), is_canceled=is_canceled)
     style = write_soil_moisture_style(output_path)
+    if piped.sd_path:
+        write_text_atomic(piped.sd_path.rsplit(".", 1)[0] + ".qml", qml_pseudocolor(SPREAD_RAMP))
     log_path = output_path.rsplit(".", 1)[0] + ".json"
     dates = scene.dates
     result = DownscaleResult(output_path, log_path, list(dates), piped.conservation, model.training,
@@ -209,10 +212,11 @@ def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Op
 
 
 def downscale(scene: Scene, output_path: str, options: Optional[RegressionOptions] = None,
-              progress: Optional[Progress] = None, is_canceled: Optional[IsCanceled] = None) -> DownscaleResult:
+              progress: Optional[Progress] = None, is_canceled: Optional[IsCanceled] = None,
+              sd_path: Optional[str] = None) -> DownscaleResult:
     """:func:`fit` then :func:`predict` on the same scene (the Processing algorithm's path)."""
     t0 = time.time()
     model = fit(scene, options, progress_span(progress, 0.0, 0.2), is_canceled)
-    result = predict(model, scene, output_path, progress_span(progress, 0.2, 1.0), is_canceled)
+    result = predict(model, scene, output_path, progress_span(progress, 0.2, 1.0), is_canceled, sd_path=sd_path)
     result.seconds = time.time() - t0
     return result

@@ -99,18 +99,20 @@ def tune(scene: Scene, opts: SvatarkOptions, progress: Optional[Progress] = None
 
 
 def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Optional[Progress] = None,
-            is_canceled: Optional[IsCanceled] = None) -> DownscaleResult:
+            is_canceled: Optional[IsCanceled] = None, sd_path: Optional[str] = None) -> DownscaleResult:
     """Trend + ATPK residual on every fine pixel and date; writes the series, the kriging standard
-    deviation (``<output>_kriging_sd.tif``) and the run log with the fitted variograms."""
-    return regression.predict(model, scene, output_path, progress, is_canceled, method=METHOD)
+    deviation (``sd_path``, default ``<output>_kriging_sd.tif``) and the run log with the fitted
+    variograms."""
+    return regression.predict(model, scene, output_path, progress, is_canceled, method=METHOD, sd_path=sd_path)
 
 
 def downscale(scene: Scene, output_path: str, options: Optional[SvatarkOptions] = None,
-              progress: Optional[Progress] = None, is_canceled: Optional[IsCanceled] = None) -> DownscaleResult:
+              progress: Optional[Progress] = None, is_canceled: Optional[IsCanceled] = None,
+              sd_path: Optional[str] = None) -> DownscaleResult:
     """:func:`fit` then :func:`predict` on the same scene (the Processing algorithm's path)."""
     t0 = time.time()
     model = fit(scene, options, progress_span(progress, 0.0, 0.3), is_canceled)
-    result = predict(model, scene, output_path, progress_span(progress, 0.3, 1.0), is_canceled)
+    result = predict(model, scene, output_path, progress_span(progress, 0.3, 1.0), is_canceled, sd_path)
     result.seconds = time.time() - t0
     return result
 
