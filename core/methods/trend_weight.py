@@ -7,10 +7,14 @@ scales the trend before the residual step, so the prediction is ``α·trend + R(
 interpolation of the coarse field ``z``.
 
 ``α`` is chosen by spatially grouped cross-validation on the coarse cells (blocks of cells held
-out together, all dates): at a held-out cell, interpolating the coarse field from the remaining
-cells misses ``e = z − I(z)``; the trend claims to explain ``d = f − I(f)`` of it. The least-squares
-weight ``α = Σ e·d / Σ d²``, clipped to [0, 1], is the share of the trend's departure from its
-surroundings that the coarse data confirm.
+out together, all dates), as the smaller of two least-squares weights ``Σ e·d / Σ d²`` (clipped
+to [0, 1]), each the share of the trend's departures that the coarse data confirm:
+
+* *between cells*: at a held-out cell, interpolating the coarse field from the remaining cells
+  misses ``e = z − I(z)``; the trend claims ``d = f − I(f)`` of it;
+* *within blocks, one scale up*: the departure of each coarse cell from the mean of its 2×2 block
+  of cells, ``e = z − z̄``, against the out-of-fold trend's ``d = f − f̄`` — the same question the
+  fine pixels pose inside a coarse cell, asked where the answer is known.
 """
 from __future__ import annotations
 
@@ -62,11 +66,13 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
         groups = cell
     rng = np.random.default_rng(seed)
     e_all, d_all = [], []
+    f_oof = np.full(len(y), np.nan)
     for train, test in GroupKFold(folds).split(X, y, groups):
         fit_rows = train if len(train) <= max_rows else rng.choice(train, max_rows, replace=False)
         f = np.asarray(fit_predict(X[fit_rows], y[fit_rows], X), dtype=np.float64)
         is_test = np.zeros(len(y), bool)
         is_test[test] = True
+        f_oof[test] = f[test]
         for t in np.unique(date[test]):
             tr = np.flatnonzero((date == t) & ~is_test)
             te = np.flatnonzero((date == t) & is_test)
@@ -84,9 +90,34 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
     e, d = np.concatenate(e_all), np.concatenate(d_all)
     ok = np.isfinite(e) & np.isfinite(d)
     e, d = e[ok], d[ok]
-    dd = float(np.sum(d * d))
-    alpha = float(np.clip(np.sum(e * d) / dd, 0.0, 1.0)) if dd > 0 else 0.0
-    return {"trend_weight": alpha, "cv_samples": int(len(e)),
+    alpha_between = _ls_weight(e, d)
+    # one scale up: the departures of the coarse cells from their 2×2 block mean, observed vs the
+    # (out-of-fold) trend's — the very question the fine pixels pose inside a coarse cell
+    block = (rc[:, 0] // 2) * 100000 + rc[:, 1] // 2
+    key = block * 100000 + date
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    multi = counts[inv] > 1
+    ew = (y - _group_mean(y, inv))[multi]
+    dw = (f_oof - _group_mean(f_oof, inv))[multi]
+    okw = np.isfinite(ew) & np.isfinite(dw)
+    alpha_within = _ls_weight(ew[okw], dw[okw]) if okw.sum() >= 10 else alpha_between
+    alpha = min(alpha_between, alpha_within)
+    return {"trend_weight": alpha, "trend_weight_between_cells": alpha_between,
+            "trend_weight_within_blocks": alpha_within, "cv_samples": int(len(e)),
             "cv_rmse_interpolation": float(np.sqrt(np.mean(e ** 2))),
             "cv_rmse_trend": float(np.sqrt(np.mean((e - d) ** 2))),
             "cv_rmse_weighted": float(np.sqrt(np.mean((e - alpha * d) ** 2)))}
+
+
+def _ls_weight(e: np.ndarray, d: np.ndarray) -> float:
+    """argmin over α ∈ [0, 1] of Σ (e − α d)²."""
+    dd = float(np.sum(d * d))
+    return float(np.clip(np.sum(e * d) / dd, 0.0, 1.0)) if dd > 0 else 0.0
+
+
+def _group_mean(v: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(v)
+    s = np.bincount(inv[ok], weights=v[ok], minlength=inv.max() + 1)
+    n = np.bincount(inv[ok], minlength=inv.max() + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (s / n)[inv]
