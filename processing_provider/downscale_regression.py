@@ -61,7 +61,7 @@ class DownscaleRegression(SmAlgorithm):
     KRIGING_SD = "KRIGING_SD"
     RUN_LOG = "RUN_LOG"
     #: Residual model of this algorithm by default (index into RESIDUALS).
-    DEFAULT_RESIDUAL = "bilinear"
+    DEFAULT_RESIDUAL = "auto"
 
     def initAlgorithm(self, config=None):  # noqa: N802
         lp.add_soil_moisture_params(self)
@@ -155,7 +155,10 @@ def add_residual_params(alg, default_residual: str) -> None:
                                              [RESIDUAL_LABELS[r] for r in RESIDUALS],
                                              defaultValue=RESIDUALS.index(default_residual)),
                   "How the coarse residual (coarse soil moisture − mean fine trend per cell) is spread onto the fine "
-                  "grid: bilinear between cell centres (+ refinement passes; SVRB), ordinary kriging from the cell "
+                  "grid. <i>Chosen one scale up</i> (default) tries uniform, bilinear and area-to-point kriging on 2×2 "
+                  "blocks of coarse cells spread back onto the cells, and keeps the one that best reproduces the cells' "
+                  "own series (uniform unless interpolation clearly helps). Or: uniform per cell, bilinear between "
+                  "cell centres (+ refinement passes; SVRB), ordinary kriging from the cell "
                   "centres (SVRK), or area-to-point kriging with a variogram deconvolved to point support (ATPK, as in "
                   "SVATARK): the fine pixels of each cell average back to its value exactly, and a kriging standard "
                   "deviation is written per date.")

@@ -41,8 +41,9 @@ METHOD = "regression"
 @dataclass
 class RegressionOptions(TrendOptions):
     """Trend options plus the residual step and block size."""
-    #: Residual model: ``bilinear``, ``point_kriging`` or ``atpk`` (:mod:`core.methods.residual`).
-    residual: str = "bilinear"
+    #: Residual model: ``auto`` (chosen one scale up among uniform, bilinear and ATPK), ``uniform``,
+    #: ``bilinear``, ``point_kriging`` or ``atpk`` (:mod:`core.methods.residual`).
+    residual: str = "auto"
     #: Extra passes that adjust the bilinear residual field so the fine pixels of each coarse cell
     #: average back to the coarse value (0 = plain bilinear residual).
     residual_iterations: int = 3

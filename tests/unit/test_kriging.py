@@ -169,3 +169,22 @@ def test_fit_variogram_recovers_model_parameters_from_exact_values():
     lags = np.linspace(2000, 50000, 20)
     fit = fit_variogram(lags, m.gamma(lags), np.full(20, 100), "spherical")
     assert fit.sill == pytest.approx(0.004, rel=1e-3) and fit.range == pytest.approx(30000.0, rel=1e-3)
+
+
+def test_the_residual_is_chosen_one_scale_up():
+    from core.methods.residual import make_residual
+    from core.methods.residual.auto import one_scale_up_scores
+    fine, coarse = _grids(12, 12, 4000.0, 1000.0)
+    g = _geometry(fine, coarse)
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:12, 0:12]
+    smooth = [(0.03 * np.sin(x / 3.0 + t) * np.cos(y / 4.0)).ravel().astype(np.float32) for t in range(6)]
+    noise = [(0.03 * rng.normal(size=(12, 12))).ravel().astype(np.float32) for _ in range(6)]
+    auto = make_residual("auto")
+    # a smooth residual: interpolating neighbouring blocks reproduces the cells far better than uniform
+    scores = one_scale_up_scores(smooth, coarse, auto.candidates, lambda: False)
+    assert min(scores["bilinear"]["cell_ubrmse"], scores["atpk"]["cell_ubrmse"]) < 0.5 * scores["uniform"]["cell_ubrmse"]
+    assert auto.fit(smooth, g, lambda: False).log()["residual"] in ("bilinear", "atpk")
+    # white noise: neighbours tell nothing about a cell, and uniform is kept
+    chosen = auto.fit(noise, g, lambda: False).log()
+    assert chosen["residual"] == "uniform" and set(chosen["one_scale_up"]) == {"uniform", "bilinear", "atpk"}
