@@ -11,10 +11,11 @@ Two real data sets from ``../shared/data`` (``--data`` to point elsewhere):
   scored at the DEOS stations (mean over sites with ≥ 3 pairs of R and ubRMSE).
 
 Rows: the coarse value copied to its pixels (uniform), bilinear interpolation of the coarse cells,
-SVR trend + bilinear residual (SVRB, the regression method before this issue), SVR + point-kriged
-residual (SVRK), SVR + area-to-point kriging (SVATARK), each with the full trend; the same with the
-trend weighted by its cross-validated skill (the do-no-harm defaults); and the defaults of
-``downscale_regression`` and ``downscale_svatark``.
+SVR trend + uniform, bilinear (SVRB, the regression method before this issue), point-kriged (SVRK)
+and area-to-point kriged (SVATARK) residual, each with the full trend, and the same with the trend
+weighted by its cross-validated skill; the coarse field alone spread by bilinear + refinement and
+by ATPK (trend weight 0); and the defaults of ``downscale_regression`` (weighted trend + residual
+chosen one scale up) and ``downscale_svatark`` (weighted SVR + ATPK).
 
     <venv python> benchmarks/residual_choices.py [--data ../shared/data] [--only cross_scale|delaware]
 
@@ -48,9 +49,11 @@ from core.raster.grid import bilinear_from_cells  # noqa: E402
 gdal.UseExceptions()
 
 #: (row label, residual, trend weighted?) for the SVR trend variants
-VARIANTS = [("SVRB (SVR + bilinear residual), full trend", "bilinear", False),
+VARIANTS = [("SVR + uniform residual, full trend", "uniform", False),
+            ("SVRB (SVR + bilinear residual), full trend", "bilinear", False),
             ("SVRK (SVR + point kriging), full trend", "point_kriging", False),
             ("SVATARK (SVR + ATPK), full trend", "atpk", False),
+            ("SVR + uniform, weighted trend", "uniform", True),
             ("SVR + bilinear, weighted trend", "bilinear", True),
             ("SVR + point kriging, weighted trend", "point_kriging", True),
             ("SVR + ATPK, weighted trend", "atpk", True)]
@@ -68,7 +71,9 @@ def estimates(scene: Scene, folder: str, svatark_folder_name: str) -> dict[str, 
     base = regression.fit(scene, regression.RegressionOptions(regressor="svr"))
     tw = base.training.get("trend_weight")
     print(f"  SVR trend fitted on {base.training['n_samples']} coarse samples, CV R = {base.training.get('cv_r', float('nan')):.3f}; "
-          f"cross-validated trend weight α = {tw:.3f} ({time.time() - t0:.0f} s)", flush=True)
+          f"cross-validated trend weight α = {tw:.3f} (between cells {base.training.get('trend_weight_between_cells', float('nan')):.3f}, "
+          f"within blocks {base.training.get('trend_weight_within_blocks', float('nan')):.3f}; {time.time() - t0:.0f} s)",
+          flush=True)
     for label, residual, weighted in VARIANTS:
         opts = dataclasses.replace(base.options, residual=residual, shrink_trend=weighted)
         model = regression.RegressionModel(base.names, base.categorical, opts, base.trend, base.training)
@@ -86,7 +91,9 @@ def estimates(scene: Scene, folder: str, svatark_folder_name: str) -> dict[str, 
         regression.predict(model, scene, path)
         out[label] = path
     path = os.path.join(folder, "regression_defaults.tif")
-    regression.downscale(scene, path)
+    res = regression.downscale(scene, path)
+    print(f"  downscale_regression defaults: residual chosen one scale up = {res.extra['residual']['residual']} "
+          f"{res.extra['residual'].get('one_scale_up')}", flush=True)
     out["downscale_regression defaults"] = path
     path = os.path.join(folder, svatark_folder_name)
     svatark.downscale(scene, path)

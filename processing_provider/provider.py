@@ -9,6 +9,7 @@ from . import (
     downscale_ensemble,
     downscale_regression,
     downscale_svatark,
+    drought_anomaly,
     score_stations,
     site_report,
     train_ensemble,
@@ -22,6 +23,7 @@ ALGORITHMS = (
     downscale_svatark.DownscaleSvatark,
     downscale_ensemble.DownscaleEnsemble,
     score_stations.ScoreStations,
+    drought_anomaly.DroughtAnomaly,
     site_report.SiteReport,
     train_ensemble.TrainEnsemble,
 )

@@ -245,3 +245,20 @@ def test_bias_correction_without_stations_is_refused_before_running(run_alg, sce
         run_alg("downscale_svatark", {"SOIL_MOISTURE": scene["sm"], "NDVI": [scene["ndvi"]], "BIAS_CORRECTION": True,
                                       "OUTPUT": str(tmp_path / "x.tif")})
     assert not os.path.exists(tmp_path / "x.tif")
+
+
+def test_drought_anomaly_writes_anomalies_and_the_dry_share(run_alg, make_raster, tmp_path):
+    dates = [dt.date(y, 7, 1) for y in (2019, 2020, 2021, 2022)]
+    stack = np.stack([np.full((4, 5), v, np.float32) for v in (0.30, 0.32, 0.34, 0.20)])
+    stack[:, 0, 0] = 0.25
+    src = make_raster("series.tif", stack, descriptions=[d.isoformat() for d in dates])
+    out, csv_path = str(tmp_path / "anom.tif"), str(tmp_path / "dry.csv")
+    res = run_alg("drought_anomaly", {"INPUT": str(src), "PERIOD_DAYS": 10, "OUTPUT": out, "SHARES_CSV": csv_path})
+    ds = gdal.Open(res["OUTPUT"])
+    a = ds.GetRasterBand(4).ReadAsArray()
+    others = np.array([0.30, 0.32, 0.34])
+    assert a[1, 1] == pytest.approx((0.20 - others.mean()) / others.std(ddof=1), rel=1e-4)
+    assert np.isnan(a[0, 0])                          # no variation over the years: no anomaly
+    rows = list(csv.DictReader(open(csv_path, encoding="utf-8")))
+    assert [r["date"] for r in rows] == [d.isoformat() for d in dates]
+    assert float(rows[3]["share_below_minus_1sd"]) == pytest.approx(1.0)
