@@ -131,3 +131,35 @@ def stream_anomalies(read: Callable[[int, int], np.ndarray], height: int, width:
         if progress is not None:
             progress((r0 + n) / height, "standardised anomalies")
     return share.shares()
+
+
+def dry_share_of_refs(refs: Sequence, period_days: Optional[int] = None, block_pixels: int = 1 << 20,
+                      min_years: int = 3) -> dict:
+    """Share of pixels below −1 σ per date of a dated product given as band references
+    (:class:`core.raster.align.BandRef`, all on one grid), for the site report.
+
+    Returns ``{"dates", "shares", "period_days"}``, or ``{"note": …}`` when the product spans fewer
+    than ``min_years`` years (each date then has fewer than two other years to compare with).
+    """
+    from ..raster.align import open_band
+    dates = [r.date for r in refs]
+    years = {d.year for d in dates}
+    if len(years) < min_years:
+        return {"note": f"the product spans {len(years)} year(s); standardised anomalies against the other years "
+                        f"need at least {min_years}."}
+    opened = [open_band(r) for r in refs]  # keep each dataset alive while its band is read (GDAL 3.6)
+    width, height = opened[0][0].RasterXSize, opened[0][0].RasterYSize
+
+    def read(r0: int, n: int) -> np.ndarray:
+        out = np.empty((len(opened), n, width))
+        for k, (_, band) in enumerate(opened):
+            a = band.ReadAsArray(0, r0, width, n).astype(np.float64)
+            nd = band.GetNoDataValue()
+            if nd is not None and np.isfinite(nd):
+                a[a == nd] = np.nan
+            out[k] = a
+        return out
+
+    p = plan(dates, period_days)
+    shares = stream_anomalies(read, height, width, p, lambda r0, block: None, block_pixels=block_pixels)
+    return {"dates": dates, "shares": [float(s) for s in shares], "period_days": p.period_days}
