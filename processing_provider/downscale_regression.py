@@ -100,9 +100,6 @@ class DownscaleRegression(SmAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.RUN_LOG, self.tr("Run log (JSON)")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        out_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        if not out_path.lower().endswith((".tif", ".tiff")):
-            out_path = os.path.splitext(out_path)[0] + ".tif"
         opts = regression.RegressionOptions(
             regressor=REGRESSORS[self.parameterAsEnum(parameters, self.REGRESSOR, context)],
             per_class=self.parameterAsBoolean(parameters, self.PER_CLASS, context),
@@ -113,24 +110,36 @@ class DownscaleRegression(SmAlgorithm):
             residual_iterations=self.parameterAsInt(parameters, self.RESIDUAL_ITERATIONS, context),
             **residual_options(self, parameters, context),
         )
-        scoring = sp.wants_scoring(self, parameters, context)
-        labels = [self.tr("Checking inputs"), self.tr("Downscaling")] + ([self.tr("Scoring at stations")] if scoring else [])
-        results = {}
-        with core_errors():
-            for i, fb in steps(feedback, labels):
-                if i == 0:
-                    scene = open_scene(self, parameters, context, fb)
-                elif i == 1:
-                    cf = CoreFeedback(fb)
-                    res = regression.downscale(scene, out_path, opts, cf.progress, cf.is_canceled,
-                                               kriging_sd_path(self, parameters, context, out_path))
-                    report_run(self, fb, res)
-                    results.update(run_outputs(self, context, res, out_path))
-                else:
-                    results.update(score_and_report(self, parameters, context, fb,
-                                                    {"downscaled": scene_refs_of(out_path, res.dates),
-                                                     "coarse": scene.sm_bands}, coarse="coarse"))
-        return results
+        return run_trend_residual(self, parameters, context, feedback, opts, regression.downscale)
+
+
+def run_trend_residual(alg, parameters, context, feedback, opts, downscale, prepare=None) -> dict:
+    """The phases every trend → residual algorithm shares: check inputs (then ``prepare(scene, opts,
+    feedback)``, e.g. a bias correction), downscale with ``downscale(scene, out, opts, progress,
+    is_canceled, sd_path)``, report, and score at the stations when given."""
+    out_path = alg.parameterAsOutputLayer(parameters, alg.OUTPUT, context)
+    if not out_path.lower().endswith((".tif", ".tiff")):
+        out_path = os.path.splitext(out_path)[0] + ".tif"
+    scoring = sp.wants_scoring(alg, parameters, context)
+    labels = [alg.tr("Checking inputs"), alg.tr("Downscaling")] + ([alg.tr("Scoring at stations")] if scoring else [])
+    results = {}
+    with core_errors():
+        for i, fb in steps(feedback, labels):
+            if i == 0:
+                scene = open_scene(alg, parameters, context, fb)
+                if prepare is not None:
+                    prepare(scene, opts, fb)
+            elif i == 1:
+                cf = CoreFeedback(fb)
+                res = downscale(scene, out_path, opts, cf.progress, cf.is_canceled,
+                                kriging_sd_path(alg, parameters, context, out_path))
+                report_run(alg, fb, res)
+                results.update(run_outputs(alg, context, res, out_path))
+            else:
+                results.update(score_and_report(alg, parameters, context, fb,
+                                                {"downscaled": scene_refs_of(out_path, res.dates),
+                                                 "coarse": scene.sm_bands}, coarse="coarse"))
+    return results
 
 
 def scene_refs_of(path: str, dates):
@@ -199,6 +208,10 @@ def residual_options(alg, parameters, context) -> dict:
 def report_run(alg, feedback, res) -> None:
     """Trend CV, trend weight, variograms and conservation of a regression-family run, in the log."""
     t = res.training
+    tu = t.get("svr_tuning", {})
+    if "C" in tu:
+        feedback.pushInfo(alg.tr(f"SVR tuned: C = {tu['C']:g}, ε = {tu['epsilon']:g}, γ = {tu['gamma']:.3g} "
+                                 f"(grouped CV RMSE {tu['cv_rmse']:.4f} m³/m³)"))
     if "cv_r" in t:
         feedback.pushInfo(alg.tr(f"Trend on {t['n_samples']} coarse samples: 5-fold CV R = {t['cv_r']:.3f}, "
                                  f"RMSE = {t['cv_rmse']:.4f} m³/m³"))

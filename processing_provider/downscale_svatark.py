@@ -1,8 +1,6 @@
 """Downscale with SVATARK (Jin et al.): SVR per stratum + area-to-point kriging of the residual."""
 from __future__ import annotations
 
-import os
-
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputFile,
@@ -14,10 +12,8 @@ from qgis.core import (
 from ..core.methods import svatark
 from . import layer_params as lp
 from . import station_params as sp
-from .base import CoreFeedback, SmAlgorithm, core_errors, steps
-from .downscale_regression import (add_kriging_params, add_kriging_sd_output, kriging_sd_path, open_scene, report_run,
-                                   residual_options, run_outputs, scene_refs_of)
-from .scoring import score_and_report
+from .base import SmAlgorithm
+from .downscale_regression import add_kriging_params, add_kriging_sd_output, residual_options, run_trend_residual
 
 
 class DownscaleSvatark(SmAlgorithm):
@@ -94,9 +90,6 @@ class DownscaleSvatark(SmAlgorithm):
         return ok, message
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        out_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        if not out_path.lower().endswith((".tif", ".tiff")):
-            out_path = os.path.splitext(out_path)[0] + ".tif"
         opts = svatark.SvatarkOptions(
             per_class=self.parameterAsBoolean(parameters, self.PER_CLASS, context),
             tune_svr=self.parameterAsBoolean(parameters, self.TUNE_SVR, context),
@@ -104,38 +97,20 @@ class DownscaleSvatark(SmAlgorithm):
             svr_epsilon=self.parameterAsDouble(parameters, self.SVR_EPSILON, context),
             **residual_options(self, parameters, context),
         )
-        scoring = sp.wants_scoring(self, parameters, context)
-        labels = [self.tr("Checking inputs"), self.tr("Downscaling")] + ([self.tr("Scoring at stations")] if scoring else [])
-        results = {}
-        with core_errors():
-            for i, fb in steps(feedback, labels):
-                if i == 0:
-                    scene = open_scene(self, parameters, context, fb)
-                    if self.parameterAsBoolean(parameters, self.BIAS_CORRECTION, context):
-                        stations, dates, insitu = sp.read_station_inputs(self, parameters, context)
-                        bias = svatark.station_bias(scene, stations, dates, insitu)
-                        if not bias["pairs"]:
-                            raise QgsProcessingException(self.tr(
-                                "No station has an in-situ value on a date of the coarse series inside its coarse "
-                                "cells, so the bias cannot be estimated. Fix: check the station table's dates and "
-                                "ids, or untick the bias correction."))
-                        opts.coarse_offset = bias["bias"]
-                        fb.pushInfo(self.tr(f"Bias correction: mean coarse − station = {bias['bias']:+.4f} m³/m³ over "
-                                            f"{bias['pairs']} pairs at {bias['stations']} stations; removed from the "
-                                            "coarse series"))
-                elif i == 1:
-                    cf = CoreFeedback(fb)
-                    res = svatark.downscale(scene, out_path, opts, cf.progress, cf.is_canceled,
-                                            kriging_sd_path(self, parameters, context, out_path))
-                    if "svr_tuning" in res.training:
-                        tu = res.training["svr_tuning"]
-                        if "C" in tu:
-                            fb.pushInfo(self.tr(f"SVR tuned: C = {tu['C']:g}, ε = {tu['epsilon']:g}, γ = {tu['gamma']:.3g} "
-                                                f"(grouped CV RMSE {tu['cv_rmse']:.4f} m³/m³)"))
-                    report_run(self, fb, res)
-                    results.update(run_outputs(self, context, res, out_path))
-                else:
-                    results.update(score_and_report(self, parameters, context, fb,
-                                                    {"downscaled": scene_refs_of(out_path, res.dates),
-                                                     "coarse": scene.sm_bands}, coarse="coarse"))
-        return results
+        correct = self.parameterAsBoolean(parameters, self.BIAS_CORRECTION, context)
+
+        def remove_bias(scene, options, fb):
+            if not correct:
+                return
+            stations, dates, insitu = sp.read_station_inputs(self, parameters, context)
+            bias = svatark.station_bias(scene, stations, dates, insitu)
+            if not bias["pairs"]:
+                raise QgsProcessingException(self.tr(
+                    "No station has an in-situ value on a date of the coarse series inside its coarse cells, so the "
+                    "bias cannot be estimated. Fix: check the station table's dates and ids, or untick the bias "
+                    "correction."))
+            options.coarse_offset = bias["bias"]
+            fb.pushInfo(self.tr(f"Bias correction: mean coarse − station = {bias['bias']:+.4f} m³/m³ over "
+                                f"{bias['pairs']} pairs at {bias['stations']} stations; removed from the coarse series"))
+
+        return run_trend_residual(self, parameters, context, feedback, opts, svatark.downscale, remove_bias)
