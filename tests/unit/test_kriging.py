@@ -188,3 +188,31 @@ def test_the_residual_is_chosen_one_scale_up():
     # white noise: neighbours tell nothing about a cell, and uniform is kept
     chosen = auto.fit(noise, g, lambda: False).log()
     assert chosen["residual"] == "uniform" and set(chosen["one_scale_up"]) == {"uniform", "bilinear", "atpk"}
+
+
+def test_kriging_refuses_a_pixel_too_fine_with_a_clear_message(monkeypatch):
+    import core.methods.residual.kriged as kriged
+    from core.errors import InputError
+    fine, coarse = _grids(10, 10, 5000.0, 1000.0)
+    monkeypatch.setattr(kriged, "_MAX_TABLE", 1000)        # as if the fine pixels were far smaller
+    with pytest.raises(InputError, match="covariance tables would not fit"):
+        AtpkResidual().fit(_residuals(coarse), _geometry(fine, coarse), lambda: False)
+
+
+def test_auto_falls_back_to_the_next_best_when_the_winner_cannot_be_fitted():
+    from core.errors import InputError
+    from core.methods.residual import AutoResidual, UniformResidual
+    fine, coarse = _grids(10, 10, 5000.0, 1000.0)
+    g = _geometry(fine, coarse)
+    y, x = np.mgrid[0:10, 0:10]
+    smooth = [(0.03 * np.sin(x / 3.0 + t) * np.cos(y / 4.0)).ravel().astype(np.float32) for t in range(4)]
+
+    class RefusedOnTheFineGrid(AtpkResidual):
+        def fit(self, residuals, geometry, canceled):
+            if geometry.fine == fine:
+                raise InputError(problem="too fine")
+            return super().fit(residuals, geometry, canceled)
+
+    log = AutoResidual([UniformResidual(), RefusedOnTheFineGrid()]).fit(smooth, g, lambda: False).log()
+    assert log["one_scale_up"]["atpk"]["cell_ubrmse"] < log["one_scale_up"]["uniform"]["cell_ubrmse"]
+    assert log["residual"] == "uniform" and log["refused_on_the_fine_grid"] == {"atpk": "too fine"}

@@ -4,7 +4,8 @@ The coarse cells are grouped into blocks of 2 × 2 cells; each candidate spreads
 residual back onto the cells, and is scored against the cells' actual residuals: per cell over the
 dates (unbiased RMSE, the station-like view) and pooled. The candidate with the lowest mean per-cell
 ubRMSE wins (ties within 1 % go to the simpler, earlier candidate) and is then fitted on the real
-coarse → fine geometry. Uniform is a candidate, so where interpolation from neighbouring cells does
+coarse → fine geometry (if it cannot be fitted there — kriging tables too large for a very fine
+pixel — the next best is). Uniform is a candidate, so where interpolation from neighbouring cells does
 not help the cells' own series, none is applied.
 """
 from __future__ import annotations
@@ -34,27 +35,40 @@ class AutoResidual(ResidualModel):
     def fit(self, residuals: Sequence[np.ndarray], geometry: ResidualGeometry,
             canceled: Callable[[], bool]) -> FittedResidual:
         table = one_scale_up_scores(residuals, geometry.coarse, self.candidates, canceled)
-        best = self.candidates[0]
-        best_score = table[best.name]["cell_ubrmse"] if best.name in table else math.inf
-        for cand in self.candidates[1:]:
+        ranked = [self.candidates[0]]
+        for cand in self.candidates[1:]:  # a later candidate must beat the best so far by the margin
             s = table.get(cand.name, {}).get("cell_ubrmse", math.inf)
-            if s < best_score * (1 - _MARGIN):
-                best, best_score = cand, s
-        fitted = best.fit(residuals, geometry, canceled)
-        return _Chosen(fitted, best.name, table)
+            best = table.get(ranked[0].name, {}).get("cell_ubrmse", math.inf)
+            if s < best * (1 - _MARGIN):
+                ranked.insert(0, cand)
+            else:
+                ranked.append(cand)
+        refused = {}
+        for cand in ranked:
+            try:
+                fitted = cand.fit(residuals, geometry, canceled)
+            except InputError as e:  # e.g. kriging tables too large for this pixel size: the next best
+                refused[cand.name] = e.problem
+                continue
+            return _Chosen(fitted, cand.name, table, refused)
+        raise InputError(problem="no residual model could be fitted (" + "; ".join(refused.values()) + ")",
+                         layer=None, fix="choose the uniform residual.")
 
 
 class _Chosen(FittedResidual):
-    def __init__(self, fitted: FittedResidual, name: str, table: dict[str, Any]) -> None:
-        self.fitted, self.name, self.table = fitted, name, table
+    def __init__(self, fitted: FittedResidual, name: str, table: dict[str, Any], refused: dict[str, str]) -> None:
+        self.fitted, self.name, self.table, self.refused = fitted, name, table, refused
         self.has_variance = fitted.has_variance
 
     def predict(self, t: int, window: Window):
         return self.fitted.predict(t, window)
 
     def log(self) -> dict[str, Any]:
-        return {**self.fitted.log(), "chosen_by": "one scale up (2×2 blocks of coarse cells → cells)",
-                "one_scale_up": self.table}
+        out = {**self.fitted.log(), "chosen_by": "one scale up (2×2 blocks of coarse cells → cells)",
+               "one_scale_up": self.table}
+        if self.refused:
+            out["refused_on_the_fine_grid"] = self.refused
+        return out
 
 
 def one_scale_up_scores(residuals: Sequence[np.ndarray], coarse: Grid, candidates: Sequence[ResidualModel],

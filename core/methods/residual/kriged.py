@@ -13,9 +13,10 @@ from ...learn.geostat.variogram import VariogramModel, lattice_variogram
 from ...raster.grid import Window, cell_pixel_blocks
 from .base import FittedResidual, ResidualGeometry, ResidualModel
 
-#: Largest covariance table (entries) a run may build; beyond it the neighbourhood is too wide
-#: for the pixel size.
-_MAX_TABLE = 40_000_000
+#: Largest covariance table (entries; two of them, float64: 256 MB) a run may build; beyond it the
+#: neighbourhood is too wide for the pixel size (with 25 neighbours: more than ~260 fine pixels per
+#: coarse cell side).
+_MAX_TABLE = 16_000_000
 #: Pixel × neighbour entries kriged in one batch (small batches stay in cache; bounds memory).
 _BATCH_ELEMENTS = 300_000
 #: Kriging systems kept for reuse by later dates with the same cells present (per row block).
