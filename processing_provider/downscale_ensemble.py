@@ -99,6 +99,8 @@ class DownscaleEnsemble(SmAlgorithm):
             for i, fb in steps(feedback, labels):
                 if i == 0:
                     scene = Scene(lp.scene_spec(self, parameters, context))
+                    lp.check_room(outputs.mean, scene.fine.width, scene.fine.height, len(scene.dates), rasters=3,
+                               what=self.tr("Ensemble mean, spread and domain mask"))
                     card = ensemble.card
                     fb.pushInfo(self.tr(f"Ensemble '{ensemble.name}': {ensemble.n_members} members; inputs "
                                         + ", ".join(f"{x['name']} ({x['units']})" for x in card["inputs"])))

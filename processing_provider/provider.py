@@ -6,11 +6,18 @@ from qgis.core import QgsProcessingProvider
 from . import (
     align_covariates,
     check_inputs,
+    downscale_cross_scale,
     downscale_ensemble,
     downscale_regression,
     downscale_stacking,
+    downscale_svatark,
+    drought_anomaly,
+    import_ismn,
+    import_product,
+    prepare_covariates,
     score_stations,
     site_report,
+    train_cross_scale,
     train_ensemble,
 )
 
@@ -18,12 +25,19 @@ from . import (
 ALGORITHMS = (
     check_inputs.CheckInputs,
     align_covariates.AlignCovariates,
+    import_ismn.ImportIsmn,
+    import_product.ImportProduct,
+    prepare_covariates.PrepareCovariates,
     downscale_regression.DownscaleRegression,
+    downscale_svatark.DownscaleSvatark,
     downscale_ensemble.DownscaleEnsemble,
     downscale_stacking.DownscaleStacking,
     score_stations.ScoreStations,
+    drought_anomaly.DroughtAnomaly,
     site_report.SiteReport,
     train_ensemble.TrainEnsemble,
+    downscale_cross_scale.DownscaleCrossScale,
+    train_cross_scale.TrainCrossScale,
 )
 
 

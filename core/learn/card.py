@@ -12,7 +12,7 @@ Schema (``schema_version`` 1); unknown keys are refused, so keys cannot drift:
 * ``member`` — ``{name, file, architecture, scheme, scheme_description, paper_scheme, hyperparameters}``
 * ``members`` — list of ``{name, file, architecture, scheme, sha256}``
 * ``inputs`` — list, in input-column order, of ``{name, role, units, encoding, domain}``: ``name``
-  is a feature name of :data:`core.learn.features.FEATURES`; ``encoding`` the scaling applied
+  is a name of :data:`core.learn.features.MODEL_INPUTS`; ``encoding`` the scaling applied
   inside the graph; ``domain`` the training ``{min, max}`` or ``{codes}``
 * ``outputs`` — list of ``{name, units, description}``; the first is ``sm`` in ``m3/m3``
 * ``aggregation`` — text (prediction = mean of members, spread = their standard deviation)
@@ -22,6 +22,11 @@ Schema (``schema_version`` 1); unknown keys are refused, so keys cannot drift:
   ``{mean: {n, r, ubrmse, bias, rmse}, median: {...}}``; metric values may be null
 * ``artifacts`` — list of ``{file, kind, sha256}`` (joblib files written for retraining)
 * ``software`` — ``{package, onnx_opset}``
+
+Optional keys (:data:`OPTIONAL_SCHEMA`; absent in older cards):
+
+* ``cross_scale`` — the cross-scale network's settings and held-out validation
+  (:mod:`core.methods.cross_scale`): scheme, inputs, scales, ratio, window, baselines' scores
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ from typing import Any, Mapping
 
 import onnx
 
-from .features import FEATURES
+from .features import MODEL_INPUTS
 
 SCHEMA_VERSION = 1
 ARCHITECTURES: tuple[str, ...] = ("dense", "prob", "wdl", "rf")
@@ -65,12 +70,16 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+#: Keys a card may carry or not; validated like :data:`SCHEMA` when present.
+OPTIONAL_SCHEMA: dict[str, Any] = {"cross_scale": "dict"}
+
+
 def validate_card(card: Mapping[str, Any]) -> None:
     """Raise :class:`CardError` unless ``card`` follows the schema (see the module docstring)."""
     if not isinstance(card, Mapping):
         raise CardError("The model card is not a mapping")
     missing = sorted(set(SCHEMA) - set(card))
-    extra = sorted(set(card) - set(SCHEMA))
+    extra = sorted(set(card) - set(SCHEMA) - set(OPTIONAL_SCHEMA))
     if missing:
         raise CardError(f"Model card lacks {missing}")
     if extra:
@@ -79,6 +88,8 @@ def validate_card(card: Mapping[str, Any]) -> None:
         raise CardError(f"Model card schema_version {card['schema_version']!r} is not {SCHEMA_VERSION}")
     for key, spec in SCHEMA.items():
         _check(card[key], spec, key)
+    for key in set(OPTIONAL_SCHEMA) & set(card):
+        _check(card[key], OPTIONAL_SCHEMA[key], key)
     # semantic checks
     names = [m["name"] for m in card["members"]]
     if not names or len(set(names)) != len(names):
@@ -96,9 +107,9 @@ def validate_card(card: Mapping[str, Any]) -> None:
         raise CardError("inputs must list at least one input")
     seen = set()
     for i, inp in enumerate(card["inputs"]):
-        if inp["name"] not in FEATURES:
+        if inp["name"] not in MODEL_INPUTS:
             raise CardError(f"inputs[{i}]: {inp['name']!r} is not a feature the raster pipeline provides "
-                            f"({sorted(FEATURES)})")
+                            f"({sorted(MODEL_INPUTS)})")
         if inp["name"] in seen:
             raise CardError(f"inputs[{i}]: {inp['name']!r} is listed twice")
         seen.add(inp["name"])
@@ -127,7 +138,7 @@ def write_card(model: onnx.ModelProto, card: Mapping[str, Any]) -> None:
     """Validate ``card`` and store it in ``model.metadata_props`` (replacing what was there)."""
     validate_card(card)
     del model.metadata_props[:]
-    for key in SCHEMA:
+    for key in [*SCHEMA, *(k for k in OPTIONAL_SCHEMA if k in card)]:
         entry = model.metadata_props.add()
         entry.key = key
         entry.value = json.dumps(_json_safe(card[key]), sort_keys=True, allow_nan=False, ensure_ascii=False)
