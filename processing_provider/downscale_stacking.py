@@ -26,8 +26,8 @@ from ..core.raster.align import BandRef
 from . import layer_params as lp
 from . import station_params as sp
 from .base import CoreFeedback, SmAlgorithm, core_errors, raster_source, steps
-from .downscale_regression import scene_refs_of
-from .output_layers import load_on_completion
+from .downscale_regression import (add_kriging_sd_output, add_residual_params, kriging_sd_path, report_run,
+                                   residual_options, run_outputs, scene_refs_of)
 from .scoring import score_and_report
 
 try:  # QGIS ≥ 3.36
@@ -76,10 +76,14 @@ class DownscaleStacking(SmAlgorithm):
     FOLDS = "FOLDS"
     N_ESTIMATORS = "N_ESTIMATORS"
     LEARNING_RATE = "LEARNING_RATE"
+    RESIDUAL = "RESIDUAL"
     RESIDUAL_ITERATIONS = "RESIDUAL_ITERATIONS"
+    KRIGING_NEIGHBOURS = "KRIGING_NEIGHBOURS"
+    WEIGHT_TREND = "WEIGHT_TREND"
     SEED = "SEED"
     MODEL_IN = "MODEL_IN"
     OUTPUT = "OUTPUT"
+    KRIGING_SD = "KRIGING_SD"
     REPORT = "REPORT"
     MODEL_OUT = "MODEL_OUT"
     RUN_LOG = "RUN_LOG"
@@ -126,10 +130,11 @@ class DownscaleStacking(SmAlgorithm):
         self.add_param(QgsProcessingParameterNumber(self.LEARNING_RATE, self.tr("Learning rate"),
                                                     QgsProcessingParameterNumber.Double, 0.05, minValue=0.001,
                                                     maxValue=1.0), "Of the boosted learners.", advanced=True)
+        add_residual_params(self, "auto")
         self.add_param(QgsProcessingParameterNumber(self.RESIDUAL_ITERATIONS, self.tr("Residual refinement passes"),
                                                     QgsProcessingParameterNumber.Integer, 3, minValue=0, maxValue=20),
-                       "As in the regression method: passes that make the fine pixels of each coarse cell average "
-                       "back to its value.", advanced=True)
+                       "Bilinear residual: passes that make the fine pixels of each coarse cell average back to its "
+                       "value.", advanced=True)
         self.add_param(QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"),
                                                     QgsProcessingParameterNumber.Integer, 42), "For reproducible runs.",
                        advanced=True)
@@ -140,6 +145,7 @@ class DownscaleStacking(SmAlgorithm):
         sp.add_station_params(self)
         self.add_param(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Downscaled soil moisture")),
                        "GeoTIFF, one band per date (m³/m³).")
+        add_kriging_sd_output(self)
         self.add_param(QgsProcessingParameterFileDestination(self.REPORT, self.tr("Stacking report (HTML)"),
                                                              "HTML files (*.html)", optional=True,
                                                              createByDefault=True),
@@ -172,7 +178,8 @@ class DownscaleStacking(SmAlgorithm):
             learning_rate=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
             min_zone_samples=self.parameterAsInt(parameters, self.MIN_ZONE_SAMPLES, context),
-            residual_iterations=self.parameterAsInt(parameters, self.RESIDUAL_ITERATIONS, context))
+            residual_iterations=self.parameterAsInt(parameters, self.RESIDUAL_ITERATIONS, context),
+            **residual_options(self, parameters, context))
         return opts, rule
 
     def _zone_layer(self, parameters, context, spec, rule, folder, feedback):
@@ -234,6 +241,8 @@ class DownscaleStacking(SmAlgorithm):
                         if zone is not None:
                             spec.covariates.append(zone)
                     scene = Scene(spec)
+                    lp.check_room(out_path, scene.fine.width, scene.fine.height, len(scene.dates),
+                                  what=self.tr("Downscaled soil moisture"))
                     fb.pushInfo(self.tr(f"{len(scene.dates)} dates; fine grid {scene.fine.width}×{scene.fine.height} px; "
                                         f"coarse grid {scene.coarse.width}×{scene.coarse.height} cells"))
                 elif i == 1:
@@ -258,13 +267,10 @@ class DownscaleStacking(SmAlgorithm):
                         results[self.REPORT] = write_text_atomic(report, report_html(t))
                 elif i == 2:
                     cf = CoreFeedback(fb)
-                    res = stacking.predict(model, scene, out_path, cf.progress, cf.is_canceled)
-                    for day, c in zip(res.dates, res.conservation):
-                        fb.pushInfo(self.tr(f"Conservation {day}: mean |fine mean − coarse| = {c['mean_abs_diff']:.4f}, "
-                                            f"max = {c['max_abs_diff']:.4f} m³/m³ over {c['cells']} cells"))
-                    results[self.OUTPUT] = out_path
-                    results[self.RUN_LOG] = res.log_path
-                    load_on_completion(context, out_path, res.dates, os.path.splitext(out_path)[0] + ".qml")
+                    res = stacking.predict(model, scene, out_path, cf.progress, cf.is_canceled,
+                                           kriging_sd_path(self, parameters, context, out_path))
+                    report_run(self, fb, res)
+                    results.update(run_outputs(self, context, res, out_path))
                 else:
                     results.update(score_and_report(self, parameters, context, fb,
                                                     {"downscaled": scene_refs_of(out_path, res.dates),

@@ -45,15 +45,29 @@ CARD_SCHEMA_VERSION = 1
 
 @dataclass
 class StackingMethodOptions(StackingOptions):
-    """Stacking options plus zoning, evaluation and the residual step."""
+    """Stacking options plus zoning, evaluation and the residual step (as the regression family's)."""
     #: A zone gets its own stack only with at least this many coarse samples (cells × dates).
     min_zone_samples: int = 300
     #: Folds group blocks of ``block_cells`` × ``block_cells`` coarse cells (neighbours are alike).
     block_cells: int = 3
     #: Repeats of each permutation when measuring predictor importance (0 = skip).
     importance_repeats: int = 3
+    #: Residual model (``auto``, ``uniform``, ``bilinear``, ``point_kriging``, ``atpk``), as in
+    #: :class:`core.methods.regression.RegressionOptions`.
+    residual: str = "auto"
     residual_iterations: int = 3
+    kriging_neighbours: int = 25
+    variogram_model: str = "exponential"
+    #: Scale the stack's fine-scale detail by its cross-validated skill on the coarse field (do no harm).
+    shrink_trend: bool = True
     block_pixels: int = 1 << 20
+
+    def regression_options(self) -> regression.RegressionOptions:
+        """The options of the trend → residual pipeline this method runs."""
+        return regression.RegressionOptions(
+            regressor=METHOD, seed=self.seed, residual=self.residual, residual_iterations=self.residual_iterations,
+            kriging_neighbours=self.kriging_neighbours, variogram_model=self.variogram_model,
+            shrink_trend=self.shrink_trend, block_pixels=self.block_pixels)
 
 
 class OnnxStack:
@@ -250,7 +264,7 @@ def fit(scene: Scene, options: Optional[StackingMethodOptions] = None, progress:
     names = [n for n in scene.covariate_names if n != zname] + ["doy"]
     all_names = names + ([zname] if zname else [])
     view = scene.training_view(opts.block_pixels, lambda f, m: prog(0.2 * f, m), canceled)
-    X, y, cells = coarse_samples(scene, view, names)
+    X, y, cells, dates = coarse_samples(scene, view, names)
     if len(y) < 20:
         raise InputError(problem=f"only {len(y)} coarse samples have soil moisture and every covariate; a stack "
                          "needs at least 20.", layer=scene.sm_bands[0].label,
@@ -296,6 +310,11 @@ def fit(scene: Scene, options: Optional[StackingMethodOptions] = None, progress:
     if training["shap"] is None and opts.importance_repeats > 0 and np.unique(groups).size >= 5:
         prog(0.88, "permutation importance on held-out cells (pip install shap for SHAP values)")
         training["importance"] = permutation_importance(glob, X, y, groups, names, opts.importance_repeats, opts.seed)
+    if opts.shrink_trend:
+        prog(0.92, "cross-validating the stack's skill on the coarse field (spatial blocks of cells)")
+        Xz = np.column_stack([X, zone]) if zname else X
+        refit = _RefitZonedStack(glob, zone_stacks, zone_col=X.shape[1] if zname else None)
+        training.update(regression.trend_weight_of(scene, refit, Xz, y, cells, dates, opts.seed))
     if canceled():
         raise Canceled()
     prog(0.97, "exporting the stacks to ONNX")
@@ -306,9 +325,35 @@ def fit(scene: Scene, options: Optional[StackingMethodOptions] = None, progress:
     return StackingModel(opts, trend, training)
 
 
+class _RefitZonedStack:
+    """``fit_predict`` for the trend weight: the fitted stacks' learners refitted on the training rows
+    (per zone where a zone has its own stack) and combined with their meta-learners' weights."""
+
+    def __init__(self, glob: Stack, zone_stacks: dict[int, Stack], zone_col: Optional[int]) -> None:
+        self.glob, self.zone_stacks, self.zone_col = glob, zone_stacks, zone_col
+
+    @staticmethod
+    def _refit(fitted: Stack, X: np.ndarray, y: np.ndarray) -> Stack:
+        st = Stack(replace(fitted.options, learners=tuple(fitted.learners), folds=0)).fit(X, y, np.zeros(len(y)))
+        st.weights, st.intercept = fitted.weights, fitted.intercept
+        return st
+
+    def fit_predict(self, X_train: np.ndarray, y_train: np.ndarray, X: np.ndarray) -> np.ndarray:
+        zc = self.zone_col
+        P_train = X_train if zc is None else np.delete(X_train, zc, axis=1)
+        P = X if zc is None else np.delete(X, zc, axis=1)
+        out = self._refit(self.glob, P_train, y_train).predict(P).astype(np.float64)
+        for code, fitted in self.zone_stacks.items():
+            tr, te = X_train[:, zc] == code, X[:, zc] == code
+            if tr.sum() >= 10 and te.any():
+                out[te] = self._refit(fitted, P_train[tr], y_train[tr]).predict(P[te])
+        return out
+
+
 def predict(model: StackingModel, scene: Scene, output_path: str, progress: Optional[Progress] = None,
-            is_canceled: Optional[IsCanceled] = None) -> DownscaleResult:
-    """The zoned stack as trend on every fine pixel and date, plus the refined coarse residual."""
+            is_canceled: Optional[IsCanceled] = None, sd_path: Optional[str] = None) -> DownscaleResult:
+    """The zoned stack as trend on every fine pixel and date (scaled by its cross-validated weight),
+    plus the coarse residual spread by the chosen residual model (:func:`core.methods.regression.predict`)."""
     zname = zone_feature(scene)
     if (zname is None) != (model.trend.zone_name is None):
         raise InputError(problem="the model was fitted " + ("with" if model.trend.zone_name else "without")
@@ -317,18 +362,18 @@ def predict(model: StackingModel, scene: Scene, output_path: str, progress: Opti
     names = model.trend.names if zname is None else [zname if n == model.trend.zone_name else n
                                                        for n in model.trend.names]
     trend = ZonedStack(names, zname, model.trend.global_stack, model.trend.zone_stacks)
-    ropts = regression.RegressionOptions(regressor=METHOD, residual_iterations=model.options.residual_iterations,
-                                         block_pixels=model.options.block_pixels, seed=model.options.seed)
-    reg = regression.RegressionModel(names, [n for n in names if n == zname], ropts, trend, model.training)
-    return regression.predict(reg, scene, output_path, progress, is_canceled)
+    reg = regression.RegressionModel(names, [n for n in names if n == zname], model.options.regression_options(),
+                                     trend, model.training)
+    return regression.predict(reg, scene, output_path, progress, is_canceled, method=METHOD, sd_path=sd_path)
 
 
 def downscale(scene: Scene, output_path: str, options: Optional[StackingMethodOptions] = None,
-              progress: Optional[Progress] = None, is_canceled: Optional[IsCanceled] = None) -> DownscaleResult:
+              progress: Optional[Progress] = None, is_canceled: Optional[IsCanceled] = None,
+              sd_path: Optional[str] = None) -> DownscaleResult:
     """:func:`fit` then :func:`predict` on the same scene (the Processing algorithm's path)."""
     t0 = time.time()
     model = fit(scene, options, progress_span(progress, 0.0, 0.4), is_canceled)
-    result = predict(model, scene, output_path, progress_span(progress, 0.4, 1.0), is_canceled)
+    result = predict(model, scene, output_path, progress_span(progress, 0.4, 1.0), is_canceled, sd_path)
     result.seconds = time.time() - t0
     result.extra["model"] = model
     return result
