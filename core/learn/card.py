@@ -22,6 +22,19 @@ Schema (``schema_version`` 1); unknown keys are refused, so keys cannot drift:
   ``{mean: {n, r, ubrmse, bias, rmse}, median: {...}}``; metric values may be null
 * ``artifacts`` — list of ``{file, kind, sha256}`` (joblib files written for retraining)
 * ``software`` — ``{package, onnx_opset}``
+
+Optional keys (added later; cards without them stay valid, schema_version stays 1):
+
+* ``uncertainty`` — ``{method, level, scale, floor, half_width, coverage}``: the calibrated
+  interval ``mean ± scale · (spread + floor)`` and the share of held-out station values it held
+  per protocol (:mod:`core.learn.calibration`)
+* ``tier`` — ``{name, rank, layers}``: the bundled feature tier (higher rank = richer inputs) and
+  the layers a user needs, in words
+* ``coarse_level`` — ``{station_mean_min, station_mean_p05, station_mean_median, station_mean_p95,
+  station_mean_max}``: distribution over the training stations of their mean coarse soil moisture
+  (m³/m³), for the level check of the domain mask
+* in each ``scores`` protocol: ``coarse_rescaled`` (stats of the coarse product linearly rescaled on
+  the training stations) and ``interval`` (the interval's coverage figures)
 """
 from __future__ import annotations
 
@@ -35,7 +48,7 @@ import onnx
 from .features import FEATURES
 
 SCHEMA_VERSION = 1
-ARCHITECTURES: tuple[str, ...] = ("dense", "prob", "wdl", "rf")
+ARCHITECTURES: tuple[str, ...] = ("dense", "prob", "wdl", "rf", "hgb")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -64,13 +77,22 @@ SCHEMA: dict[str, Any] = {
     "software": {"package": _TEXT, "onnx_opset": _INT},
 }
 
+#: Keys a card may carry in addition to :data:`SCHEMA` (see the module docstring).
+OPTIONAL_SCHEMA: dict[str, Any] = {
+    "uncertainty": {"method": _TEXT, "level": "number", "scale": "number", "floor": "number", "half_width": _TEXT,
+                    "coverage": "dict"},
+    "tier": {"name": _TEXT, "rank": _INT, "layers": [_TEXT]},
+    "coarse_level": {k: "number" for k in ("station_mean_min", "station_mean_p05", "station_mean_median",
+                                           "station_mean_p95", "station_mean_max")},
+}
+
 
 def validate_card(card: Mapping[str, Any]) -> None:
     """Raise :class:`CardError` unless ``card`` follows the schema (see the module docstring)."""
     if not isinstance(card, Mapping):
         raise CardError("The model card is not a mapping")
     missing = sorted(set(SCHEMA) - set(card))
-    extra = sorted(set(card) - set(SCHEMA))
+    extra = sorted(set(card) - set(SCHEMA) - set(OPTIONAL_SCHEMA))
     if missing:
         raise CardError(f"Model card lacks {missing}")
     if extra:
@@ -79,6 +101,9 @@ def validate_card(card: Mapping[str, Any]) -> None:
         raise CardError(f"Model card schema_version {card['schema_version']!r} is not {SCHEMA_VERSION}")
     for key, spec in SCHEMA.items():
         _check(card[key], spec, key)
+    for key, spec in OPTIONAL_SCHEMA.items():
+        if key in card:
+            _check(card[key], spec, key)
     # semantic checks
     names = [m["name"] for m in card["members"]]
     if not names or len(set(names)) != len(names):
@@ -127,7 +152,7 @@ def write_card(model: onnx.ModelProto, card: Mapping[str, Any]) -> None:
     """Validate ``card`` and store it in ``model.metadata_props`` (replacing what was there)."""
     validate_card(card)
     del model.metadata_props[:]
-    for key in SCHEMA:
+    for key in [*SCHEMA, *(k for k in OPTIONAL_SCHEMA if k in card)]:
         entry = model.metadata_props.add()
         entry.key = key
         entry.value = json.dumps(_json_safe(card[key]), sort_keys=True, allow_nan=False, ensure_ascii=False)
@@ -181,12 +206,22 @@ def _check(value: Any, spec: Any, where: str) -> None:
     elif spec == "dict":
         if not isinstance(value, dict):
             raise CardError(f"{where} must be a mapping")
+    elif spec == "number":
+        if not _is_num(value):
+            raise CardError(f"{where} must be a finite number")
     elif spec == "scores":
         if not isinstance(value, dict):
             raise CardError(f"{where} must be a mapping of protocol → scores")
         for proto, sc in value.items():
-            _check(sc, {"protocol": _TEXT, "n_sites": _INT, "ensemble": "stats", "coarse": "stats",
-                        "members": "dict"}, f"{where}.{proto}")
+            if not isinstance(sc, dict):
+                raise CardError(f"{where}.{proto} must be a mapping")
+            optional = {"coarse_rescaled": "stats", "interval": "dict"}
+            _check({k: v for k, v in sc.items() if k not in optional},
+                   {"protocol": _TEXT, "n_sites": _INT, "ensemble": "stats", "coarse": "stats", "members": "dict"},
+                   f"{where}.{proto}")
+            for k, spec_k in optional.items():
+                if k in sc:
+                    _check(sc[k], spec_k, f"{where}.{proto}.{k}")
             for mname, ms in sc["members"].items():
                 _check(ms, "stats", f"{where}.{proto}.members.{mname}")
     elif spec == "stats":

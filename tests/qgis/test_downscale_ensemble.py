@@ -12,7 +12,7 @@ from qgis.core import QgsProcessingException
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 SAMPLE = os.path.join(ROOT, "sample_data", "delaware")
-BUNDLED = os.path.join(ROOT, "models", "poehls_dense_dem")
+BUNDLED = os.path.join(ROOT, "models", "insitu_hgb_dem")
 
 
 def _sm(n=4):
@@ -34,7 +34,7 @@ def test_bundled_ensemble_downscales_the_delaware_sample(run_alg, tmp_path, feed
     assert ok.sum() > 10000
     assert 0.0 <= np.nanmin(mean) and np.nanmax(mean) < 0.6
     assert np.all(spread[ok] >= 0) and np.nanmean(spread) < 0.1
-    assert any("poehls_dense_dem" in i for i in feedback.infos)
+    assert any("insitu_hgb_dem" in i for i in feedback.infos)
     assert (tmp_path / "s.csv").exists()
 
 

@@ -146,7 +146,7 @@ def test_bad_inputs_give_messages(run_alg, table, models_dir, tmp_path):
     _fails(run_alg, _params(table, tmp_path, FEATURES=[0, 5]), "'slope' cannot be read from a station table")
     _fails(run_alg, _params(table, tmp_path, CV_FOLDS=20), "20-fold", "at least 20 stations", "only 12")
     _fails(run_alg, _params(table, tmp_path, ENSEMBLE_NAME="../escape"), "cannot be a folder name")
-    _fails(run_alg, _params(table, tmp_path, ENSEMBLE_NAME="poehls_dense_dem"), "bundled with the plugin")
+    _fails(run_alg, _params(table, tmp_path, ENSEMBLE_NAME="insitu_hgb_dem"), "bundled with the plugin")
     _fails(run_alg, _params(table, tmp_path, HIDDEN_LAYERS="a,b"), "not a list of positive widths")
     few = write_table(tmp_path / "few.csv", n_rows=5)
     _fails(run_alg, _params(few, tmp_path), "No usable sample", "Minimum samples per station")
