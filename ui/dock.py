@@ -534,10 +534,16 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         return next(i for i in infos if i.folder == choice.folder), choice
 
     def _resolved_info(self):
-        """The chosen model's info; for *Automatic*, that of the tier it resolves to (None if none)."""
+        """The chosen model's info; for *Automatic*, that of the tier it resolves to — or, when the layers
+        satisfy none, the least demanding tier, so that the check names what is missing."""
         info = self.modelCombo.currentData()
         if info is not None and not info.folder and info.valid:
-            return self._auto_choice()[0]
+            chosen, _ = self._auto_choice()
+            if chosen is None:
+                tiers = [self.modelCombo.itemData(k) for k in range(self.modelCombo.count())]
+                tiers = [i for i in tiers if i is not None and i.folder and i.valid and i.tier]
+                chosen = min(tiers, key=lambda i: int(i.tier["rank"]), default=None)
+            return chosen
         return info
 
     def _model_changed(self, *_args) -> None:

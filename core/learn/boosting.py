@@ -19,6 +19,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .forest import missing_codes_to_minus_one
+
 
 @dataclass(frozen=True)
 class BoostingConfig:
@@ -63,11 +65,7 @@ class BoostingMember:
         self.model = None
 
     def _clean(self, X: np.ndarray) -> np.ndarray:
-        X = np.array(X, dtype=np.float32, copy=True)
-        for c in self.categorical_columns:
-            col = X[:, c]
-            col[~np.isfinite(col)] = -1.0
-        return X
+        return missing_codes_to_minus_one(X, self.categorical_columns)
 
     def line(self, X: np.ndarray) -> np.ndarray:
         """The straight-line part ``intercept + slope · sm_coarse`` (float64)."""

@@ -18,7 +18,7 @@ from _recipe import BoostingConfig, run
 
 FEATURES = ["sm_coarse", "mtpi", "lat", "doy"]
 SCHEMES = ["free", "field_capacity", "land_cover", "climate_lat", "climate_wetness", "network"]
-BOOSTING = BoostingConfig(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
+BOOSTING = BoostingConfig(max_iter=100, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=40,
                           l2_regularization=1.0)
 LAYERS_DEM = ["coarse soil moisture (m3/m3)", "DEM (m) with 'Derive terrain covariates' on"]
 

@@ -156,7 +156,7 @@ def _finite(v) -> bool:
 def _num(v, metric: str) -> str:
     if not _finite(v):
         return "–"
-    return f"{v:.3f}" if metric == "r" else f"{v:.4f}"
+    return f"{v:.3f}" if metric in ("r", "amplitude") else f"{v:.4f}"
 
 
 def _e(text) -> str:
