@@ -2,8 +2,8 @@
 
 QGIS does not ship scikit-learn or onnxruntime. When one is missing the plugin shows the exact
 command that installs it for the interpreter QGIS runs, into the user's site folder, and never
-lets pip replace the distribution's numpy or GDAL (GDAL's Python bindings are built against
-numpy 1.x on Debian 12 and many OSGeo4W builds; numpy 2 breaks them).
+lets pip replace the distribution's numpy or GDAL: the command pins numpy to the version QGIS
+has loaded (GDAL's Python bindings are built against it; another numpy breaks them).
 """
 from __future__ import annotations
 
@@ -119,15 +119,17 @@ def pip_command(missing: Iterable[str], env: PythonEnv) -> list[str]:
         if env.externally_managed:
             cmd.append("--break-system-packages")
     cmd += pip_names(missing)
-    if env.numpy_version and env.numpy_version.split(".")[0] == "1":
-        cmd.append("numpy<2")  # keeps the numpy 1.x that GDAL was built against
+    if env.numpy_version:
+        # Exactly the numpy QGIS has loaded: pip then picks versions of the packages built for it, instead
+        # of installing a newer numpy into the user's site folder that shadows QGIS's (and breaks GDAL).
+        cmd.append(f"numpy=={env.numpy_version}")
     return cmd
 
 
 def _shell_line(cmd: Sequence[str], windows: bool) -> str:
     if not windows:
         return shlex.join(cmd)
-    # cmd.exe: quote what contains spaces or redirection characters (numpy<2).
+    # cmd.exe: quote what contains spaces or redirection characters (numpy<2, numpy==1.24.2 is safe).
     return " ".join(f'"{a}"' if any(c in a for c in ' <>|&^') else a for a in cmd)
 
 
@@ -138,7 +140,7 @@ def install_hint(missing: Sequence[str], env: Optional[PythonEnv] = None) -> str
 
     >>> env = PythonEnv("linux", "/usr/bin/python3", "1.24.2", externally_managed=True)
     >>> print(install_hint(["sklearn"], env).splitlines()[2])
-        /usr/bin/python3 -m pip install --user --break-system-packages scikit-learn 'numpy<2'
+        /usr/bin/python3 -m pip install --user --break-system-packages scikit-learn numpy==1.24.2
     """
     if not missing:
         return ""
@@ -164,9 +166,9 @@ def install_hint(missing: Sequence[str], env: Optional[PythonEnv] = None) -> str
             "--break-system-packages only lets pip write to your home folder (~/.local); "
             "no system package is changed."
         )
-    if "numpy<2" in cmd:
+    if env.numpy_version:
         lines.append(
-            f"'numpy<2' keeps QGIS's numpy {env.numpy_version}: GDAL is built against numpy 1.x. "
+            f"'numpy=={env.numpy_version}' keeps the numpy QGIS loads (GDAL and QGIS are built against it). "
             "Never upgrade numpy or GDAL with pip."
         )
     lines.append("Then start QGIS again.")

@@ -55,6 +55,8 @@ class AlignCovariates(SmAlgorithm):
                     spec = lp.scene_spec(self, parameters, context, with_soil_moisture=has_sm)
                     spec.check_units = True
                     scene = Scene(spec)
+                    lp.check_room(out, scene.fine.width, scene.fine.height, len(scene.covariate_names),
+                               what=self.tr("Aligned covariates"))
                     fb.pushInfo(self.tr(f"Target grid {scene.fine.width}×{scene.fine.height} px of {scene.fine.dx:g}"))
                 elif i == 1:
                     cf = CoreFeedback(fb)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import os
 from typing import Callable, Iterator, Optional, Sequence
 
 from qgis.core import (
@@ -19,13 +20,16 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingMultiStepFeedback,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterDefinition,
+    QgsProperty,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.deps import install_hint, missing_packages
 from ..core.errors import Canceled, InputError
+from ..core.io.destination import check_destination
 
 # 3.22 has only the unscoped forms; 3.36+ adds Qgis.* scoped enums and deprecates the old ones.
 if hasattr(Qgis, "ProcessingParameterFlag"):
@@ -114,10 +118,42 @@ class SmAlgorithm(QgsProcessingAlgorithm):
             ok, message = self.require_packages(self.REQUIRED_PACKAGES)
             if not ok:
                 return ok, message
-        return super().checkParameterValues(parameters, context)
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok:
+            problem = destination_problem(self, parameters)
+            if problem:
+                return False, problem
+        return ok, message
 
 
 # -- shared helpers -----------------------------------------------------------------------------
+#: Destination values that are not files in a folder (QGIS makes temporary outputs itself).
+_NOT_FILES = ("TEMPORARY_OUTPUT", "memory:", "ogr:", "postgres:", "postgis:", "spatialite:")
+
+
+def destination_problem(alg: QgsProcessingAlgorithm, parameters: dict) -> Optional[str]:
+    """The first destination parameter whose folder cannot be written, as a message (``None``: all fine).
+
+    Checked before any work, so a run never fails on its first write after the model is fitted.
+    """
+    for definition in alg.destinationParameterDefinitions():
+        value = parameters.get(definition.name())
+        if isinstance(value, QgsProcessingOutputLayerDefinition):
+            value = value.sink
+        if isinstance(value, QgsProperty):
+            value = value.staticValue()
+        if not isinstance(value, str) or not value.strip() or value.strip().startswith(_NOT_FILES):
+            continue
+        path = value.strip()
+        if definition.type() == "folderDestination":
+            path = os.path.join(path, "probe")
+        try:
+            check_destination(path, what=f"{definition.description()} ({path})")
+        except InputError as exc:
+            return str(exc)
+    return None
+
+
 @contextlib.contextmanager
 def core_errors() -> Iterator[None]:
     """Turn the engine's errors into ``QgsProcessingException`` (message shown as is, no traceback).

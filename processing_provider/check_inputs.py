@@ -19,7 +19,12 @@ from qgis.core import (
 )
 
 from ..core.inputs.dates import format_date, parse_date
-from ..core.errors import Canceled
+from ..core.errors import Canceled, InputError
+from ..core.inputs.roles import ROLE_INFO, Role
+from ..core.inputs.units import check_layer
+from ..core.raster.align import BandRef
+from ..ui.guess import LayerFacts, guess_role
+from . import layer_params as lp
 from .base import TYPE_RASTER, CoreFeedback, SmAlgorithm, core_errors, raster_source
 
 gdal.UseExceptions()
@@ -52,6 +57,9 @@ class LayerInfo:
     file_date: Optional[dt.date]
     bands: list[BandInfo] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The role whose unit checks were run, and how it was known ("given" or "guessed from the name").
+    role: Optional[Role] = None
+    role_source: str = ""
 
     def dates(self) -> list[dt.date]:
         """Date of each band: its description's, else the file name's; static layers give none."""
@@ -122,6 +130,8 @@ def _layer_html(info: LayerInfo) -> str:
         ("Resolution", f"{info.res_x:.6g} × {info.res_y:.6g} {info.units}"),
         ("Extent", "xmin {:.6g}, ymin {:.6g}, xmax {:.6g}, ymax {:.6g}".format(*info.extent)),
         ("Date(s)", date_text),
+        ("Role", f"{ROLE_INFO[info.role].label} ({info.role_source}; units checked as {ROLE_INFO[info.role].units})"
+         if info.role is not None else "none given or guessed: units not checked"),
     ]
     table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
     band_rows = "".join(
@@ -150,6 +160,19 @@ def _layer_html(info: LayerInfo) -> str:
     )
 
 
+def _unit_problems(role: Role, source: str, name: str, bands: list[BandInfo]) -> list[str]:
+    """The unit check a run makes (:func:`core.inputs.units.check_layer`) on every band with data."""
+    out = []
+    for b in bands:
+        if b.stats is None:
+            continue  # already reported as having no valid pixel
+        try:
+            check_layer(role, BandRef(source, b.index, name))
+        except InputError as exc:
+            out.append(f"unit check as {ROLE_INFO[role].label}, band {b.index}: {exc.problem} Fix: {exc.fix}")
+    return out
+
+
 class CheckInputs(SmAlgorithm):
     NAME = "check_inputs"
     DISPLAY_NAME = "Check soil-moisture inputs"
@@ -160,7 +183,9 @@ class CheckInputs(SmAlgorithm):
         "bands, the date of each band (from its description, else from the file name, "
         "e.g. <i>ESA_CCI_SM_v45_20180131.tif</i>) and its value range (scale factor and offset "
         "applied). Warns about bands without valid pixels or without a NoData value, "
-        "layers sharing a date, and mixed CRSs. Your files are not changed."
+        "layers sharing a date, and mixed CRSs. Layers given under a role (soil moisture, DEM, NDVI, …) "
+        "get the same unit checks a downscaling run makes; for the others the role is guessed from the "
+        "name (e.g. <i>MOD13A2_NDVI</i> → NDVI). Your files are not changed."
     )
 
     INPUTS = "INPUTS"
@@ -172,11 +197,14 @@ class CheckInputs(SmAlgorithm):
     WARNING_COUNT = "WARNING_COUNT"
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
-        inputs = QgsProcessingParameterMultipleLayers(self.INPUTS, self.tr("Raster layers"), TYPE_RASTER)
-        inputs.setMinimumNumberInputs(1)
+        inputs = QgsProcessingParameterMultipleLayers(self.INPUTS, self.tr("Raster layers"), TYPE_RASTER,
+                                                      optional=True)
         self.add_param(
-            inputs, "Soil moisture, covariates, or both. Each must be a file-based raster (GeoTIFF, NetCDF, …)."
+            inputs, "Soil moisture, covariates, or both. Each must be a file-based raster (GeoTIFF, NetCDF, …). "
+            "Their role is guessed from the name for the unit checks; give layers under a role below to be sure."
         )
+        lp.add_soil_moisture_params(self, optional=True, with_dates=False)
+        lp.add_covariate_params(self)
         self.add_param(
             QgsProcessingParameterBoolean(self.APPROXIMATE, self.tr("Approximate statistics"), False),
             "Compute value ranges from overviews or a subsample: faster on very large rasters, "
@@ -197,28 +225,47 @@ class CheckInputs(SmAlgorithm):
         ):
             self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))
 
+    def _layers_with_roles(self, parameters, context) -> list[tuple[object, Optional[Role], str]]:
+        """(layer, role, how the role is known) for every layer given, role parameters first."""
+        out = []
+        for key, role in [(lp.SOIL_MOISTURE, Role.SOIL_MOISTURE)] + [(k, r) for k, r, _ in lp.COVARIATE_PARAMS]:
+            out += [(lay, role, "given") for lay in self.parameterAsLayerList(parameters, key, context)]
+        for lay in self.parameterAsLayerList(parameters, self.INPUTS, context):
+            crs = lay.crs()
+            facts = LayerFacts(lay.name(), lay.source(), lay.bandCount(), pixel_size=lay.rasterUnitsPerPixelX(),
+                               geographic=crs.isGeographic())
+            role = guess_role(facts)
+            out.append((lay, role, "guessed from the name" if role is not None else ""))
+        return out
+
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, message = super().checkParameterValues(parameters, context)
         if ok:
+            layers = self._layers_with_roles(parameters, context)
+            if not layers:
+                return False, self.tr("Give at least one raster layer (under 'Raster layers' or a role).")
             try:
-                for layer in self.parameterAsLayerList(parameters, self.INPUTS, context):
+                for layer, _, _ in layers:
                     raster_source(layer)
             except QgsProcessingException as exc:
                 return False, str(exc)
         return ok, message
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        layers = self.parameterAsLayerList(parameters, self.INPUTS, context)
+        layers = self._layers_with_roles(parameters, context)
         approximate = self.parameterAsBoolean(parameters, self.APPROXIMATE, context)
         out_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         progress = CoreFeedback(feedback)
         infos = []
-        for k, layer in enumerate(layers):
+        for k, (layer, role, role_source) in enumerate(layers):
             source, _ = raster_source(layer)
             feedback.pushInfo(self.tr("Reading {name}").format(name=layer.name()))
             part = progress.sub(k / len(layers), (k + 1) / len(layers))
             with core_errors():
                 info = self._describe(layer, source, approximate, part)
+            if role is not None:
+                info.role, info.role_source = role, role_source
+                info.warnings += _unit_problems(role, source, layer.name(), info.bands)
             for w in info.warnings:
                 feedback.pushWarning(f"{info.name}: {w}")
             infos.append(info)

@@ -132,6 +132,9 @@ class DownscaleEnsemble(SmAlgorithm):
         with core_errors():
             for i, fb in steps(feedback, labels):
                 if i == 0:
+                    n_rasters = 4 if outputs.interval else 3
+                    lp.check_room(outputs.mean, scene.fine.width, scene.fine.height, len(scene.dates),
+                                  rasters=n_rasters, what=self.tr("Ensemble mean, spread, interval and domain mask"))
                     card = ensemble.card
                     fb.pushInfo(self.tr(f"Ensemble '{ensemble.name}': {ensemble.n_members} members; inputs "
                                         + ", ".join(f"{x['name']} ({x['units']})" for x in card["inputs"])))

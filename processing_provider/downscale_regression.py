@@ -107,6 +107,8 @@ class DownscaleRegression(SmAlgorithm):
                 if i == 0:
                     spec = lp.scene_spec(self, parameters, context)
                     scene = Scene(spec)
+                    lp.check_room(out_path, scene.fine.width, scene.fine.height, len(scene.dates),
+                               what=self.tr("Downscaled soil moisture"))
                     d = scene.describe()
                     fb.pushInfo(self.tr(f"{len(scene.dates)} dates {d['dates'][0]} … {d['dates'][-1]}; fine grid "
                                         f"{scene.fine.width}×{scene.fine.height} px of {scene.fine.dx:g} in {d['crs']}; "

@@ -19,12 +19,14 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.io.destination import check_destination, estimate_raster_bytes
 from ..core.raster.align import BandRef
-from ..core.inputs.dates import parse_date, parse_date_list
+from ..core.inputs.dates import parse_date, parse_date_list, strip_date
 from ..core.inputs.roles import ROLE_INFO, Role
-from ..core.inputs.scene import LayerInput, SceneSpec
+from ..core.inputs.scene import DEFAULT_MAX_PIXELS, LayerInput, SceneSpec, undated_bands_problem
 from .base import TYPE_RASTER, raster_source
-from .param_names import DERIVE_TERRAIN, EXTENT, RESOLUTION, SM_DATES, SOIL_MOISTURE, TARGET_CRS, TOLERANCE_DAYS  # noqa: F401
+from .param_names import (DERIVE_TERRAIN, EXTENT, MAX_PIXELS, RESOLUTION, SM_DATES, SOIL_MOISTURE,  # noqa: F401
+                          TARGET_CRS, TOLERANCE_DAYS)
 
 gdal.UseExceptions()
 
@@ -43,16 +45,22 @@ COVARIATE_PARAMS: tuple[tuple[str, Role, str], ...] = (
     ("PH", Role.PH, "Soil pH (SoilGrids pH×10: set scale 0.1)."),
     ("LAND_COVER", Role.LAND_COVER, "Land-cover classes (integer codes); taken by majority when coarsened, "
                                     "nearest when refined. Enables one model per class."),
-    ("OTHER", Role.OTHER, "Any other continuous covariate, used as given."),
+    ("OTHER", Role.OTHER, "Any other continuous covariates, used as given: each layer is a covariate of its own, "
+                          "named after the layer (a static multi-band layer: one per band; dated files whose "
+                          "names differ only by the date: one time series). An ensemble input such as "
+                          "field_capacity or vv_db takes the layer of that name, or the only Other layer."),
 )
 
 
-def add_soil_moisture_params(alg) -> None:
+def add_soil_moisture_params(alg, optional: bool = False, with_dates: bool = True) -> None:
     alg.add_param(
-        QgsProcessingParameterMultipleLayers(SOIL_MOISTURE, alg.tr("Coarse soil moisture (m³/m³)"), TYPE_RASTER),
+        QgsProcessingParameterMultipleLayers(SOIL_MOISTURE, alg.tr("Coarse soil moisture (m³/m³)"), TYPE_RASTER,
+                                             optional=optional),
         "The coarse product (SMAP, ESA CCI, …) in m³/m³: either one multi-band raster with one band per date "
         "(dates in the band descriptions) or several single-date rasters with the date in the file name "
         "(YYYYMMDD or YYYY-MM-DD).")
+    if not with_dates:
+        return
     alg.add_param(
         QgsProcessingParameterString(SM_DATES, alg.tr("Dates of the soil-moisture bands"), optional=True),
         "Only needed when neither band descriptions nor file names carry dates: the dates of all bands in "
@@ -83,6 +91,12 @@ def add_grid_params(alg) -> None:
                                                QgsProcessingParameterNumber.Integer, 8, minValue=0),
                   "A dated covariate serves a soil-moisture date if it is at most this many days earlier "
                   "(8 = the 8-day composites of MODIS, as padded by Poehls et al.).", advanced=True)
+    alg.add_param(QgsProcessingParameterNumber(MAX_PIXELS, alg.tr("Largest target grid (million pixels)"),
+                                               QgsProcessingParameterNumber.Double, DEFAULT_MAX_PIXELS / 1e6,
+                                               minValue=0.0),
+                  "A run whose target grid has more pixels stops before any work, with an estimate of its time and "
+                  "disk space (a resolution typed 100× too fine gives 10 000× the pixels). Raise it when you mean "
+                  "such a grid; 0 = no limit.", advanced=True)
 
 
 def _band_dates(path: str) -> list[Optional[object]]:
@@ -92,8 +106,9 @@ def _band_dates(path: str) -> list[Optional[object]]:
     return out
 
 
-def soil_moisture_refs(alg, parameters, context) -> list[BandRef]:
-    layers = alg.parameterAsLayerList(parameters, SOIL_MOISTURE, context)
+def soil_moisture_refs(alg, parameters, context, key: str = SOIL_MOISTURE) -> list[BandRef]:
+    """Dated bands of the soil-moisture layers of parameter ``key`` (the coarse product by default)."""
+    layers = alg.parameterAsLayerList(parameters, key, context)
     if not layers:
         raise QgsProcessingException(alg.tr("Give at least one coarse soil-moisture layer."))
     given = alg.parameterAsString(parameters, SM_DATES, context).strip()
@@ -114,36 +129,89 @@ def soil_moisture_refs(alg, parameters, context) -> list[BandRef]:
                 f"{len(explicit)} dates were given for {len(refs)} soil-moisture bands. "
                 "Fix: give one date per band, in layer and band order."))
         refs = [BandRef(r.path, r.band, r.name, d) for r, d in zip(refs, explicit)]
+    undated = [r for r in refs if r.date is None]
+    if undated:
+        raise QgsProcessingException(alg.tr(
+            f"Layer '{undated[0].name}': {undated_bands_problem(undated)} Fix: give the dates of all "
+            f"{len(refs)} soil-moisture bands, in layer and band order, in the advanced parameter "
+            f"'Dates of the soil-moisture bands' ({SM_DATES}, e.g. 2018-01-01, 2018-01-02, …), or set each band "
+            "description to its date (YYYY-MM-DD), or use one file per date with the date in its name."))
     return refs
 
 
 def covariate_inputs(alg, parameters, context) -> list[LayerInput]:
+    """The covariate layers of every role, as scene inputs.
+
+    Per role: dated single-band files form one time series (under *Other*, one per name once the
+    date is removed: ``S1_VV_20180101`` … and ``S1_VH_20180101`` … are two series); a layer with
+    dated bands is a time series; every undated layer is a static covariate of its own, and a
+    static multi-band layer gives one covariate per band. A DEM is one layer. Under a named
+    role, dated and undated layers together are refused (an undated file of a series is a slip).
+    """
     out: list[LayerInput] = []
     for key, role, _ in COVARIATE_PARAMS:
         layers = alg.parameterAsLayerList(parameters, key, context)
         if not layers:
             continue
-        refs: list[BandRef] = []
+        label = ROLE_INFO[role].label
+        series: dict[str, list[BandRef]] = {}
+        static: list[LayerInput] = []
         for lay in layers:
-            path, n = raster_source(lay, ROLE_INFO[role].label)
+            path, n = raster_source(lay, label)
             dates = _band_dates(path)
             if n == 1:
                 d = dates[0] or parse_date(os.path.basename(path))
-                refs.append(BandRef(path, 1, lay.name(), d))
+                if d is None:
+                    static.append(LayerInput(role, lay.name(), [BandRef(path, 1, lay.name(), None)]))
+                else:
+                    stem = strip_date(lay.name()) if role is Role.OTHER else label
+                    series.setdefault(stem, []).append(BandRef(path, 1, lay.name(), d))
             elif all(d is not None for d in dates):
-                refs.extend(BandRef(path, i + 1, lay.name(), d) for i, d in enumerate(dates))
+                stem = lay.name() if role is Role.OTHER else label
+                series.setdefault(stem, []).extend(BandRef(path, i + 1, lay.name(), d) for i, d in enumerate(dates))
+            elif all(d is None for d in dates) and role is not Role.DEM:
+                static += [LayerInput(role, f"{lay.name()} {_band_label(path, b)}", [BandRef(path, b, lay.name(), None)])
+                           for b in range(1, n + 1)]
             else:
                 raise QgsProcessingException(alg.tr(
-                    f"Layer '{lay.name()}': it has {n} bands but not every band description is a date, so it is "
-                    f"unclear which band is the {ROLE_INFO[role].label}. Fix: extract that band "
-                    "(Raster ▸ Conversion ▸ Translate, or gdal_translate -b N) and use the new layer."))
-        if len(refs) > 1 and any(r.date is None for r in refs):
-            undated = next(r for r in refs if r.date is None)
+                    f"Layer '{lay.name()}': it has {n} bands and {_undated_text(path, dates)}, so it is unclear "
+                    f"which bands are the {label}. Fix: set every band description to its date (YYYY-MM-DD) for a "
+                    "time series, or extract the band you mean (Raster ▸ Conversion ▸ Translate, or "
+                    "gdal_translate -b N) and use the new layer."))
+        if series and static and role is not Role.OTHER:
+            lay = static[0]
             raise QgsProcessingException(alg.tr(
-                f"Layer '{undated.name}': {ROLE_INFO[role].label} was given as several layers, but this one has "
-                "no date. Fix: put the date in its file name (YYYYMMDD) or give a single static layer."))
-        out.append(LayerInput(role, ", ".join(sorted({r.name for r in refs})), refs))
+                f"Layer '{lay.name}': the {label} was given as a dated series, but no date could be read in this "
+                f"layer's name or file name ('{os.path.basename(lay.bands[0].path)}'). Fix: put the date in its file "
+                "name (YYYYMMDD or YYYY-MM-DD), or give it under 'Other covariate' if it is a separate static "
+                "covariate."))
+        for stem, refs in series.items():
+            names = sorted({r.name for r in refs})
+            out.append(LayerInput(role, stem if role is Role.OTHER else ", ".join(names), refs))
+        out += static
+        if role is Role.DEM and sum(lay.role is Role.DEM for lay in out) > 1:
+            raise QgsProcessingException(alg.tr(
+                f"{len(layers)} DEM layers were given. Fix: give one elevation layer (merge tiles first, e.g. "
+                "Raster ▸ Miscellaneous ▸ Merge); other terrain layers go under 'Other covariate'."))
     return out
+
+
+def _band_label(path: str, band: int) -> str:
+    ds = gdal.Open(path)
+    desc = (ds.GetRasterBand(band).GetDescription() or "").strip()
+    ds = None
+    return desc or f"band {band}"
+
+
+def _undated_text(path: str, dates: list) -> str:
+    undated = [b for b, d in enumerate(dates, start=1) if d is None]
+    shown = ", ".join(f"band {b} ('{_band_label(path, b)}')" for b in undated[:5])
+    return f"no date could be read in the description of {shown}" + (" …" if len(undated) > 5 else "")
+
+
+def check_room(path: str, width: int, height: int, bands: int, rasters: int = 1, what: str = "output") -> None:
+    """Raise :class:`InputError` unless ``path``'s disk holds ``rasters`` float32 rasters of this shape."""
+    check_destination(path, estimate_raster_bytes(width, height, bands, rasters), what=f"{what} ({path})")
 
 
 def scene_spec(alg, parameters, context, with_soil_moisture: bool = True) -> SceneSpec:
@@ -162,6 +230,8 @@ def scene_spec(alg, parameters, context, with_soil_moisture: bool = True) -> Sce
             alg.parameterAsExtent(parameters, EXTENT, context)
         extent = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum())
     res = alg.parameterAsDouble(parameters, RESOLUTION, context)
+    max_mpx = alg.parameterAsDouble(parameters, MAX_PIXELS, context) if alg.parameterDefinition(MAX_PIXELS) \
+        else DEFAULT_MAX_PIXELS / 1e6
     return SceneSpec(
         soil_moisture=soil_moisture_refs(alg, parameters, context) if with_soil_moisture else [],
         covariates=covs,
@@ -171,4 +241,5 @@ def scene_spec(alg, parameters, context, with_soil_moisture: bool = True) -> Sce
         tolerance_days=alg.parameterAsInt(parameters, TOLERANCE_DAYS, context),
         extent=extent,
         allow_no_soil_moisture=not with_soil_moisture,
+        max_pixels=int(max_mpx * 1e6) if max_mpx > 0 else None,
     )

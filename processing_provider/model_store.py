@@ -17,6 +17,15 @@ def user_models_dir(create: bool = False) -> str:
     return path
 
 
+def cross_scale_models_dir(create: bool = False) -> str:
+    """``<QGIS profile>/soil_moisture_downscaling/cross_scale_models`` — where trained cross-scale networks are
+    saved (apart from the ensembles, which another algorithm lists)."""
+    path = os.path.join(os.path.dirname(user_models_dir()), "cross_scale_models")
+    if create:
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
 def ensemble_folders() -> list[str]:
     """Every folder that may be an ensemble: bundled ones first, then the user's."""
     out = []

@@ -6,10 +6,15 @@ from qgis.core import QgsProcessingProvider
 from . import (
     align_covariates,
     check_inputs,
+    downscale_cross_scale,
     downscale_ensemble,
     downscale_regression,
+    import_ismn,
+    import_product,
+    prepare_covariates,
     score_stations,
     site_report,
+    train_cross_scale,
     train_ensemble,
 )
 
@@ -17,11 +22,16 @@ from . import (
 ALGORITHMS = (
     check_inputs.CheckInputs,
     align_covariates.AlignCovariates,
+    import_ismn.ImportIsmn,
+    import_product.ImportProduct,
+    prepare_covariates.PrepareCovariates,
     downscale_regression.DownscaleRegression,
     downscale_ensemble.DownscaleEnsemble,
     score_stations.ScoreStations,
     site_report.SiteReport,
     train_ensemble.TrainEnsemble,
+    downscale_cross_scale.DownscaleCrossScale,
+    train_cross_scale.TrainCrossScale,
 )
 
 

@@ -29,7 +29,7 @@ from ..core.io.output import qml_pseudocolor, write_text_atomic
 from ..core.evaluation.product_diagnostics import diagnose_product, write_diagnostic_rasters
 from ..core.evaluation.report import write_report
 from ..core.evaluation.score_table import format_table
-from ..core.evaluation.stations import build_series, score_products
+from ..core.evaluation.stations import build_series
 from . import station_params as sp
 from .base import TYPE_RASTER, CoreFeedback, SmAlgorithm, core_errors, raster_source, steps
 from .output_layers import load_on_completion
@@ -155,10 +155,11 @@ class SiteReport(SmAlgorithm):
         with core_errors():
             for i, fb in steps(feedback, labels):
                 if i == 0:
-                    stations, dates, insitu = sp.read_station_inputs(self, parameters, context)
+                    got = sp.station_inputs(self, parameters, context, fb)
+                    stations, dates, insitu = got.stations, got.insitu.dates, got.insitu.values
                     sampled = OrderedDict((name, sp.sample_refs(refs, stations)) for name, refs in products.items())
                     sampled[coarse_name] = sp.sample_refs(coarse_refs, stations)
-                    rows = score_products(stations, dates, insitu, sampled)
+                    rows = sp.score_with_notes(got, sampled, {**products, coarse_name: coarse_refs}, fb)
                     series = build_series(stations, dates, insitu, sampled)
                     fb.pushInfo(format_table(rows, list(sampled)))
                 elif i <= len(products):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from qgis.core import (
@@ -28,12 +29,16 @@ from osgeo import gdal
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.raster.align import BandRef
-from ..core.evaluation.stations import Sampled, Station, read_insitu_csv, read_stations_csv, sample_raster
+from ..core.evaluation.stations import (InsituTable, Sampled, Station, read_insitu_table, read_station_table,
+                                        sample_raster, score_products, skipped_message, stations_outside,
+                                        unscored_stations)
 from .param_names import INSITU_CSV, SCORES, SCORES_CSV, STATION_ID_FIELD, STATIONS, STATIONS_CSV  # noqa: F401
 
 
 #: Metrics copied into the station point layer, per product.
-LAYER_METRICS = ("n", "r", "ubrmse", "bias", "rmse", "mae", "anomaly_r")
+LAYER_METRICS = ("n", "r", "ubrmse", "bias", "rmse", "mae", "anomaly_r", "n_dropped")
+#: Integer fields among them.
+_COUNTS = ("n", "n_dropped")
 
 
 def add_station_params(alg, optional: bool = True, outputs: bool = True) -> None:
@@ -65,29 +70,61 @@ def wants_scoring(alg, parameters, context) -> bool:
     return bool(alg.parameterAsFile(parameters, INSITU_CSV, context))
 
 
-def read_station_inputs(alg, parameters, context):
-    """(stations, insitu dates, insitu values) from the parameters, with clear errors."""
+@dataclass
+class StationInputs:
+    """Stations and in-situ series as read from the parameters, with what was left out of them."""
+
+    stations: list[Station]
+    insitu: InsituTable
+    #: One message block per table that had rows, cells or features left out.
+    reports: list[str] = field(default_factory=list)
+
+
+def station_inputs(alg, parameters, context, feedback=None) -> StationInputs:
+    """Read the stations and the in-situ table, skipping bad rows; each table's skipped rows are one
+    warning on ``feedback``. Raises ``QgsProcessingException`` when nothing usable remains."""
     insitu_path = alg.parameterAsFile(parameters, INSITU_CSV, context)
     csv_path = alg.parameterAsFile(parameters, STATIONS_CSV, context)
     source = alg.parameterAsSource(parameters, STATIONS, context)
     if source is None and not csv_path:
         raise QgsProcessingException(alg.tr(
             "In-situ data were given but no stations. Fix: give a station point layer or a stations CSV."))
+    reports = []
     if source is not None:
-        stations = _stations_from_source(alg, source, alg.parameterAsString(parameters, STATION_ID_FIELD, context),
-                                         context)
+        stations, left_out = _stations_from_source(alg, source, alg.parameterAsString(parameters, STATION_ID_FIELD,
+                                                                                      context), context)
+        if left_out:
+            reports.append(alg.tr(f"Station layer: {len(left_out)} feature(s) left out ({len(stations)} stations "
+                                  "kept):\n") + "\n".join(f"  {m}" for m in left_out))
     else:
-        stations = read_stations_csv(csv_path)
-    dates, insitu = read_insitu_csv(insitu_path)
-    known = [s for s in stations if s.id in insitu]
+        table = read_station_table(csv_path)
+        stations = table.stations
+        if table.skipped:
+            reports.append(skipped_message(csv_path, table.skipped, f"{len(stations)} station(s) kept"))
+    insitu = read_insitu_table(insitu_path)
+    if insitu.skipped:
+        n_values = sum(s.values for s in insitu.skipped if s.out_of_range)
+        kept = f"{len(insitu.dates)} dates kept" + (f"; {n_values} value(s) outside 0 … 1 m³/m³ dropped"
+                                                    if n_values else "")
+        reports.append(skipped_message(insitu_path, insitu.skipped, kept))
+    if feedback is not None:
+        for text in reports:
+            feedback.pushWarning(text)
+    known = [s for s in stations if s.id in insitu.values]
     if not known:
         raise QgsProcessingException(alg.tr(
             f"None of the {len(stations)} station ids ({', '.join(s.id for s in stations[:5])}…) is a column of "
             f"the in-situ table. Fix: pick the station id field whose values are the table's column names."))
-    return stations, dates, insitu
+    return StationInputs(stations, insitu, reports)
 
 
-def _stations_from_source(alg, source, id_field: str, context) -> list[Station]:
+def read_station_inputs(alg, parameters, context, feedback=None):
+    """(stations, insitu dates, insitu values) from the parameters, with clear errors (see :func:`station_inputs`)."""
+    got = station_inputs(alg, parameters, context, feedback)
+    return got.stations, got.insitu.dates, got.insitu.values
+
+
+def _stations_from_source(alg, source, id_field: str, context) -> tuple[list[Station], list[str]]:
     names = [f.name() for f in source.fields()]
     if not id_field:
         id_field = next((n for n in names if n.lower() in ("id", "station", "station_id", "site", "code")), "")
@@ -97,16 +134,29 @@ def _stations_from_source(alg, source, id_field: str, context) -> list[Station]:
             "Fix: choose the station id field."))
     wgs = QgsCoordinateReferenceSystem("EPSG:4326")
     xf = QgsCoordinateTransform(source.sourceCrs(), wgs, context.transformContext())
-    out = []
+    out, left_out, seen = [], [], set()
     for f in source.getFeatures():
+        sid = f[id_field]
+        sid = "" if sid is None or str(sid) == "NULL" else str(sid).strip()
         g = f.geometry()
-        if g is None or g.isEmpty():
+        if not sid:
+            left_out.append(f"feature {f.id()}: field '{id_field}' is empty: a station needs an identifier")
             continue
+        if g is None or g.isEmpty():
+            left_out.append(f"feature {f.id()} (station '{sid}'): it has no geometry")
+            continue
+        if sid in seen:
+            left_out.append(f"feature {f.id()}: station '{sid}' appears again (the first one is kept)")
+            continue
+        seen.add(sid)
         p = xf.transform(g.centroid().asPoint())
         attrs = {n: str(f[n]) for n in names if n != id_field and f[n] is not None and str(f[n]) != "NULL"}
         name = attrs.pop("name", "")
-        out.append(Station(str(f[id_field]), p.y(), p.x(), name, attrs))
-    return out
+        out.append(Station(sid, p.y(), p.x(), name, attrs))
+    if not out:
+        raise QgsProcessingException(alg.tr("The station layer has no usable station:\n" + "\n".join(left_out[:20])
+                                            + "\nFix: give point features with a station id."))
+    return out, left_out
 
 
 def sample_refs(refs: Sequence[BandRef], stations: Sequence[Station]) -> Sampled:
@@ -130,6 +180,21 @@ def sample_refs(refs: Sequence[BandRef], stations: Sequence[Station]) -> Sampled
     return ds, (np.stack([found[d] for d in ds]) if ds else np.empty((0, len(stations))))
 
 
+def score_with_notes(got: StationInputs, sampled: dict[str, Sampled], products: dict[str, Sequence[BandRef]],
+                     feedback=None) -> list[dict]:
+    """:func:`score_products` with the dropped in-situ values counted and every station that could not be
+    scored named, with the reason, in one warning on ``feedback``."""
+    paths = list(OrderedDict.fromkeys(r.path for refs in products.values() for r in refs))
+    outside = stations_outside(paths, got.stations)
+    rows = score_products(got.stations, got.insitu.dates, got.insitu.values, sampled,
+                          out_of_range=got.insitu.out_of_range, outside=outside)
+    lines = [f"  {sid}: {why}" for sid, why in unscored_stations(rows).items()]
+    lines += [f"  {s.id}: no column in the in-situ table" for s in got.stations if s.id not in got.insitu.values]
+    if lines and feedback is not None:
+        feedback.pushWarning(f"{len(lines)} of {len(got.stations)} stations could not be scored:\n" + "\n".join(lines))
+    return rows
+
+
 def field_key(product: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", product.lower()).strip("_")[:20] or "product"
 
@@ -142,10 +207,11 @@ def write_score_layer(alg, parameters, context, rows: list[dict], stations: Sequ
     fields = QgsFields()
     fields.append(QgsField("station", QVariant.String))
     fields.append(QgsField("name", QVariant.String))
+    fields.append(QgsField("note", QVariant.String))
     keys = {p: field_key(p) for p in products}
     for p in products:
         for m in LAYER_METRICS:
-            fields.append(QgsField(f"{keys[p]}_{m}", QVariant.Int if m == "n" else QVariant.Double))
+            fields.append(QgsField(f"{keys[p]}_{m}", QVariant.Int if m in _COUNTS else QVariant.Double))
     others = [p for p in products if p != coarse]
     if coarse is not None:
         for p in others:
@@ -166,10 +232,11 @@ def write_score_layer(alg, parameters, context, rows: list[dict], stations: Sequ
         feat["station"] = st.id
         feat["name"] = st.name
         got = by_station[st.id]
+        feat["note"] = "; ".join(dict.fromkeys(r["note"] for r in got.values() if r.get("note")))
         for p in products:
             for m in LAYER_METRICS:
                 v = got.get(p, {}).get(m)
-                feat[f"{keys[p]}_{m}"] = _num(v, m == "n")
+                feat[f"{keys[p]}_{m}"] = _num(v, m in _COUNTS)
         if coarse is not None:
             for p in others:
                 suffix = f"_{keys[p]}" if len(others) > 1 else ""

@@ -282,7 +282,7 @@ class TrainEnsemble(SmAlgorithm):
                             coarse_label = "coarse SMAP (smap10km_ssm_mm / 50 mm)"
                         else:
                             scene = Scene(lp.scene_spec(self, parameters, context))
-                            stations, dates, insitu = sp.read_station_inputs(self, parameters, context)
+                            stations, dates, insitu = sp.read_station_inputs(self, parameters, context, fb)
                             cf = CoreFeedback(fb)
                             samples = samples_from_scene(scene, stations, dates, insitu, features, cf.progress,
                                                          cf.is_canceled, min_samples_per_site=min_samples)

@@ -4,7 +4,9 @@ The dock holds no numerical code. It turns widget state into a :class:`~.run_req
 checks it (:func:`~.precheck.precheck`), and runs *our own* Processing algorithms as a
 background ``QgsProcessingAlgRunnerTask`` — the downscaling method chosen, then, with stations,
 ``site_report`` — so the toolbox, the modeler and ``qgis_process`` share its code path. Results
-land in one layer group per run, styled and dated for the temporal controller.
+land in one layer group per run, styled and dated for the temporal controller. Its "start from
+downloads" buttons open our Inputs algorithms (product import, ISMN import, covariate preparation)
+in Processing's own dialog and point the dock at what they produced.
 
 Set the environment variable ``SOIL_MOISTURE_DOWNSCALING_NO_BROWSER=1`` (tests, CI) to keep the
 report from opening in a browser.
@@ -81,6 +83,11 @@ _LAYER_OUTPUTS = ("rasterDestination", "sink", "vectorDestination")
 #: Task, context and feedback of every run under way, held here rather than by the dock alone, so
 #: that closing the panel (or unloading the plugin) mid-run cannot free what the task still uses.
 _RUNNING: dict[int, tuple] = {}
+
+
+#: The "start from downloads" buttons → our Inputs algorithms (run in Processing's own dialog).
+INPUT_ALGORITHMS = {"importProductButton": "import_product", "importIsmnButton": "import_ismn",
+                    "prepareCovariatesButton": "prepare_covariates"}
 
 
 def _forget(key: int, *_args) -> None:
@@ -215,6 +222,8 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         self.smAllButton.clicked.connect(lambda: self._check_all_sm(True))
         self.smNoneButton.clicked.connect(lambda: self._check_all_sm(False))
         self.guessButton.clicked.connect(lambda: self.refresh_layers(guess=True))
+        for button, name in INPUT_ALGORITHMS.items():
+            getattr(self, button).clicked.connect(functools.partial(self.open_input_algorithm, name))
         self.checkButton.clicked.connect(self.check_inputs)
         self.runButton.clicked.connect(self.run)
         self.cancelButton.clicked.connect(self.cancel)
@@ -229,6 +238,31 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         self.refresh_methods()
         self.refresh_layers(guess=True, use_saved=True)
         self._set_busy(False)
+
+    # ------------------------------------------------------------------ start from downloads
+    def open_input_algorithm(self, name: str, *_args) -> dict:
+        """Open our Inputs algorithm ``name`` in Processing's dialog; use what it produced.
+
+        The dialog loads its outputs into the project (an imported product then appears under 1);
+        an ISMN import also fills in the stations and in-situ table under 5.
+        """
+        import processing  # QGIS's Processing plugin (present whenever the provider is)
+
+        results = processing.execAlgorithmDialog(f"{PROVIDER_ID}:{name}", {}) or {}
+        self.apply_input_results(name, results)
+        return results
+
+    def apply_input_results(self, name: str, results: dict) -> None:
+        """Point the dock at the outputs of an Inputs algorithm (results as Processing returns them)."""
+        if name == "import_ismn" and results.get("OUTPUT_SERIES"):
+            self.insituCsv.setFilePath(str(results["OUTPUT_SERIES"]))
+            layer = _loaded_layer(self.project, str(results.get("OUTPUT_STATIONS") or ""))
+            if layer is not None:
+                self.stationsCsv.setFilePath("")
+                self.stationsLayerCombo.setLayer(layer)
+                self.stationIdCombo.setField("station")
+            self.stationsGroup.setCollapsed(False)
+        self.refresh_layers(guess=True)
 
     # ------------------------------------------------------------------ layers and roles
     def _on_layers_changed(self, *_args) -> None:
@@ -491,6 +525,8 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
     def model_parameter(self) -> str:
         alg = self.current_algorithm()
         if alg is None:
+            return ""
+        if not getattr(alg, "DOCK_LISTS_MODELS", True):  # its model is optional (e.g. trained on the fly)
             return ""
         names = {p.name() for p in alg.parameterDefinitions()}
         return next((n for n in MODEL_PARAMETERS if n in names), "")
@@ -786,7 +822,8 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         self.runButton.setEnabled(not busy)
         self.checkButton.setEnabled(not busy)
         self.cancelButton.setEnabled(busy)
-        for box in (self.smGroup, self.covariatesGroup, self.methodGroup, self.gridGroup, self.stationsGroup):
+        for box in (self.downloadsGroup, self.smGroup, self.covariatesGroup, self.methodGroup, self.gridGroup,
+                    self.stationsGroup):
             box.setEnabled(not busy)
         if busy:
             self.progressBar.setValue(0)
@@ -843,6 +880,20 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
     def closeEvent(self, event):  # noqa: N802 (Qt API)
         self._save_choices()
         super().closeEvent(event)
+
+
+def _loaded_layer(project: QgsProject, output: str):
+    """The project layer Processing loaded for ``output`` (a layer id, or a file path / source)."""
+    if not output:
+        return None
+    layer = project.mapLayer(output)
+    if layer is not None:
+        return layer
+    path = os.path.normcase(os.path.abspath(output.split("|", 1)[0]))
+    for lay in project.mapLayers().values():
+        if os.path.normcase(os.path.abspath(lay.source().split("|", 1)[0])) == path:
+            return lay
+    return None
 
 
 def _compact(combo: QComboBox) -> None:

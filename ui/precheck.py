@@ -141,31 +141,43 @@ def _check_model(card: dict, spec, ranges: dict[Role, tuple[float, float]], scen
 def _check_stations(request: RunRequest, scene: Scene, res: CheckResult) -> None:
     if not request.wants_report:
         return
-    from ..core.evaluation.stations import read_insitu_csv, read_stations_csv
+    from ..core.evaluation.stations import read_insitu_table, read_station_table, skipped_message
 
     try:
-        _, insitu = read_insitu_csv(request.insitu_csv)
+        insitu = read_insitu_table(request.insitu_csv)
     except (InputError, OSError, ValueError) as exc:
         res.errors.append(f"In-situ table: {exc}")
         return
+    if insitu.skipped:
+        res.warnings.append(skipped_message(request.insitu_csv, insitu.skipped, f"{len(insitu.dates)} dates kept"))
     if not request.stations_csv:
         return  # a point layer: the report algorithm matches its id field
     try:
-        stations = read_stations_csv(request.stations_csv)
+        table = read_station_table(request.stations_csv)
     except (InputError, OSError, ValueError) as exc:
         res.errors.append(f"Stations: {exc}")
         return
-    known = [s for s in stations if s.id in insitu]
+    if table.skipped:
+        res.warnings.append(skipped_message(request.stations_csv, table.skipped,
+                                            f"{len(table.stations)} station(s) kept"))
+    known = [s for s in table.stations if s.id in insitu.values]
     if not known:
-        res.errors.append(f"None of the {len(stations)} station ids is a column of the in-situ table. Fix: use the "
-                          "station table and in-situ table of the same network.")
+        res.errors.append(f"None of the {len(table.stations)} station ids is a column of the in-situ table. Fix: use "
+                          "the station table and in-situ table of the same network.")
         return
     xmin, ymin, xmax, ymax = transform_bounds(scene.fine.bounds, scene.fine.crs_wkt, _WGS84)
-    inside = [s for s in known if xmin <= s.lon <= xmax and ymin <= s.lat <= ymax
-              and math.isfinite(s.lat) and math.isfinite(s.lon)]
-    if not inside:
+
+    def inside(lat: float, lon: float) -> bool:
+        return math.isfinite(lat) and math.isfinite(lon) and xmin <= lon <= xmax and ymin <= lat <= ymax
+
+    out = [s for s in known if not inside(s.lat, s.lon)]
+    named = ", ".join(f"{s.id} (lat {s.lat:g}, lon {s.lon:g})" for s in out[:10]) + (" …" if len(out) > 10 else "")
+    swapped = sum(inside(s.lon, s.lat) for s in out)
+    hint = (f" {swapped} of them would lie inside with latitude and longitude swapped: check the lat/lon columns."
+            if swapped else "")
+    if len(out) == len(known):
         res.errors.append(f"None of the {len(known)} stations with in-situ data lies inside the downscaled area "
-                          f"(lon {xmin:.3f} … {xmax:.3f}, lat {ymin:.3f} … {ymax:.3f}).")
-    elif len(inside) < len(known):
-        res.warnings.append(f"{len(known) - len(inside)} of {len(known)} stations with in-situ data lie outside the "
-                            "downscaled area and will not be scored.")
+                          f"(lon {xmin:.3f} … {xmax:.3f}, lat {ymin:.3f} … {ymax:.3f}): {named}.{hint}")
+    elif out:
+        res.warnings.append(f"{len(out)} of {len(known)} stations with in-situ data lie outside the downscaled area "
+                            f"and will not be scored: {named}.{hint}")

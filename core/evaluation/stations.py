@@ -45,6 +45,8 @@ INSITU = "in-situ"
 
 #: Leading columns of a score row, before station attributes and metrics.
 ROW_COLUMNS: tuple[str, ...] = ("station", "name", "lat", "lon")
+#: Columns of a score row after the metrics: in-situ values dropped as impossible, why unscored.
+SCORE_EXTRA_COLUMNS: tuple[str, ...] = ("n_dropped", "note")
 
 # A (dates, values) pair: dates of the rows of ``values``; ``values`` is
 # [n_dates, n_stations], columns in the order of the station list.
@@ -77,19 +79,111 @@ class Station:
 
 # --------------------------------------------------------------------------- tables
 
+#: The physical range of volumetric soil moisture (m³/m³): values outside are impossible.
+SOIL_MOISTURE_RANGE: tuple[float, float] = (0.0, 1.0)
 
-def read_stations_csv(path: str) -> list[Station]:
-    """Read a station table.
+#: At most this many skipped entries are spelled out in a message; the rest are counted.
+MAX_LISTED = 40
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A row, a cell or a whole column of a table that was left out, and why.
+
+    Attributes
+    ----------
+    line : int or None
+        Line of the file (the header is line 1); ``None`` for a whole column.
+    column : str
+        Header of the column holding the bad value.
+    value : str
+        The text found (for a whole column, its value range).
+    why : str
+        What is wrong and, where it helps, what to do.
+    values : int
+        Number of values this entry leaves out (a whole column: all of them).
+    out_of_range : bool
+        The value was read but is physically impossible (it is counted per station in the scores).
+    """
+
+    line: Optional[int]
+    column: str
+    value: str
+    why: str
+    values: int = 1
+    out_of_range: bool = False
+
+    def __str__(self) -> str:
+        where = f"line {self.line}, column '{self.column}'" if self.line is not None else \
+            f"column '{self.column}' (every line)"
+        return f"{where}: '{self.value}' {self.why}"
+
+
+@dataclass
+class StationTable:
+    """Stations read from a table, and the rows left out (see :func:`read_station_table`)."""
+
+    path: str
+    stations: list[Station]
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass
+class InsituTable:
+    """In-situ series read from a table, and what was left out (see :func:`read_insitu_table`).
+
+    Attributes
+    ----------
+    dates : list of datetime.date
+        Sorted, unique.
+    values : dict[str, numpy.ndarray]
+        Station id → float64 values aligned with ``dates``; NaN = missing or left out.
+    out_of_range : dict[str, numpy.ndarray]
+        Station id → bool mask aligned with ``dates``: values dropped as physically impossible.
+    skipped : list of Skipped
+        Every row, cell or column left out, in file order.
+    """
+
+    path: str
+    dates: list[_dt.date]
+    values: dict[str, np.ndarray]
+    out_of_range: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def skipped_message(path: str, skipped: Sequence[Skipped], kept: str, limit: int = MAX_LISTED) -> str:
+    """Every skipped entry of one table in one message block (line, column, value, why).
+
+    >>> print(skipped_message("st.csv", [Skipped(3, "lat", "abc", "is not a number")], "2 stations kept"))
+    st.csv: 1 entry left out (2 stations kept):
+      line 3, column 'lat': 'abc' is not a number
+    """
+    n = len(skipped)
+    return f"{os.path.basename(path)}: {n} entr{'y' if n == 1 else 'ies'} left out ({kept}):\n" + \
+        _listing(skipped, limit)
+
+
+def _listing(skipped: Sequence[Skipped], limit: int = MAX_LISTED) -> str:
+    lines = [f"  {s}" for s in skipped[:limit]]
+    if len(skipped) > limit:
+        lines.append(f"  … and {len(skipped) - limit} more of the same kinds.")
+    return "\n".join(lines)
+
+
+def read_station_table(path: str) -> StationTable:
+    """Read a station table, leaving out (and reporting) the rows that cannot be used.
 
     Columns are matched case-insensitively: identifier ``id|station|station_id|site``,
     latitude ``lat|latitude|y``, longitude ``lon|long|longitude|lng|x`` (WGS84 degrees),
     optional name ``name|station_name|site_name``. Every other column goes to
-    :attr:`Station.attrs`. The delimiter (comma, semicolon, tab) is detected.
+    :attr:`Station.attrs`. The delimiter (comma, semicolon, tab) is detected. A row without
+    identifier, with a repeated identifier or a coordinate that is not a number or outside
+    ±90°/±180° is skipped and listed in :attr:`StationTable.skipped`.
 
     Raises
     ------
     ValueError (:class:`core.errors.InputError`)
-        Naming the file and the missing column, a bad coordinate or a repeated identifier.
+        The file cannot be read, lacks a column, or no usable station remains.
     """
     header, records = _read_table(path)
     lower = [h.strip().lower() for h in header]
@@ -101,34 +195,124 @@ def read_stations_csv(path: str) -> list[Station]:
     extra = [i for i in range(len(header)) if i not in used and header[i].strip()]
 
     stations: list[Station] = []
-    seen: set[str] = set()
+    skipped: list[Skipped] = []
+    first_line: dict[str, int] = {}
     for line, rec in records:
         rec = rec + [""] * (len(header) - len(rec))
         sid = rec[i_id].strip()
         if not sid:
-            raise _input_error(path, f"line {line} has no station identifier in column '{header[i_id]}'",
-                             "fill in the identifier or delete the line")
-        if sid in seen:
-            raise _input_error(path, f"station '{sid}' appears twice (line {line})",
-                             "give each station one line and a unique identifier")
-        seen.add(sid)
-        lat = _coordinate(path, line, header[i_lat], rec[i_lat], 90.0)
-        lon = _coordinate(path, line, header[i_lon], rec[i_lon], 180.0)
+            skipped.append(Skipped(line, header[i_id], "", "is empty: a station needs an identifier"))
+            continue
+        if sid in first_line:
+            skipped.append(Skipped(line, header[i_id], sid, f"repeats the station of line {first_line[sid]} "
+                                   "(the first one is kept): give each station a unique identifier"))
+            continue
+        lat, lat_why = _coordinate(rec[i_lat], 90.0)
+        lon, lon_why = _coordinate(rec[i_lon], 180.0)
+        if lat_why or lon_why:
+            column, text, why = (header[i_lat], rec[i_lat], lat_why) if lat_why else (header[i_lon], rec[i_lon], lon_why)
+            if lat_why and "outside" in lat_why and lon is not None and abs(lon) <= 90.0 and lat is not None \
+                    and abs(lat) <= 180.0:
+                why = "is outside ±90°: latitude and longitude look swapped"
+            skipped.append(Skipped(line, column.strip(), text.strip(), f"{why}: station '{sid}' left out"))
+            continue
+        first_line[sid] = line
         name = rec[i_name].strip() if i_name is not None else ""
         attrs = {header[i].strip(): rec[i].strip() for i in extra}
-        stations.append(Station(sid, lat, lon, name, attrs))
+        stations.append(Station(sid, lat, lon, name, attrs))  # type: ignore[arg-type]
     if not stations:
-        raise _input_error(path, "the station table has no stations", "add one line per station")
-    return stations
+        problem = "the station table has no usable station"
+        if skipped:
+            problem += ":\n" + _listing(skipped) + "\n"
+        raise _input_error(path, problem, "add one line per station with id, lat and lon in WGS84 degrees")
+    return StationTable(path, stations, skipped)
 
 
-def read_insitu_csv(path: str) -> tuple[list[_dt.date], dict[str, np.ndarray]]:
-    """Read daily (or any dated) in-situ observations, one column per station.
+def read_stations_csv(path: str) -> list[Station]:
+    """Strict :func:`read_station_table`: every unusable row is an error, all listed in one message.
+
+    Raises
+    ------
+    ValueError (:class:`core.errors.InputError`)
+        Naming the file and every bad row (line, column, value, why).
+    """
+    table = read_station_table(path)
+    if table.skipped:
+        raise _input_error(path, f"{len(table.skipped)} line(s) cannot be used ({len(table.stations)} stations "
+                           f"can):\n{_listing(table.skipped)}\n", "correct those lines")
+    return table.stations
+
+
+def read_insitu_table(path: str, valid_range: Optional[tuple[float, float]] = SOIL_MOISTURE_RANGE) -> InsituTable:
+    """Read dated in-situ observations, one column per station, leaving out what cannot be used.
 
     The table has a ``date`` column (``YYYY-MM-DD``, ``YYYYMMDD``…; a time of day after
     the date is ignored) and one column per station whose header is the station id.
     Empty cells and ``NaN``/``NA``/``null`` are missing values. Rows are returned sorted
-    by date.
+    by date. Left out and listed in :attr:`InsituTable.skipped`:
+
+    * a row whose date cannot be read, or whose date an earlier row already gave;
+    * a cell that is not a number;
+    * a value outside ``valid_range`` (volumetric soil moisture: 0 … 1 m³/m³), flagged in
+      :attr:`InsituTable.out_of_range`; a station whose values are mostly above 1 is in other
+      units (percent, ×1000): all its values are left out, with the factor to apply.
+
+    Raises
+    ------
+    ValueError (:class:`core.errors.InputError`)
+        The file cannot be read, has no ``date`` column or no readable date.
+    """
+    header, records = _read_table(path)
+    lower = [h.strip().lower() for h in header]
+    i_date = _find_column(path, lower, header, ("date",), "date")
+    cols = [i for i in range(len(header)) if i != i_date and header[i].strip()]
+    names = [header[i].strip() for i in cols]
+    skipped: list[Skipped] = []
+    rows: dict[_dt.date, tuple[int, list[float]]] = {}
+    for line, rec in records:
+        rec = rec + [""] * (len(header) - len(rec))
+        d = parse_date(rec[i_date])
+        if d is None:
+            skipped.append(Skipped(line, header[i_date].strip(), rec[i_date].strip(),
+                                   "is not a date (write YYYY-MM-DD): the line is left out"))
+            continue
+        if d in rows:
+            skipped.append(Skipped(line, header[i_date].strip(), rec[i_date].strip(),
+                                   f"repeats the date of line {rows[d][0]} (that line is kept): keep one line per "
+                                   "date (average sub-daily values first)"))
+            continue
+        values = [math.nan] * len(cols)
+        for j, i in enumerate(cols):
+            text = rec[i].strip()
+            if text.lower() in MISSING_TEXT:
+                continue
+            try:
+                values[j] = float(text)
+            except ValueError:
+                skipped.append(Skipped(line, names[j], text, "is not a number (use a dot as decimal separator and "
+                                       "leave missing values empty)"))
+        rows[d] = (line, values)
+    if not rows:
+        problem = "no line has a readable date"
+        if skipped:
+            problem += ":\n" + _listing(skipped) + "\n"
+        raise _input_error(path, problem, "write dates as YYYY-MM-DD in the 'date' column")
+    dates = sorted(rows)
+    lines = [rows[d][0] for d in dates]
+    data = np.array([rows[d][1] for d in dates], dtype=np.float64).reshape(len(dates), len(cols))
+    out_of_range: dict[str, np.ndarray] = {}
+    if valid_range is not None:
+        for j, name in enumerate(names):
+            mask, entries = _physical_range(data[:, j], lines, name, valid_range)
+            data[mask, j] = np.nan
+            out_of_range[name] = mask
+            skipped.extend(entries)
+    skipped.sort(key=lambda s: (s.line is not None, s.line or 0))
+    return InsituTable(path, dates, {name: data[:, j].copy() for j, name in enumerate(names)}, out_of_range, skipped)
+
+
+def read_insitu_csv(path: str) -> tuple[list[_dt.date], dict[str, np.ndarray]]:
+    """Strict :func:`read_insitu_table`: anything it would leave out is an error, all listed at once.
 
     Returns
     -------
@@ -139,39 +323,47 @@ def read_insitu_csv(path: str) -> tuple[list[_dt.date], dict[str, np.ndarray]]:
     Raises
     ------
     ValueError (:class:`core.errors.InputError`)
-        No ``date`` column, an unreadable date or value (naming line and column), a date
-        given twice.
+        No ``date`` column, or every bad line, value and out-of-range value (line and column).
     """
-    header, records = _read_table(path)
-    lower = [h.strip().lower() for h in header]
-    i_date = _find_column(path, lower, header, ("date",), "date")
-    cols = [i for i in range(len(header)) if i != i_date and header[i].strip()]
-    dates: list[_dt.date] = []
-    data = np.full((len(records), len(cols)), np.nan, dtype=np.float64)
-    for k, (line, rec) in enumerate(records):
-        rec = rec + [""] * (len(header) - len(rec))
-        d = parse_date(rec[i_date])
-        if d is None:
-            raise _input_error(path, f"line {line}: '{rec[i_date]}' in column '{header[i_date]}' is not a date",
-                             "write dates as YYYY-MM-DD")
-        dates.append(d)
-        for j, i in enumerate(cols):
-            text = rec[i].strip()
-            if text.lower() in MISSING_TEXT:
-                continue
-            try:
-                data[k, j] = float(text)
-            except ValueError:
-                raise _input_error(path, f"line {line}, column '{header[i]}': '{text}' is not a number",
-                                 "use a dot as decimal separator and leave missing values empty") from None
-    order = sorted(range(len(dates)), key=dates.__getitem__)
-    dates = [dates[i] for i in order]
-    for a, b in zip(dates, dates[1:]):
-        if a == b:
-            raise _input_error(path, f"date {format_date(a)} appears on two lines",
-                             "keep one line per date (average sub-daily values first)")
-    data = data[order]
-    return dates, {header[i].strip(): data[:, j].copy() for j, i in enumerate(cols)}
+    table = read_insitu_table(path)
+    if table.skipped:
+        raise _input_error(path, f"{len(table.skipped)} entr{'y' if len(table.skipped) == 1 else 'ies'} cannot be "
+                           f"used ({len(table.dates)} dates can):\n{_listing(table.skipped)}\n", "correct those lines")
+    return table.dates, table.values
+
+
+def out_of_range_counts(table: InsituTable, dates: Optional[Iterable[_dt.date]] = None) -> dict[str, int]:
+    """Per station, the number of values dropped as physically impossible (on ``dates`` only, if given)."""
+    keep = np.ones(len(table.dates), dtype=bool)
+    if dates is not None:
+        wanted = {as_date(d) for d in dates}
+        keep = np.array([d in wanted for d in table.dates], dtype=bool)
+    return {sid: int(np.count_nonzero(mask & keep)) for sid, mask in table.out_of_range.items()}
+
+
+def _physical_range(values: np.ndarray, lines: Sequence[int], column: str,
+                    valid_range: tuple[float, float]) -> tuple[np.ndarray, list[Skipped]]:
+    """Values of one station outside ``valid_range`` (mask) and the entries that report them."""
+    lo, hi = valid_range
+    finite = np.isfinite(values)
+    bad = finite & ((values < lo) | (values > hi))
+    if not bad.any():
+        return bad, []
+    above = finite & (values > hi)
+    n_above = np.count_nonzero(above)
+    if hi == 1.0 and n_above >= 3 and n_above * 2 > np.count_nonzero(finite):
+        # Most values above 1 m³/m³: the whole column is in other units, not a few glitches.
+        vmax = float(np.nanmax(values[finite]))
+        factor = 0.01 if vmax <= 100 else 0.001 if vmax <= 1000 else 0.0001
+        units = {0.01: "percent", 0.001: "m³/m³ × 1000", 0.0001: "m³/m³ × 10000"}[factor]
+        rng = f"{float(np.nanmin(values[finite])):g} … {vmax:g}"
+        entry = Skipped(None, column, rng, f"looks like {units}, not m³/m³: all {int(finite.sum())} values of "
+                        f"station '{column}' left out (multiply them by {factor:g})",
+                        values=int(finite.sum()), out_of_range=True)
+        return finite.copy(), [entry]
+    entries = [Skipped(int(lines[k]), column, f"{values[k]:g}", f"is outside {lo:g} … {hi:g} m³/m³ (physically "
+                       "impossible): value left out", out_of_range=True) for k in np.flatnonzero(bad)]
+    return bad, entries
 
 
 # --------------------------------------------------------------------------- rasters
@@ -327,6 +519,34 @@ def station_pixels(ds: gdal.Dataset, stations: Sequence[Station]) -> tuple[np.nd
     return cols, rows
 
 
+def stations_outside(paths: Iterable[str], stations: Sequence[Station]) -> dict[str, str]:
+    """Stations that lie outside every raster of ``paths``, each with the reason.
+
+    When swapping a station's latitude and longitude would put it inside a raster, the
+    reason says so (a station list with the two columns swapped is a common slip).
+
+    >>> stations_outside([], [Station("A", 39.2, -75.6)])
+    {'A': 'outside every raster (lat 39.2, lon -75.6)'}
+    """
+    inside = np.zeros(len(stations), dtype=bool)
+    swapped_inside = np.zeros(len(stations), dtype=bool)
+    swapped = [Station(s.id, s.lon, s.lat) if abs(s.lon) <= 90.0 else Station(s.id, math.nan, math.nan)
+               for s in stations]
+    for path in paths:
+        ds = _open_raster(path)
+        inside |= station_pixels(ds, stations)[0] >= 0
+        swapped_inside |= station_pixels(ds, swapped)[0] >= 0
+    out = {}
+    for j, st in enumerate(stations):
+        if inside[j]:
+            continue
+        why = f"outside every raster (lat {st.lat:g}, lon {st.lon:g})"
+        if swapped_inside[j]:
+            why += ": with latitude and longitude swapped it would lie inside — check the lat/lon columns"
+        out[st.id] = why
+    return out
+
+
 # --------------------------------------------------------------------------- scoring
 
 
@@ -337,6 +557,8 @@ def score_products(
     products: Mapping[str, Sampled],
     anomaly_window_days: int = 30,
     min_pairs: int = 3,
+    out_of_range: Optional[Mapping[str, np.ndarray]] = None,
+    outside: Optional[Mapping[str, str]] = None,
 ) -> list[dict[str, Any]]:
     """Metrics of each product at each station, matching in-situ and product by date.
 
@@ -351,14 +573,20 @@ def score_products(
         for the same ``stations``.
     anomaly_window_days, min_pairs :
         Passed to :func:`core.evaluation.metrics.pair_metrics`.
+    out_of_range : mapping str → bool array, optional
+        :attr:`InsituTable.out_of_range`: the in-situ values dropped as physically impossible;
+        counted per station and product (on the product's dates) as ``n_dropped``.
+    outside : mapping str → str, optional
+        :func:`stations_outside` of the products' rasters: the reason a station has no product value.
 
     Returns
     -------
     list of dict
         One row per station and product (station-major, products in the given order):
         ``station, name, lat, lon``, the station attributes (an attribute whose name
-        collides with a reserved column gets an ``attr_`` prefix), ``product``, then the
-        metrics of :data:`core.evaluation.metrics.METRIC_KEYS`.
+        collides with a reserved column gets an ``attr_`` prefix), ``product``, the
+        metrics of :data:`core.evaluation.metrics.METRIC_KEYS`, ``n_dropped`` and ``note``
+        (why a station has fewer than ``min_pairs`` pairs; empty otherwise).
     """
     pos = {as_date(d): i for i, d in enumerate(insitu_dates)}
     matched: dict[str, tuple[list[_dt.date], np.ndarray, np.ndarray]] = {}
@@ -371,19 +599,55 @@ def score_products(
         dates = [as_date(pdates[k]) for k in pi]
         matched[pname] = (dates, np.array([pos[d] for d in dates], dtype=np.int64), pvalues[pi])
 
-    reserved = set(ROW_COLUMNS) | {"product"} | set(METRIC_KEYS)
+    reserved = set(ROW_COLUMNS) | {"product"} | set(METRIC_KEYS) | set(SCORE_EXTRA_COLUMNS)
     rows: list[dict[str, Any]] = []
     for j, st in enumerate(stations):
         if st.id not in insitu:
             continue
         obs_all = np.asarray(insitu[st.id], dtype=np.float64)
+        dropped_all = out_of_range.get(st.id) if out_of_range is not None else None
         base: dict[str, Any] = {"station": st.id, "name": st.name, "lat": st.lat, "lon": st.lon}
         for key, value in st.attrs.items():
             base[f"attr_{key}" if key in reserved else key] = value
         for pname, (dates, ii, pv) in matched.items():
             m = pair_metrics(obs_all[ii], pv[:, j], dates, anomaly_window_days, min_pairs)
-            rows.append({**base, "product": pname, **m})
+            n_dropped = int(np.count_nonzero(dropped_all[ii])) if dropped_all is not None else 0
+            note = "" if m["n"] >= min_pairs else _why_unscored(
+                obs_all, insitu_dates, products[pname], j, int(m["n"]), min_pairs, n_dropped,
+                (outside or {}).get(st.id))
+            rows.append({**base, "product": pname, **m, "n_dropped": n_dropped, "note": note})
     return rows
+
+
+def unscored_stations(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Station → note for the stations no product could score (``note`` of :func:`score_products`)."""
+    out: dict[str, list[str]] = {}
+    scored = {r["station"] for r in rows if not r.get("note")}
+    for r in rows:
+        if r["station"] not in scored and r.get("note"):
+            notes = out.setdefault(r["station"], [])
+            if r["note"] not in notes:
+                notes.append(r["note"])
+    return {sid: "; ".join(notes) for sid, notes in out.items()}
+
+
+def _why_unscored(obs: np.ndarray, insitu_dates: Sequence[_dt.date], product: Sampled, j: int, n: int,
+                  min_pairs: int, n_dropped: int, outside: Optional[str]) -> str:
+    """Plain words for why a station has fewer than ``min_pairs`` pairs with one product."""
+    if outside:
+        return outside
+    pdates, pvalues = product
+    pv = np.asarray(pvalues, dtype=np.float64)[:, j]
+    have_obs = [as_date(d) for d, v in zip(insitu_dates, obs) if math.isfinite(v)]
+    have_prod = [as_date(d) for d, v in zip(pdates, pv) if math.isfinite(v)]
+    if not have_obs:
+        return "no valid in-situ value" + (f" ({n_dropped} dropped as outside 0 … 1 m³/m³)" if n_dropped else "")
+    if not have_prod:
+        return "the product has no value at the station's pixel on any date (nodata there)"
+    if n == 0:
+        return (f"no overlap in time: in-situ {format_date(min(have_obs))} … {format_date(max(have_obs))}, "
+                f"product {format_date(min(have_prod))} … {format_date(max(have_prod))}")
+    return f"only {n} date(s) with both values (at least {min_pairs} needed)"
 
 
 def build_series(
@@ -497,17 +761,15 @@ def _find_column(path: str, lower: list[str], header: list[str], names: Sequence
                      f"rename the {what} column to '{names[0]}'")
 
 
-def _coordinate(path: str, line: int, column: str, text: str, limit: float) -> float:
+def _coordinate(text: str, limit: float) -> tuple[Optional[float], str]:
+    """``(value, "")`` for a usable WGS84 coordinate, else ``(value or None, why)``."""
     try:
         v = float(text.strip())
     except ValueError:
-        raise _input_error(path, f"line {line}, column '{column}': '{text}' is not a number",
-                         "write coordinates as decimal degrees (WGS84), e.g. 39.1697") from None
+        return None, "is not a number (write decimal degrees, WGS84, e.g. 39.1697)"
     if not math.isfinite(v) or abs(v) > limit:
-        raise _input_error(path, f"line {line}, column '{column}': {text} is outside ±{limit:g}°",
-                         "give WGS84 decimal degrees; check latitude and longitude are not swapped "
-                         "or projected coordinates")
-    return v
+        return v, f"is outside ±{limit:g}° (give WGS84 decimal degrees, not projected coordinates)"
+    return v, ""
 
 
 def _is_nodata(raw: Any, nodata: float) -> bool:

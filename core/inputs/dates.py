@@ -26,6 +26,20 @@ def parse_date(text: str) -> Optional[_dt.date]:
     return None
 
 
+def strip_date(text: str) -> str:
+    """``text`` without its first date and the separators around it: the name a dated series shares.
+
+    >>> strip_date("S1_VV_20180113"), strip_date("ndvi-2018-01-17-v2")
+    ('S1_VV', 'ndvi-v2')
+    """
+    for m in _DATE_RE.finditer(text or ""):
+        if parse_date(m.group(0)) is not None:
+            head, tail = text[:m.start()].rstrip("-_ ."), text[m.end():].lstrip("-_ .")
+            sep = text[m.start() - 1] if m.start() > 0 and head and tail else ""
+            return (head + sep + tail) if head and tail else (head or tail)
+    return text
+
+
 def parse_date_list(text: str) -> list[_dt.date]:
     """Parse a comma/space separated list of dates (``"2018-01-01, 2018-01-02"``).
 

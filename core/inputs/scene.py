@@ -5,8 +5,8 @@ dated — into features on one fine (target) grid, read block by block, and into
 aggregates on the coarse grid of the soil-moisture product (the training view).
 
 Feature names a scene provides (methods and model cards refer to them):
-``lst, ndvi, et, precipitation, sand, clay, ph, dem, land_cover, other`` (the roles; a second
-layer of the same role is ``<role>_2``), ``slope`` and ``mtpi`` (derived from the DEM),
+``lst, ndvi, et, precipitation, sand, clay, ph, dem, land_cover, other`` (the roles; several
+layers of one role are named after their layers, see :func:`covariate_feature_names`), ``slope`` and ``mtpi`` (derived from the DEM),
 ``doy`` (day of year), ``sm_coarse`` (the soil moisture of the coarse cell holding the pixel),
 ``lat`` and ``lon`` (WGS84 pixel centre).
 """
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from osgeo import osr
+from osgeo import gdal, osr
 
 from ..raster.aggregate import CellAccumulator, CellModeAccumulator
 from ..raster.align import AlignedBand, BandRef, read_full, source_grid
@@ -35,6 +37,13 @@ IsCanceled = Callable[[], bool]
 
 TERRAIN_FEATURES = ("slope", "mtpi")
 _LOCAL_RADIUS_MAX_PX = 48
+
+#: Largest fine grid (pixels) a scene accepts unless told otherwise: a mistyped resolution (100× too
+#: fine) gives 10 000× the pixels, and hours of work, before anyone notices.
+DEFAULT_MAX_PIXELS = 100_000_000
+#: Throughput used for the time estimate in that message: fine pixels per second and date of the
+#: regression method with gradient boosting on a 2-core machine (benchmarks/downscale_scaling.py).
+TYPICAL_PIXELS_PER_SECOND = 0.25e6
 
 
 @dataclass
@@ -63,6 +72,8 @@ class SceneSpec:
     covariates: list[LayerInput] = field(default_factory=list)
     crs: Optional[str] = None
     resolution: Optional[float] = None
+    #: Pixel height when it differs from the width (e.g. a 0.140625° × 0.09375° lattice); None = square.
+    resolution_y: Optional[float] = None
     derive_terrain: bool = True
     tolerance_days: int = 8
     check_units: bool = True
@@ -70,6 +81,8 @@ class SceneSpec:
     extent: Optional[tuple[float, float, float, float]] = None
     #: Set for covariate-only scenes (alignment): the fine grid then comes from the covariates.
     allow_no_soil_moisture: bool = False
+    #: Largest fine grid in pixels (``None``: no limit); checked before any covariate is read.
+    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -87,11 +100,12 @@ class Scene:
         sm = list(spec.soil_moisture)
         if not sm and not spec.allow_no_soil_moisture:
             raise InputError(problem="no coarse soil-moisture layer was given.", layer=None, fix="add one.")
-        undated = [b.label for b in sm if b.date is None]
+        undated = [b for b in sm if b.date is None]
         if undated:
-            raise InputError(problem="its bands/files have no date.", layer=undated[0],
+            raise InputError(problem=undated_bands_problem(undated), layer=undated[0].label,
                              fix="name files with YYYYMMDD / YYYY-MM-DD, set band descriptions to dates, "
-                             "or give the dates explicitly.")
+                             "or give the dates explicitly (Processing: the advanced parameter 'Dates of the "
+                             "soil-moisture bands').")
         sm.sort(key=lambda b: b.date)  # type: ignore[arg-type, return-value]
         dups = {b.date for b in sm if sum(c.date == b.date for c in sm) > 1}
         if dups:
@@ -109,7 +123,27 @@ class Scene:
                 for b in lay.bands:
                     check_layer(lay.role, b)
         self._build_grids()
+        self._check_size()
         self._build_features()
+
+    def _check_size(self) -> None:
+        """Refuse a fine grid above :attr:`SceneSpec.max_pixels`, with the time and disk it would take."""
+        limit = self.spec.max_pixels
+        px = self.fine.width * self.fine.height
+        if limit is None or limit <= 0 or px <= limit:
+            return
+        n_dates = max(1, len(self.dates))
+        hours = px * n_dates / TYPICAL_PIXELS_PER_SECOND / 3600.0
+        disk = 4.0 * px * n_dates * 4 / 3
+        raise InputError(
+            problem=f"The target grid would be {self.fine.width} × {self.fine.height} = {_millions(px)} million "
+            f"pixels of {self.fine.dx:g} (in the target CRS's units), above the limit of {_millions(limit)} million: "
+            f"for {n_dates} date(s) expect roughly {_duration(hours)} of computing (at "
+            f"{TYPICAL_PIXELS_PER_SECOND / 1e6:g} million pixels per second and date) and up to "
+            f"{disk / 1e9:,.3g} GB of output.",
+            fix="check the target resolution (it is in the units of the target CRS: metres, or degrees for "
+            "EPSG:4326) or cut the area of interest; if you mean it, raise the limit (Processing: the advanced "
+            "parameter 'Largest target grid (million pixels)', 0 = no limit).")
 
     # ------------------------------------------------------------------ grids
     def _build_grids(self) -> None:
@@ -129,6 +163,7 @@ class Scene:
         else:
             b = transform_bounds(finest.bounds, finest.crs_wkt, target_wkt)
             res = (b[2] - b[0]) / finest.width
+        res_y = float(spec.resolution_y) if spec.resolution_y else res
         bounds = [(self.sm_bands[0].label, transform_bounds(sm_grids[0].bounds, sm_grids[0].crs_wkt, target_wkt))] \
             if sm_grids else []
         for lay in spec.covariates:
@@ -144,7 +179,7 @@ class Scene:
                              fix="use layers that cover the same area (check their CRS if they should).")
         self.coarse: Optional[Grid] = None
         if not sm_grids:
-            self.fine = snap_grid(common, target_wkt, res, res)
+            self.fine = snap_grid(common, target_wkt, res, res_y)
             return
         g0 = sm_grids[0]
         if same_crs(g0.crs_wkt, target_wkt):
@@ -166,17 +201,13 @@ class Scene:
             raise InputError(problem=f"the target resolution {res:g} is not finer than the soil-moisture product's "
                              f"{self.coarse.dx:g}.", layer=self.sm_bands[0].label,
                              fix="choose a finer target resolution.")
-        self.fine = snap_grid(common, target_wkt, res, res, anchor=(self.coarse.x0, self.coarse.y0))
+        self.fine = snap_grid(common, target_wkt, res, res_y, anchor=(self.coarse.x0, self.coarse.y0))
 
     # ------------------------------------------------------------------ features
     def _build_features(self) -> None:
         self._features: list[_Feature] = []
-        seen: dict[str, int] = {}
         self._dem: Optional[LayerInput] = None
-        for lay in self.spec.covariates:
-            base = lay.role.value
-            seen[base] = seen.get(base, 0) + 1
-            name = base if seen[base] == 1 else f"{base}_{seen[base]}"
+        for lay, name in zip(self.spec.covariates, covariate_feature_names(self.spec.covariates)):
             self._features.append(_Feature(name, lay, lay.is_categorical))
             if lay.role is Role.DEM and self._dem is None:
                 if lay.is_dynamic:
@@ -298,23 +329,26 @@ class Scene:
     # ------------------------------------------------------------------ training view
     def training_view(self, block_pixels: int = 1 << 20, progress: Optional[Progress] = None,
                       is_canceled: Optional[IsCanceled] = None,
-                      bands: Optional[set[tuple[str, int]]] = None) -> dict[tuple[str, int], np.ndarray]:
-        """Every covariate aggregated onto the coarse grid, in one streaming pass.
+                      bands: Optional[set[tuple[str, int]]] = None,
+                      grid: Optional[Grid] = None) -> dict[tuple[str, int], np.ndarray]:
+        """Every covariate aggregated onto the coarse grid (or onto ``grid``, any grid of the same CRS
+        coarser than the fine one), in one streaming pass.
 
         Continuous features take the mean of the fine pixels in each coarse cell, categorical
         ones the majority class. Returns ``{(feature, band_index): flat coarse array}``;
         static features have band index 0.
         """
+        onto = grid or self.coarse
         needed: dict[str, set[int]] = {f.name: set(self._band_for_date.get(f.name, [0])) for f in self._features}
         acc: dict[tuple[str, int], object] = {}
         for f in self._features:
             for i in needed[f.name]:
-                acc[(f.name, i)] = (CellModeAccumulator if f.categorical else CellAccumulator)(self.coarse.size)
+                acc[(f.name, i)] = (CellModeAccumulator if f.categorical else CellAccumulator)(onto.size)
         windows = list(self.fine.windows(block_pixels))
         for k, w in enumerate(windows):
             if is_canceled is not None and is_canceled():
                 raise Canceled()
-            idx = self.cell_index(w)
+            idx = cell_index(self.fine, onto, w)
             static = self.static_block(w)
             for f in self._features:
                 for i in needed[f.name]:
@@ -346,6 +380,83 @@ class Scene:
             "soil_moisture": [b.path if b.band == 1 else f"{b.path}#{b.band}" for b in self.sm_bands],
             "covariates": {f.name: (self.feature_layer_name(f.name)) for f in self._features},
         }
+
+
+#: Feature names a covariate layer can never take (derived features and what every scene provides).
+RESERVED_FEATURES = frozenset(TERRAIN_FEATURES + ("doy", "sm_coarse", "lat", "lon")) | {r.value for r in Role}
+
+
+def feature_key(text: str) -> str:
+    """A layer name as a feature name: lower case, runs of other characters as ``_``.
+
+    >>> feature_key("Valley depth (m)")
+    'valley_depth_m'
+    """
+    return re.sub(r"[^a-z0-9]+", "_", (text or "").lower()).strip("_")
+
+
+def covariate_feature_names(layers: Sequence[LayerInput]) -> list[str]:
+    """The feature name of each covariate layer.
+
+    The only layer of its role is named after the role (``ndvi``, ``other``): model cards and
+    saved models refer to those names. Several layers of one role are named after their layers:
+    ``<role>_<layer>`` (``sand_topsoil``), and under *Other* the layer name alone (``twi``,
+    ``field_capacity``: an ensemble input of that name is fed by it), prefixed with ``other_``
+    where it would clash with a role or a derived feature. Repeats get ``_2``, ``_3``…
+    """
+    per_role: dict[Role, int] = {}
+    for lay in layers:
+        per_role[lay.role] = per_role.get(lay.role, 0) + 1
+    names: list[str] = []
+    for lay in layers:
+        if per_role[lay.role] == 1:
+            name = lay.role.value
+        else:
+            key = feature_key(lay.name) or "layer"
+            if lay.role is Role.OTHER:
+                name = key if key not in RESERVED_FEATURES and not key[0].isdigit() else f"other_{key}"
+            else:
+                name = f"{lay.role.value}_{key}"
+        unique, k = name, 1
+        while unique in names:
+            k += 1
+            unique = f"{name}_{k}"
+        names.append(unique)
+    return names
+
+
+def undated_bands_problem(refs: Sequence[BandRef]) -> str:
+    """Plain words for soil-moisture bands without a date: each band, its description and file name."""
+    items = []
+    for r in refs[:5]:
+        desc = _band_description(r)
+        items.append(f"band {r.band} of '{os.path.basename(r.path)}' (description "
+                     + (f"'{desc}'" if desc else "empty") + ")")
+    more = f" and {len(refs) - 5} more" if len(refs) > 5 else ""
+    return (f"{len(refs)} band(s) have no date: " + ", ".join(items) + more + ". No YYYYMMDD, YYYY-MM-DD or "
+            "YYYY_MM_DD date could be read in these band descriptions, nor in the file names.")
+
+
+def _band_description(ref: BandRef) -> str:
+
+    try:
+        ds = gdal.Open(ref.path)
+        desc = ds.GetRasterBand(ref.band).GetDescription() or ""
+        ds = None
+        return desc
+    except RuntimeError:
+        return ""
+
+
+def _millions(n: float) -> str:
+    return f"{n / 1e6:,.0f}" if n >= 1e7 else f"{n / 1e6:.3g}"
+
+
+def _duration(hours: float) -> str:
+    if hours < 1:
+        minutes = max(1, round(hours * 60))
+        return f"{minutes} minute" + ("s" if minutes != 1 else "")
+    return f"{hours:,.0f} hours" if hours < 48 else f"{hours / 24:,.0f} days"
 
 
 def _metres(g: Grid) -> float:

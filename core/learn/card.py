@@ -12,7 +12,7 @@ Schema (``schema_version`` 1); unknown keys are refused, so keys cannot drift:
 * ``member`` — ``{name, file, architecture, scheme, scheme_description, paper_scheme, hyperparameters}``
 * ``members`` — list of ``{name, file, architecture, scheme, sha256}``
 * ``inputs`` — list, in input-column order, of ``{name, role, units, encoding, domain}``: ``name``
-  is a feature name of :data:`core.learn.features.FEATURES`; ``encoding`` the scaling applied
+  is a name of :data:`core.learn.features.MODEL_INPUTS`; ``encoding`` the scaling applied
   inside the graph; ``domain`` the training ``{min, max}`` or ``{codes}``
 * ``outputs`` — list of ``{name, units, description}``; the first is ``sm`` in ``m3/m3``
 * ``aggregation`` — text (prediction = mean of members, spread = their standard deviation)
@@ -23,11 +23,13 @@ Schema (``schema_version`` 1); unknown keys are refused, so keys cannot drift:
 * ``artifacts`` — list of ``{file, kind, sha256}`` (joblib files written for retraining)
 * ``software`` — ``{package, onnx_opset}``
 
-Optional keys (added later; cards without them stay valid, schema_version stays 1):
+Optional keys (:data:`OPTIONAL_SCHEMA`; absent in older cards, which stay valid; schema_version stays 1):
 
+* ``cross_scale`` — the cross-scale network's settings and held-out validation
+  (:mod:`core.methods.cross_scale`): scheme, inputs, scales, ratio, window, baselines' scores
 * ``uncertainty`` — ``{method, level, scale, floor, half_width, coverage}``: the calibrated
-  interval ``mean ± scale · (spread + floor)`` and the share of held-out station values it held
-  per protocol (:mod:`core.learn.calibration`)
+  interval ``mean ± scale · (spread + floor)`` of an in-situ ensemble and the share of held-out
+  station values it held per protocol (:mod:`core.learn.calibration`)
 * ``tier`` — ``{name, rank, layers}``: the bundled feature tier (higher rank = richer inputs) and
   the layers a user needs, in words
 * ``coarse_level`` — ``{station_mean_min, station_mean_p05, station_mean_median, station_mean_p95,
@@ -45,7 +47,7 @@ from typing import Any, Mapping
 
 import onnx
 
-from .features import FEATURES
+from .features import MODEL_INPUTS
 
 SCHEMA_VERSION = 1
 ARCHITECTURES: tuple[str, ...] = ("dense", "prob", "wdl", "rf", "hgb")
@@ -77,8 +79,9 @@ SCHEMA: dict[str, Any] = {
     "software": {"package": _TEXT, "onnx_opset": _INT},
 }
 
-#: Keys a card may carry in addition to :data:`SCHEMA` (see the module docstring).
+#: Keys a card may carry or not; validated like :data:`SCHEMA` when present (see the module docstring).
 OPTIONAL_SCHEMA: dict[str, Any] = {
+    "cross_scale": "dict",
     "uncertainty": {"method": _TEXT, "level": "number", "scale": "number", "floor": "number", "half_width": _TEXT,
                     "coverage": "dict"},
     "tier": {"name": _TEXT, "rank": _INT, "layers": [_TEXT]},
@@ -121,9 +124,9 @@ def validate_card(card: Mapping[str, Any]) -> None:
         raise CardError("inputs must list at least one input")
     seen = set()
     for i, inp in enumerate(card["inputs"]):
-        if inp["name"] not in FEATURES:
+        if inp["name"] not in MODEL_INPUTS:
             raise CardError(f"inputs[{i}]: {inp['name']!r} is not a feature the raster pipeline provides "
-                            f"({sorted(FEATURES)})")
+                            f"({sorted(MODEL_INPUTS)})")
         if inp["name"] in seen:
             raise CardError(f"inputs[{i}]: {inp['name']!r} is listed twice")
         seen.add(inp["name"])

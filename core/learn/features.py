@@ -53,6 +53,18 @@ FEATURES: dict[str, FeatureInfo] = {
                                       "Sentinel-2 B11, B12"),
 }
 
+#: Moving-window inputs of the cross-scale network (Alemohammad et al., :mod:`core.methods.cross_scale`):
+#: area-weighted over a window 1.25 coarse cells wide centred on the pixel (:mod:`core.raster.moving_window`).
+WINDOW_FEATURES: dict[str, FeatureInfo] = {
+    "sm_window": FeatureInfo("soil_moisture", "m3/m3", "window mean of the coarse soil moisture"),
+    "ndvi_window": FeatureInfo("ndvi", "1", "window mean of NDVI"),
+    "ndvi_window_std": FeatureInfo("ndvi", "1", "standard deviation of the NDVI pixels in the window"),
+    "mtpi_window": FeatureInfo("dem", "m", "window mean of the multi-scale topographic position index"),
+}
+
+#: Every name a model input may have (the raster features and the moving-window inputs).
+MODEL_INPUTS: dict[str, FeatureInfo] = {**FEATURES, **WINDOW_FEATURES}
+
 #: Period of the cyclic day-of-year encoding, in days.
 DOY_PERIOD = 365.25
 
@@ -103,7 +115,7 @@ class InputEncoder:
             fin = col[np.isfinite(col)]
             if fin.size == 0:
                 raise ValueError(f"Feature '{name}' has no finite training value")
-            enc = FEATURES[name].encoding
+            enc = MODEL_INPUTS[name].encoding
             if enc == "one_hot":
                 codes = sorted({int(round(c)) for c in fin})
                 self.specs.append({"encoding": "one_hot", "codes": codes})

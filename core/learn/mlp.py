@@ -3,7 +3,8 @@
 No deep-learning framework is available to the plugin, and these networks are tiny
 (a few thousand weights), so they are trained here with plain numpy:
 
-* architecture ``dense`` — encoded inputs → [Dense + ReLU]* → 1 output, weighted MSE;
+* architecture ``dense`` — encoded inputs → [Dense + ReLU]* → 1 output, weighted MSE (hidden layers may
+  be ``tanh`` instead, as in the cross-scale network of Alemohammad et al.);
 * architecture ``prob``  — same body, 2 outputs (mean, raw spread); the spread is
   ``σ = sqrt(softplus(raw) + 1e-6)`` and the loss is the weighted Gaussian negative
   log-likelihood ``½·log σ² + (y − μ)² / (2σ²)``;
@@ -28,6 +29,7 @@ import numpy as np
 from .features import InputEncoder
 
 ARCHITECTURES_NN: tuple[str, ...] = ("dense", "prob", "wdl")
+ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
 _VAR_EPS = 1e-6
 
 
@@ -47,6 +49,8 @@ class MLPConfig:
         Share of the training *stations* held out for early stopping.
     seed : int
         Seed of the generator for initialisation, the validation split and batch order.
+    activation : {"relu", "tanh"}
+        Activation of the hidden layers (He initialisation for relu, Glorot for tanh).
     """
 
     architecture: str = "dense"
@@ -58,8 +62,11 @@ class MLPConfig:
     weight_decay: float = 1e-4
     validation_fraction: float = 0.15
     seed: int = 0
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, not {self.activation!r}")
         if self.architecture not in ARCHITECTURES_NN:
             raise ValueError(f"architecture must be one of {ARCHITECTURES_NN}, not {self.architecture!r}")
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
@@ -132,7 +139,8 @@ class MLP:
         sizes = [H.shape[1], *[int(h) for h in cfg.hidden], n_out]
         params = []
         for a, b in zip(sizes[:-1], sizes[1:]):
-            params.append(rng.normal(0.0, np.sqrt(2.0 / a), size=(a, b)))  # He initialisation
+            gain = 2.0 if cfg.activation == "relu" else 1.0  # He (relu) or Glorot-like (tanh) initialisation
+            params.append(rng.normal(0.0, np.sqrt(gain / a), size=(a, b)))
             params.append(np.zeros(b))
         if cfg.architecture == "wdl":
             params.append(np.zeros(H.shape[1]))
@@ -152,7 +160,7 @@ class MLP:
             for start in range(0, order.size, cfg.batch_size):
                 idx = order[start:start + cfg.batch_size]
                 wb = w[idx] / w_scale
-                loss, grads = _loss_and_grads(params, H[idx], z[idx], wb, cfg.architecture)
+                loss, grads = _loss_and_grads(params, H[idx], z[idx], wb, cfg.architecture, activation=cfg.activation)
                 tot += loss * idx.size
                 t += 1
                 lr_t = cfg.learning_rate * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
@@ -164,7 +172,8 @@ class MLP:
                         p -= cfg.learning_rate * cfg.weight_decay * p
             train_loss = tot / max(order.size, 1)
             if va.size:
-                val_loss, _ = _loss_and_grads(params, H[va], z[va], w_va, cfg.architecture, need_grads=False)
+                val_loss, _ = _loss_and_grads(params, H[va], z[va], w_va, cfg.architecture, need_grads=False,
+                                              activation=cfg.activation)
             else:
                 val_loss = train_loss
             self.history.append((epoch, float(train_loss), float(val_loss)))
@@ -193,7 +202,7 @@ class MLP:
     def predict(self, X: np.ndarray, return_std: bool = False):
         """Predicted soil moisture (m³/m³), float64; with ``return_std`` also σ (prob only, else NaN)."""
         H = self.encoder.transform(np.asarray(X, dtype=np.float64))
-        out, _ = _forward(self.weights, self.biases, H)
+        out, _ = _forward(self.weights, self.biases, H, self.config.activation)
         mu = out[:, 0].copy()
         if self.wide_weight is not None:
             mu += H @ self.wide_weight
@@ -239,24 +248,24 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def _forward(Ws: list[np.ndarray], bs: list[np.ndarray], H: np.ndarray):
+def _forward(Ws: list[np.ndarray], bs: list[np.ndarray], H: np.ndarray, activation: str = "relu"):
     acts = [H]
     a = H
     for i, (W, b) in enumerate(zip(Ws, bs)):
         a = a @ W + b
         if i < len(Ws) - 1:
-            a = np.maximum(a, 0.0)
+            a = np.tanh(a) if activation == "tanh" else np.maximum(a, 0.0)
         acts.append(a)
     return a, acts
 
 
 def _loss_and_grads(params: list[np.ndarray], H: np.ndarray, z: np.ndarray, w: np.ndarray,
-                    architecture: str, need_grads: bool = True):
+                    architecture: str, need_grads: bool = True, activation: str = "relu"):
     """Weighted mean loss of a batch and the gradients of every parameter (standardised target)."""
     n_layers = (len(params) - (1 if architecture == "wdl" else 0)) // 2
     Ws = params[0:2 * n_layers:2]
     bs = params[1:2 * n_layers:2]
-    out, acts = _forward(Ws, bs, H)
+    out, acts = _forward(Ws, bs, H, activation)
     n = z.size
     mu = out[:, 0]
     if architecture == "wdl":
@@ -284,7 +293,8 @@ def _loss_and_grads(params: list[np.ndarray], H: np.ndarray, z: np.ndarray, w: n
         grads[2 * i] = acts[i].T @ delta
         grads[2 * i + 1] = delta.sum(axis=0)
         if i > 0:
-            delta = (delta @ Ws[i].T) * (acts[i] > 0)
+            slope = 1.0 - acts[i] * acts[i] if activation == "tanh" else (acts[i] > 0)
+            delta = (delta @ Ws[i].T) * slope
     if architecture == "wdl":
         grads[-1] = H.T @ d_out[:, 0]
     return loss, grads

@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 
 from .card import CardError, ensemble_part, read_card
-from .features import FEATURES, out_of_domain
+from .features import MODEL_INPUTS, out_of_domain
 from .onnx_export import INPUT_NAME, OUTPUT_NAME, model_sha256
 
 
@@ -111,7 +111,7 @@ class Ensemble:
         self._sessions = sessions
         self.chunk_rows = int(chunk_rows)
         self._domain = [inp["domain"] for inp in card["inputs"]]
-        self._continuous = np.array([FEATURES[inp["name"]].encoding != "one_hot" for inp in card["inputs"]])
+        self._continuous = np.array([MODEL_INPUTS[inp["name"]].encoding != "one_hot" for inp in card["inputs"]])
 
     @classmethod
     def load(cls, folder: str, intra_op_threads: int = 0, chunk_rows: int = 1 << 15) -> "Ensemble":

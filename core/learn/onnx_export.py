@@ -6,7 +6,7 @@ also output ``sigma`` (their own predicted spread, [N, 1]).
 
 Networks are written node by node with :mod:`onnx.helper` — the input encoding is part of
 the graph (``Gather → Sub → Mul`` standardisation, ``Sin``/``Cos`` for the day of year,
-``Equal → Cast`` one-hot indicators), then ``MatMul → Add → Relu`` layers. Random forests are
+``Equal → Cast`` one-hot indicators), then ``MatMul → Add → Relu`` layers (``Tanh`` for networks with tanh hidden layers). Random forests are
 converted with skl2onnx, behind a small prefix that maps NaN categorical codes to −1 as in
 training.
 
@@ -125,7 +125,8 @@ def mlp_to_onnx(net: MLP, name: str = "member") -> onnx.ModelProto:
                   helper.make_node("Add", [f"mm{i}", f"b{i}"], [f"z{i}"])]
         a = f"z{i}"
         if i < n_layers - 1:
-            nodes.append(helper.make_node("Relu", [a], [f"a{i}"]))
+            act = "Tanh" if net.config.activation == "tanh" else "Relu"
+            nodes.append(helper.make_node(act, [a], [f"a{i}"]))
             a = f"a{i}"
     outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])]
     arch = net.config.architecture

@@ -129,3 +129,22 @@ def test_a_non_file_layer_is_refused_before_running(run_alg, tmp_path):
         assert not (tmp_path / "report.html").exists()
     finally:
         QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_roles_given_or_guessed_get_the_runs_unit_checks(run_alg, make_raster, tmp_path, feedback):
+    # the same raw MODIS NDVI integers, once under the NDVI role and once guessed from its name;
+    # an unnamed layer gets no role and no unit check
+    raw = np.full((3, 3), 6500, np.int16)
+    given = make_raster("greenness.tif", raw, nodata=-3000)
+    guessed = make_raster("MOD13A2_NDVI_2018.tif", raw, nodata=-3000)
+    plain = make_raster("layer_x.tif", raw, nodata=-3000)
+    out = tmp_path / "report.html"
+    result = run_alg(ALG, {"INPUTS": [str(guessed), str(plain)], "NDVI": [str(given)], "OUTPUT_HTML": str(out)},
+                     feedback=feedback)
+    html = out.read_text(encoding="utf-8")
+    checks = [w for w in feedback.warnings if "unit check as NDVI" in w]
+    assert len(checks) == 2 and all("set its scale factor to 0.0001" in w for w in checks)
+    assert any(w.startswith("greenness:") for w in checks) and any(w.startswith("MOD13A2_NDVI_2018:") for w in checks)
+    assert result["WARNING_COUNT"] == 2
+    assert "NDVI (given; units checked as -1…1)" in html and "NDVI (guessed from the name" in html
+    assert "none given or guessed: units not checked" in html

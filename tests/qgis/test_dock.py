@@ -56,6 +56,17 @@ def dock(plugin, project, qgis_iface, monkeypatch, tmp_path):
     QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
 
 
+def _run_to_the_end(dock, timeout: float = 240) -> dict:
+    """Start a run, wait for it, assert it succeeded; the run's info."""
+    finished = []
+    dock.runFinished.connect(lambda ok, info: finished.append((ok, info)))
+    assert dock.run()
+    _wait(lambda: bool(finished), timeout)
+    ok, info = finished[0]
+    assert ok, dock.messages.toPlainText()
+    return info
+
+
 def _setup_delaware_run(dock, days: int = DAYS, stations: bool = True) -> None:
     for i in range(dock.smList.count()):  # keep the first `days` dates
         item = dock.smList.item(i)
@@ -247,15 +258,25 @@ def test_ensemble_method_shows_models_with_cards_and_runs(dock, project):
     res = dock.check_inputs()
     assert res.ok, res.errors
     assert not any("'lat'" in w for w in res.warnings)  # Delaware lies inside the CONUS training area
-    finished = []
-    dock.runFinished.connect(lambda ok, info: finished.append((ok, info)))
-    assert dock.run()
-    _wait(lambda: bool(finished), 240)
-    ok, info = finished[0]
-    assert ok, dock.messages.toPlainText()
+    info = _run_to_the_end(dock)
     names = {project.mapLayer(i).name().rsplit(" 2018", 1)[0] for i in info["layers"]}
     assert {"Soil moisture", "Spread of the members (std)", "Outside the training domain"} <= names
     assert "report" not in info  # no stations: no report
+
+
+def test_cross_scale_method_runs_self_supervised_from_the_dock(dock, project):
+    alg_id = "soil_moisture_downscaling:downscale_cross_scale"
+    _setup_delaware_run(dock, days=3, stations=False)
+    dock.methodCombo.setCurrentIndex(dock.methodCombo.findData(alg_id))
+    assert dock.modelBox.isHidden() and dock.request().model_parameter == ""  # no model needed
+    dock.set_option("MEMBERS", 2)
+    res = dock.check_inputs()
+    assert res.ok, res.errors
+    info = _run_to_the_end(dock)
+    assert "the topographic index (mTPI of the DEM) at window and pixel takes its place" in dock.messages.toPlainText()
+    from osgeo import gdal
+    ds = gdal.Open(info["output"])
+    assert (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (16, 20, 3)  # 0.25° ÷ 2
 
 
 def test_model_domain_and_missing_inputs_are_problems(dock, project):
@@ -289,3 +310,28 @@ def test_deleting_the_panel_mid_run_stops_the_run_cleanly(plugin, project, qgis_
     _wait(lambda: QgsApplication.taskManager().countActiveTasks() == 0 and not dock_module._RUNNING, 120)
     assert not [p.name for p in (tmp_path / "runs").iterdir()]
     QgsSettings().remove("soil_moisture_downscaling/dock")
+
+
+def test_start_from_downloads_opens_our_algorithms_and_uses_the_ismn_outputs(dock, run_alg, tmp_path, monkeypatch):
+    import processing
+    from qgis.core import QgsVectorLayer
+
+    opened = []
+    monkeypatch.setattr(processing, "execAlgorithmDialog", lambda alg_id, params: opened.append(alg_id) or {})
+    dock.importProductButton.click()
+    dock.prepareCovariatesButton.click()
+    assert opened == ["soil_moisture_downscaling:import_product", "soil_moisture_downscaling:prepare_covariates"]
+
+    # what the ISMN dialog returns once Processing has loaded the station layer
+    zip_path = REPO / "tests" / "data" / "ismn" / "Data_seperate_files_20170810_20180809.zip"
+    results = run_alg("import_ismn", {"INPUT": str(zip_path), "DEPTH_MAX": 0.25,
+                                      "OUTPUT_STATIONS": str(tmp_path / "ismn.gpkg"),
+                                      "OUTPUT_SERIES": str(tmp_path / "ismn.csv")})
+    layer = QgsVectorLayer(results["OUTPUT_STATIONS"], "ISMN stations", "ogr")
+    QgsProject.instance().addMapLayer(layer)
+    monkeypatch.setattr(processing, "execAlgorithmDialog", lambda alg_id, params: opened.append(alg_id) or results)
+    dock.importIsmnButton.click()
+    assert opened[-1] == "soil_moisture_downscaling:import_ismn"
+    assert dock.insituCsv.filePath() == str(tmp_path / "ismn.csv")
+    assert dock.stationsLayerCombo.currentLayer() is layer
+    assert dock.stationIdCombo.currentField() == "station"

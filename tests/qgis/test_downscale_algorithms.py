@@ -74,11 +74,16 @@ def test_align_covariates_and_training_view(run_alg, scene, tmp_path):
     assert cds.GetRasterBand(names.index("ndvi") + 1).ReadAsArray()[0, 0] == pytest.approx(src[:K, :K].mean(), abs=1e-5)
 
 
+def _product_of_three_dates(make_raster) -> str:
+    """3 × 3 pixels of 0.1° from 76° W, 39° N, holding 0.2, 0.3, 0.4 on the three DATES."""
+    stack = np.stack([np.full((3, 3), v, np.float32) for v in (0.2, 0.3, 0.4)])
+    return str(make_raster("product.tif", stack, origin=(-76.0, 39.0), pixel=(0.1, 0.1), epsg=4326,
+                           descriptions=[d.isoformat() for d in DATES]))
+
+
 def test_score_stations_matches_hand_computed_metrics(run_alg, make_raster, tmp_path):
     # one station over a pixel whose values are 0.2, 0.3, 0.4 on three dates; in-situ 0.25, 0.3, 0.45
-    stack = np.stack([np.full((3, 3), v, np.float32) for v in (0.2, 0.3, 0.4)])
-    r = make_raster("product.tif", stack, origin=(-76.0, 39.0), pixel=(0.1, 0.1), epsg=4326,
-                    descriptions=[d.isoformat() for d in DATES])
+    r = _product_of_three_dates(make_raster)
     st = tmp_path / "st.csv"
     st.write_text("id,lat,lon\nS1,38.85,-75.85\nFAR,10,10\n")
     ins = tmp_path / "insitu.csv"
@@ -98,6 +103,30 @@ def test_score_stations_matches_hand_computed_metrics(run_alg, make_raster, tmp_
     lay = QgsVectorLayer(out_gpkg, "s", "ogr")
     feats = {f["station"]: f for f in lay.getFeatures()}
     assert feats["S1"]["downscaled_ubrmse"] == pytest.approx(np.sqrt(rmse ** 2 - bias ** 2), abs=1e-6)
+
+
+def test_score_stations_skips_bad_rows_and_names_unscored_stations(run_alg, make_raster, tmp_path, feedback):
+    # S1 as in the test above, plus: a bad station row, a station with lat/lon swapped, an in-situ value of
+    # 1.3 m³/m³ (dropped, counted) and an unreadable in-situ cell; the rest is scored.
+    r = _product_of_three_dates(make_raster)
+    st = tmp_path / "st.csv"
+    st.write_text("id,lat,lon\nS1,38.85,-75.85\nBAD,north,-75.8\nSWAP,-75.85,38.85\n")
+    ins = tmp_path / "insitu.csv"
+    ins.write_text("date,S1,SWAP\n2018-01-02,0.25,0.1\n2018-01-09,1.3,0.1\n2018-01-16,0.45,dry\n"
+                   "2018-01-17,0.3,0.1\n")
+    out_csv = str(tmp_path / "scores.csv")
+    run_alg("score_stations", {"PRODUCT": [str(r)], "STATIONS_CSV": str(st), "INSITU_CSV": str(ins),
+                               "SCORES_CSV": out_csv}, feedback=feedback)
+    rows = {row["station"]: row for row in csv.DictReader(open(out_csv))}
+    assert set(rows) == {"S1", "SWAP"}
+    # S1 pairs on 01-02 (0.2 vs 0.25) and 01-16 (0.4 vs 0.45): the 1.3 of 01-09 is not a pair
+    assert (rows["S1"]["n"], rows["S1"]["n_dropped"]) == ("2", "1")
+    assert "swapped" in rows["SWAP"]["note"] and rows["SWAP"]["n"] == "0"
+    warnings = "\n".join(feedback.warnings)
+    assert "st.csv: 1 entry left out (2 station(s) kept)" in warnings and "line 3, column 'lat': 'north'" in warnings
+    assert "line 3, column 'S1': '1.3' is outside 0 … 1 m³/m³" in warnings
+    assert "line 4, column 'SWAP': 'dry' is not a number" in warnings
+    assert "SWAP: outside every raster (lat -75.85, lon 38.85): with latitude and longitude swapped" in warnings
 
 
 def _expect_error(run_alg, params, *needles):
@@ -134,6 +163,75 @@ def test_bad_inputs_give_messages_not_tracebacks(run_alg, scene, make_raster, tm
         run_alg("downscale_regression", {**base, "DEM": [nocrs]})
     assert "nocrs_dem" in str(e.value) or "CRS" in str(e.value)
     assert not [p for p in os.listdir(tmp_path) if p.startswith("x.") or p.startswith(".x.")]
+
+
+def test_unwritable_output_folder_is_refused_before_any_work(run_alg, scene, tmp_path, feedback):
+    blocker = tmp_path / "not_a_folder.txt"
+    blocker.write_text("a file where a folder should be")
+    params = {"SOIL_MOISTURE": scene["sm"], "NDVI": [scene["ndvi"]], "REGRESSOR": 2}
+    for out, needle in ((str(blocker / "down.tif"), "is a file, not a folder"),
+                        ("/proc/smds_down.tif", "cannot be written")):
+        with pytest.raises(QgsProcessingException) as e:
+            run_alg("downscale_regression", {**params, "OUTPUT": out}, feedback=feedback)
+        assert needle in str(e.value) and "Downscaled soil moisture" in str(e.value) and "Fix:" in str(e.value)
+        assert "Traceback" not in str(e.value)
+    assert not any("Trend on" in m for m in feedback.infos)  # nothing was fitted
+
+
+def test_a_target_grid_above_the_limit_is_refused_with_time_and_disk(run_alg, scene, tmp_path):
+    params = {"SOIL_MOISTURE": scene["sm"], "NDVI": [scene["ndvi"]], "REGRESSOR": 2,
+              "OUTPUT": str(tmp_path / "down.tif")}
+    # resolution 10 m instead of 1000 m: 5000 × 5000 px, above a limit of 1 million pixels
+    msg = _expect_error(run_alg, {**params, "RESOLUTION": 10.0, "MAX_PIXELS": 1.0},
+                        "5000 × 5000 = 25 million pixels", "above the limit of 1 million", "for 3 date(s)",
+                        "GB of output", "Largest target grid (million pixels)")
+    assert "minutes of computing" in msg  # 25 Mpx × 3 dates at 0.25 Mpx/s: 5 minutes
+    assert not os.path.exists(tmp_path / "down.tif")
+    # the same run, with the limit lifted, is not refused for its size (1000 m: the covariate grid)
+    run_alg("downscale_regression", {**params, "MAX_PIXELS": 0.003})
+    _expect_error(run_alg, {**params, "MAX_PIXELS": 0.002}, "50 × 50 = 0.0025 million pixels")
+
+
+def test_undated_soil_moisture_bands_are_named_with_the_parameter_to_use(run_alg, scene, make_raster, tmp_path):
+    stack = np.stack([np.full((N, N), v, np.float32) for v in (0.1, 0.2)])
+    sm = str(make_raster("sm_stack.tif", stack, origin=ORIGIN, pixel=(10000.0, 10000.0),
+                         descriptions=["Band_A", "week two"]))
+    params = {"SOIL_MOISTURE": [sm], "NDVI": [scene["ndvi"]], "REGRESSOR": 2, "OUTPUT": str(tmp_path / "d.tif")}
+    _expect_error(run_alg, params, "band 1 of 'sm_stack.tif' (description 'Band_A')",
+                  "band 2 of 'sm_stack.tif' (description 'week two')", "'Dates of the soil-moisture bands' (SM_DATES")
+    run_alg("downscale_regression", {**params, "SM_DATES": "2018-01-02, 2018-01-09"})
+
+
+def test_several_other_covariates_static_per_band_and_dated(run_alg, scene, make_raster, tmp_path):
+    grid = {"origin": ORIGIN}
+    n = N * K
+    twi = str(make_raster("twi.tif", np.full((n, n), 7.0, np.float32), **grid))
+    depth = str(make_raster("valley_depth.tif", np.full((n, n), 12.0, np.float32), **grid))
+    soils = str(make_raster("soil_stack.tif", np.stack([np.full((n, n), v, np.float32) for v in (1.0, 2.0)]),
+                            descriptions=["bulk density", ""], **grid))
+    vv = [str(make_raster(f"S1_VV_{d:%Y%m%d}.tif", np.full((n, n), -10.0 - i, np.float32), **grid))
+          for i, d in enumerate(DATES)]
+    vh = [str(make_raster(f"S1_VH_{d:%Y%m%d}.tif", np.full((n, n), -20.0 - i, np.float32), **grid))
+          for i, d in enumerate(DATES)]
+    out = str(tmp_path / "aligned.tif")
+    run_alg("align_covariates", {"NDVI": [scene["ndvi"]], "OTHER": [twi, depth, soils] + vv + vh,
+                                 "SOIL_MOISTURE": scene["sm"], "OUTPUT": out})
+    ds = gdal.Open(out)
+    names = [ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)]
+    for name, value in (("twi", 7.0), ("valley_depth", 12.0), ("soil_stack_bulk_density", 1.0),
+                        ("soil_stack_band_2", 2.0)):
+        assert name in names, names
+        assert float(ds.GetRasterBand(names.index(name) + 1).ReadAsArray()[0, 0]) == pytest.approx(value)
+    # the VV and VH files form two dated series, named after what their names share
+    assert [nm for nm in names if nm.startswith("s1_")] == [f"s1_{p} {d.isoformat()}" for p in ("vv", "vh")
+                                                            for d in DATES]
+    assert float(ds.GetRasterBand(names.index("s1_vh 2018-01-09") + 1).ReadAsArray()[0, 0]) == pytest.approx(-21.0)
+    # under a named role, a series with one undated file is refused with the layer and the way out
+    undated = str(make_raster("ndvi_january.tif", np.full((n, n), 0.5, np.float32), **grid))
+    dated = str(make_raster("ndvi_20180101.tif", np.full((n, n), 0.5, np.float32), **grid))
+    with pytest.raises(QgsProcessingException) as e:
+        run_alg("align_covariates", {"NDVI": [dated, undated], "OUTPUT": str(tmp_path / "x.tif")})
+    assert "ndvi_january" in str(e.value) and "'Other covariate'" in str(e.value)
 
 
 def test_delaware_sample_through_processing_scores_both_products(run_alg, tmp_path, feedback):

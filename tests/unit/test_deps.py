@@ -27,10 +27,10 @@ def test_nothing_missing_gives_no_hint():
     assert install_hint([], DEBIAN) == ""
 
 
-def test_debian_hint_is_the_exact_user_install_keeping_numpy_1():
+def test_debian_hint_is_the_exact_user_install_keeping_qgis_numpy():
     hint = install_hint(["sklearn", "onnxruntime"], DEBIAN)
     assert (
-        "    /usr/bin/python3 -m pip install --user --break-system-packages scikit-learn onnxruntime 'numpy<2'"
+        "    /usr/bin/python3 -m pip install --user --break-system-packages scikit-learn onnxruntime numpy==1.24.2"
         in hint.splitlines()
     )
     assert "scikit-learn, onnxruntime" in hint.splitlines()[0]
@@ -40,17 +40,17 @@ def test_debian_hint_is_the_exact_user_install_keeping_numpy_1():
 def test_windows_hint_uses_osgeo4w_shell_and_quotes_for_cmd():
     hint = install_hint(["onnx", "skl2onnx"], OSGEO4W)
     assert "OSGeo4W Shell" in hint
-    assert '    python -m pip install --user onnx skl2onnx "numpy<2"' in hint.splitlines()
+    assert f'    python -m pip install --user onnx skl2onnx numpy=={OSGEO4W.numpy_version}' in hint.splitlines()
     assert "--break-system-packages" not in hint
 
 
-def test_numpy_2_is_not_pinned_and_venv_has_no_user_flag():
+def test_numpy_2_is_pinned_too_and_venv_has_no_user_flag():
     cmd = pip_command(["sklearn"], PythonEnv("linux", "/opt/venv/bin/python", "2.1.0", in_venv=True))
-    assert cmd == ["/opt/venv/bin/python", "-m", "pip", "install", "scikit-learn"]
+    assert cmd == ["/opt/venv/bin/python", "-m", "pip", "install", "scikit-learn", "numpy==2.1.0"]
 
 
 def test_duplicate_import_names_install_once():
-    assert pip_command(["sklearn", "sklearn"], OSGEO4W)[-2:] == ["scikit-learn", "numpy<2"]
+    assert pip_command(["sklearn", "sklearn"], OSGEO4W)[-2:] == ["scikit-learn", f"numpy=={OSGEO4W.numpy_version}"]
 
 
 def test_missing_pip_is_mentioned_first():

@@ -18,15 +18,23 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
+from core.errors import InputError
 from core.evaluation.stations import (
     INSITU,
+    Skipped,
     Station,
     build_series,
+    out_of_range_counts,
     read_insitu_csv,
+    read_insitu_table,
+    read_station_table,
     read_stations_csv,
     sample_raster,
     sample_raster_series,
     score_products,
+    skipped_message,
+    stations_outside,
+    unscored_stations,
     write_scores_csv,
 )
 
@@ -99,8 +107,8 @@ def test_read_stations_missing_column_names_file_and_column(tmp_path):
 @pytest.mark.parametrize("body, words", [
     ("id,lat,lon\nA,95,10\n", ["line 2", "lat", "outside"]),
     ("id,lat,lon\nA,abc,10\n", ["line 2", "'abc'", "not a number"]),
-    ("id,lat,lon\nA,1,2\nA,3,4\n", ["'A'", "twice"]),
-    ("id,lat,lon\n", ["no stations"]),
+    ("id,lat,lon\nA,1,2\nA,3,4\n", ["line 3", "'A'", "repeats the station of line 2"]),
+    ("id,lat,lon\n", ["no usable station"]),
 ])
 def test_read_stations_bad_content(tmp_path, body, words):
     p = _write(tmp_path / "s.csv", body)
@@ -127,7 +135,8 @@ def test_read_insitu_missing_values_and_sorting(tmp_path):
 @pytest.mark.parametrize("body, words", [
     ("day,S1\n2018-01-01,0.1\n", ["no date column"]),
     ("date,S1\nyesterday,0.1\n", ["line 2", "'yesterday'"]),
-    ("date,S1\n2018-01-01,0.1\n2018-01-01,0.2\n", ["2018-01-01", "two lines"]),
+    ("date,S1\n2018-01-01,0.1\n2018-01-01,0.2\n", ["line 3", "2018-01-01", "repeats the date of line 2"]),
+    ("date,S1\n2018-01-01,1.3\n", ["line 2", "'S1'", "'1.3'", "outside 0 … 1"]),
     ("date,S1\n2018-01-01,wet\n", ["line 2", "'S1'", "'wet'"]),
 ])
 def test_read_insitu_errors(tmp_path, body, words):

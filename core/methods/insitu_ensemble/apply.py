@@ -49,13 +49,11 @@ class EnsembleOutputs:
 
 def scene_feature_for(name: str, scene: Scene) -> Optional[str]:
     """The scene feature that feeds model input ``name`` (``None`` if the scene lacks it)."""
-    if name in ALWAYS:
-        return name
-    if name in scene.covariate_names:  # a covariate named after the input (e.g. an 'Other' layer 'vv_db')
+    if name in ALWAYS or name in scene.covariate_names:  # an Other layer named after the input feeds it
         return name
     if name in FROM_OTHER:
         return "other" if "other" in scene.covariate_names else None
-    return name if name in scene.covariate_names else None
+    return None
 
 
 def missing_inputs(input_names, scene: Scene) -> tuple[list[str], list[str]]:
