@@ -26,6 +26,7 @@ from qgis.core import (
 from ..core.raster.align import BandRef
 from ..core.inputs.dates import parse_date
 from ..core.io.output import qml_pseudocolor, write_text_atomic
+from ..core.evaluation.drought import dry_share_of_refs
 from ..core.evaluation.product_diagnostics import diagnose_product, write_diagnostic_rasters
 from ..core.evaluation.report import write_report
 from ..core.evaluation.score_table import format_table
@@ -71,7 +72,10 @@ class SiteReport(SmAlgorithm):
         "the report; the rasters are optional outputs (one band per date).<br>"
         "A product is one multi-band raster with dated bands (descriptions YYYY-MM-DD, as the downscaling "
         "algorithms write them) or several single-date rasters with the date in the file name; single-date "
-        "files whose names differ only by the date form one product."
+        "files whose names differ only by the date form one product.<br>"
+        "<b>Drought anomaly</b> per downscaled product spanning at least three years: the share of pixels whose "
+        "standardised anomaly against the same calendar period of the other years is below −1σ, per date "
+        "(Jin et al.; the <i>Drought anomaly</i> algorithm writes the anomaly rasters)."
     )
 
     PRODUCTS = "PRODUCTS"
@@ -151,6 +155,7 @@ class SiteReport(SmAlgorithm):
         labels += [self.tr("Writing the report")]
         results: dict = {}
         diag_summaries: dict = {}
+        drought: dict = {}
         rasters: list[str] = []
         with core_errors():
             for i, fb in steps(feedback, labels):
@@ -169,6 +174,10 @@ class SiteReport(SmAlgorithm):
                                             progress=cf.progress, is_canceled=cf.is_canceled)
                     s = diag.summary()
                     diag_summaries[name] = s
+                    drought[name] = dry_share_of_refs(refs)
+                    if "note" not in drought[name]:
+                        fb.pushInfo(self.tr(f"'{name}': drought anomaly over {len(refs)} dates (calendar periods of "
+                                            f"{drought[name]['period_days']} days)"))
                     c, v = s["conservation_percent"], s["heterogeneity_cv"]
                     fb.pushInfo(self.tr(
                         f"'{name}': {len(diag.dates)} dates on {diag.grid.width}×{diag.grid.height} coarse cells; "
@@ -192,7 +201,7 @@ class SiteReport(SmAlgorithm):
                     title = self.parameterAsString(parameters, self.TITLE, context).strip() or \
                         "Downscaled soil moisture: evaluation at in-situ stations"
                     write_report(html_path, csv_path, rows, series, stations, diagnostics=diag_summaries,
-                                 title=title, coarse_product=coarse_name,
+                                 title=title, coarse_product=coarse_name, drought=drought,
                                  subtitle=_subtitle(products, coarse_name, coarse_refs))
                     dest = sp.write_score_layer(self, parameters, context, rows, stations,
                                                 list(sampled), coarse_name)

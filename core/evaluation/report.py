@@ -76,6 +76,7 @@ def write_report(
     anomaly_window_days: int = 30,
     max_classes: int = 12,
     max_site_plots: Optional[int] = None,
+    drought: Optional[Mapping[str, Mapping[str, Any]]] = None,
 ) -> None:
     """Write the HTML site-evaluation report and the per-site CSV, each atomically.
 
@@ -108,6 +109,9 @@ def write_report(
         station (elevation, say).
     max_site_plots : int, optional
         Plot at most this many sites' time series (all by default).
+    drought : mapping, optional
+        Product name → :func:`core.evaluation.drought.dry_share_of_refs` (share of pixels below
+        −1 σ per date, or a note why there is none): the drought-anomaly panel.
     """
     rows = [dict(r) for r in rows]
     products = _products(rows)
@@ -146,14 +150,20 @@ def write_report(
     parts.append("<h2>6. Map of the ubRMSE change</h2>")
     parts.append(_maps(rows, stations, others, coarse_product, units))
 
+    n = 7
     if diagnostics:
-        parts.append("<h2>7. Downscaling diagnostics</h2>")
+        parts.append(f"<h2>{n}. Downscaling diagnostics</h2>")
         parts.append(_diagnostics_table(diagnostics))
+        n += 1
+    if drought:
+        parts.append(f"<h2>{n}. Drought anomaly</h2>")
+        parts.append(_drought_panel(drought, colors))
+        n += 1
 
-    parts.append(f"<h2>{8 if diagnostics else 7}. Time series at each site</h2>")
+    parts.append(f"<h2>{n}. Time series at each site</h2>")
     parts.append(_site_plots(rows, series, by_id, products, coarse_product, colors, units, max_site_plots))
 
-    parts.append(f"<h2>{9 if diagnostics else 8}. Metrics at each site</h2>")
+    parts.append(f"<h2>{n + 1}. Metrics at each site</h2>")
     parts.append(f"<p>The same numbers are in <code>{_e(os.path.basename(csv_path))}</code>.</p>")
     parts.append(_sites_table(rows, coarse_product))
 
@@ -566,6 +576,40 @@ def _site_plots(rows: list[dict], series: Series, by_id: Mapping[str, Station], 
     if not ids:
         out.append("<p class=\"note\">No series given.</p>")
     return "\n".join(out)
+
+
+def _drought_panel(drought: Mapping[str, Mapping[str, Any]], colors: dict[str, str]) -> str:
+    """Share of pixels below −1 σ per date, per product (Jin et al. §4), or why there is none."""
+    intro = ("<p>Per pixel and calendar period, the standardised anomaly (value − mean) / standard deviation "
+             "against the same period of the other years; the share of pixels below −1 σ per date is a relative "
+             "drought indicator (Jin et al. 2018, §4).</p>")
+    notes = [f"<p class=\"note\">{_e(name)}: {_e(d['note'])}</p>" for name, d in drought.items() if "note" in d]
+    plotted = {name: d for name, d in drought.items() if "shares" in d}
+    if not plotted:
+        return intro + "".join(notes)
+    fig = Figure(figsize=(9.5, 3.0))
+    ax = fig.add_subplot(1, 1, 1)
+    for name, d in plotted.items():
+        ax.plot(_np_dates(list(d["dates"])), d["shares"], color=colors.get(name, "#333333"), lw=1.2, label=name)
+    ax.set_ylabel("share of pixels below −1 σ")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    loc = AutoDateLocator()
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(loc))
+    rows = "".join(f"<tr><td>{_e(name)}</td><td>{d['period_days']}</td><td>{_e(_worst(d))}</td></tr>"
+                   for name, d in plotted.items())
+    table = ("<table><tr><th>product</th><th>calendar period (days)</th><th>driest date (share below −1 σ)</th></tr>"
+             + rows + "</table>")
+    return intro + "".join(notes) + table + _figure(fig, "Share of pixels below −1 σ per date.")
+
+
+def _worst(d: Mapping[str, Any]) -> str:
+    s = np.asarray(d["shares"], dtype=np.float64)
+    if not np.isfinite(s).any():
+        return "–"
+    k = int(np.nanargmax(s))
+    return f"{as_date(d['dates'][k]).isoformat()} ({s[k]:.0%})"
 
 
 def _figure(fig: Figure, caption: str) -> str:

@@ -159,11 +159,13 @@ class Scene:
         finest = cov_grids[min(cov_grids, key=lambda k: _metres(cov_grids[k]))]
         target_wkt = crs_to_wkt(spec.crs) if spec.crs else finest.crs_wkt
         if spec.resolution:
-            res = float(spec.resolution)
-        else:
+            res = res_y = float(spec.resolution)
+        else:  # the finest covariate's pixel, which may be non-square (e.g. 0.140625° × 0.09375°)
             b = transform_bounds(finest.bounds, finest.crs_wkt, target_wkt)
             res = (b[2] - b[0]) / finest.width
-        res_y = float(spec.resolution_y) if spec.resolution_y else res
+            res_y = (b[3] - b[1]) / finest.height
+        if spec.resolution_y:
+            res_y = float(spec.resolution_y)
         bounds = [(self.sm_bands[0].label, transform_bounds(sm_grids[0].bounds, sm_grids[0].crs_wkt, target_wkt))] \
             if sm_grids else []
         for lay in spec.covariates:
@@ -197,7 +199,7 @@ class Scene:
         self.coarse = Grid(target_wkt, coarse_full.x0 + c0 * coarse_full.dx, coarse_full.y0 - r0 * coarse_full.dy,
                            coarse_full.dx, coarse_full.dy, c1 - c0, r1 - r0)
         self._coarse_offset = (r0, c0)
-        if res >= min(self.coarse.dx, self.coarse.dy):
+        if res >= self.coarse.dx or res_y >= self.coarse.dy:
             raise InputError(problem=f"the target resolution {res:g} is not finer than the soil-moisture product's "
                              f"{self.coarse.dx:g}.", layer=self.sm_bands[0].label,
                              fix="choose a finer target resolution.")

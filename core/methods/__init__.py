@@ -26,7 +26,10 @@ The contract every method keeps
 Modules
 -------
 * :mod:`.regression` — trend + residual correction (SVR / random forest / gradient boosting).
+* :mod:`.svatark` — SVR per stratum + area-to-point kriging (Jin et al.), composed from the same pieces.
 * :mod:`.insitu_ensemble` — in-situ-trained ensembles (Poehls et al.): train, apply.
-* shared pieces: :mod:`.trend` (trend regressors on the coarse grid), :mod:`.residual` (spreading
-  the coarse residual onto the fine grid), :mod:`.result` (the result type, progress helpers).
+* shared pieces: :mod:`.trend` (trend regressors on the coarse grid), :mod:`.trend_weight` (how much
+  of the trend to trust: its cross-validated skill), :mod:`.residual` (residual models spreading the
+  coarse residual onto the fine grid, one interface), :mod:`.pipeline` (any trend → any residual
+  model), :mod:`.result` (the result type, progress helpers).
 """

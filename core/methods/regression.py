@@ -3,10 +3,13 @@
 1. :func:`fit` — a trend regressor fitted on the coarse grid: coarse soil moisture ~ covariates
    aggregated to the coarse cells + day of year (:mod:`core.methods.trend`), optionally one model
    per land-cover class. The fitted :class:`RegressionModel` can be saved and applied later.
-2. :func:`predict` — the trend on every fine pixel and date, block by block; then the residual
-   (coarse soil moisture minus the mean fine trend in each coarse cell) interpolated bilinearly
-   and refined (:mod:`core.methods.residual`) and added back, so each coarse cell's fine pixels
-   average back close to the coarse value (the conservation figures report how close).
+2. :func:`predict` — the trend on every fine pixel and date, block by block, scaled by its
+   cross-validated skill on the coarse field (:mod:`core.methods.trend_weight`: do no harm); then
+   the residual (coarse soil moisture minus the mean fine trend in each coarse cell) spread by a
+   residual model — bilinear + refinement, point kriging or area-to-point kriging
+   (:mod:`core.methods.residual`) — and added back, so each coarse cell's fine pixels average back
+   to (or close to) the coarse value (the conservation figures report how close). The pipeline
+   itself is :func:`core.methods.pipeline.trend_plus_residual`, shared with SVATARK.
 
 :func:`downscale` is both in one call.
 """
@@ -21,15 +24,16 @@ import numpy as np
 from ..errors import Canceled, InputError
 from ..inputs.dates import format_date
 from ..inputs.scene import IsCanceled, Progress, Scene
-from ..io.output import RasterWriter, write_json_atomic, write_soil_moisture_style
+from ..io.output import SPREAD_RAMP, qml_pseudocolor, write_json_atomic, write_soil_moisture_style, write_text_atomic
 from ..learn.verified_state import read_state, write_state
-from ..raster.aggregate import CellAccumulator
-from .residual import bilinear_residual, coarse_residual, refine_residual
+from .pipeline import conservation_figures, trend_plus_residual
+from .residual import RESIDUALS, ResidualModel, make_residual
 from .result import DownscaleResult, canceled_fn, progress_span
 from .trend import REGRESSOR_LABELS, REGRESSORS, TrendModel, TrendOptions, stack_features
+from .trend_weight import trend_weight
 
-__all__ = ["REGRESSORS", "REGRESSOR_LABELS", "RegressionModel", "RegressionOptions", "downscale", "fit",
-           "predict", "conservation_figures"]
+__all__ = ["REGRESSORS", "REGRESSOR_LABELS", "RESIDUALS", "RegressionModel", "RegressionOptions", "downscale",
+           "fit", "predict", "conservation_figures", "coarse_samples"]
 
 METHOD = "regression"
 
@@ -37,9 +41,21 @@ METHOD = "regression"
 @dataclass
 class RegressionOptions(TrendOptions):
     """Trend options plus the residual step and block size."""
-    #: Extra passes that adjust the residual field so the fine pixels of each coarse cell average
-    #: back to the coarse value (0 = plain bilinear residual).
+    #: Residual model: ``auto`` (chosen one scale up among uniform, bilinear and ATPK), ``uniform``,
+    #: ``bilinear``, ``point_kriging`` or ``atpk`` (:mod:`core.methods.residual`).
+    residual: str = "auto"
+    #: Extra passes that adjust the bilinear residual field so the fine pixels of each coarse cell
+    #: average back to the coarse value (0 = plain bilinear residual).
     residual_iterations: int = 3
+    #: Coarse cells per kriging neighbourhood (kriged residuals).
+    kriging_neighbours: int = 25
+    variogram_model: str = "exponential"
+    #: Scale the trend by its cross-validated skill on the coarse field (do no harm): with
+    #: uninformative covariates the map falls back to an interpolation of the coarse field.
+    shrink_trend: bool = True
+    #: Subtracted from the coarse soil moisture before fitting and downscaling (m³/m³): a bias
+    #: correction, e.g. the mean coarse-minus-station difference.
+    coarse_offset: float = 0.0
     block_pixels: int = 1 << 20
 
 
@@ -85,14 +101,7 @@ def fit(scene: Scene, options: Optional[RegressionOptions] = None, progress: Opt
     if opts.regressor not in REGRESSORS:
         raise ValueError(f"unknown regressor '{opts.regressor}' (choose one of {', '.join(REGRESSORS)})")
     view = scene.training_view(opts.block_pixels, lambda f, m: prog(0.8 * f, m), canceled)
-    Xs, ys = [], []
-    for t in range(len(scene.dates)):
-        y = scene.coarse_sm(t)
-        X = stack_features(scene.coarse_features(view, t), names)
-        ok = np.isfinite(y) & np.isfinite(X).all(axis=1)
-        Xs.append(X[ok])
-        ys.append(y[ok])
-    X_train, y_train = np.concatenate(Xs), np.concatenate(ys)
+    X_train, y_train, cells_train, dates_train = coarse_samples(scene, view, names, opts.coarse_offset)
     if len(y_train) < 10:
         raise InputError(problem=f"only {len(y_train)} coarse cells have both soil moisture and covariates; "
                          "at least 10 are needed to fit the trend.", layer=scene.sm_bands[0].label,
@@ -102,8 +111,40 @@ def fit(scene: Scene, options: Optional[RegressionOptions] = None, progress: Opt
     training = trend.fit(X_train, y_train.astype(np.float64))
     if canceled():
         raise Canceled()
+    if opts.shrink_trend:
+        prog(0.92, "cross-validating the trend's skill on the coarse field (spatial blocks of cells)")
+        training.update(trend_weight_of(scene, trend, X_train, y_train, cells_train, dates_train, opts.seed))
+        if canceled():
+            raise Canceled()
     prog(1.0, "trend fitted")
     return RegressionModel(names, categorical, opts, trend, training)
+
+
+def coarse_samples(scene: Scene, view: dict, names: list[str], offset: float = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coarse training samples pooled over dates: features, soil moisture (minus ``offset``), the
+    flat coarse cell and the date index of each."""
+    Xs, ys, cs, ts = [], [], [], []
+    for t in range(len(scene.dates)):
+        y = scene.coarse_sm(t) - np.float32(offset)
+        X = stack_features(scene.coarse_features(view, t), names)
+        ok = np.isfinite(y) & np.isfinite(X).all(axis=1)
+        Xs.append(X[ok])
+        ys.append(y[ok])
+        cs.append(np.flatnonzero(ok))
+        ts.append(np.full(int(ok.sum()), t))
+    return np.concatenate(Xs), np.concatenate(ys), np.concatenate(cs), np.concatenate(ts)
+
+
+def trend_weight_of(scene: Scene, trend: TrendModel, X: np.ndarray, y: np.ndarray, cells: np.ndarray,
+                    dates: np.ndarray, seed: int) -> dict[str, Any]:
+    """The cross-validated trend weight (:mod:`core.methods.trend_weight`) on the scene's coarse grid."""
+    g = scene.coarse
+    rows, cols = np.divmod(np.arange(g.size), g.width)
+    cx, cy = g.pixel_size_m()
+    xy = np.column_stack([(cols + 0.5) * cx, (rows + 0.5) * cy])
+    return trend_weight(trend.fit_predict, X, y.astype(np.float64), cells, dates, np.column_stack([rows, cols]), xy,
+                        seed=seed)
 
 
 def _check_scene(model: RegressionModel, scene: Scene) -> None:
@@ -115,90 +156,56 @@ def _check_scene(model: RegressionModel, scene: Scene) -> None:
                          fix="give layers with the same roles as when the model was fitted (its card lists them).")
 
 
+def residual_model_of(opts: RegressionOptions) -> ResidualModel:
+    """The residual model the options ask for."""
+    return make_residual(opts.residual, opts.residual_iterations, opts.kriging_neighbours, opts.variogram_model)
+
+
+def applied_trend_weight(model: RegressionModel) -> float:
+    """The share of the trend applied: the cross-validated weight when the options ask for it, else 1."""
+    return float(model.training.get("trend_weight", 1.0)) if model.options.shrink_trend else 1.0
+
+
 def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Optional[Progress] = None,
-            is_canceled: Optional[IsCanceled] = None) -> DownscaleResult:
-    """Apply a fitted trend to every fine pixel and date of ``scene``, add the refined residual, and
+            is_canceled: Optional[IsCanceled] = None, method: str = METHOD, sd_path: Optional[str] = None
+            ) -> DownscaleResult:
+    """Apply a fitted trend to every fine pixel and date of ``scene``, add the residual, and
     write a dated, styled GeoTIFF to ``output_path``.
 
-    Writes ``output_path`` (one band per date, described by its ISO date), ``<output>.qml`` and a
-    run log ``<output>.json``. Raises :class:`~core.errors.Canceled` if ``is_canceled()`` turns true
+    Writes ``output_path`` (one band per date, described by its ISO date), ``<output>.qml``, with a
+    kriged residual the kriging standard deviation (``sd_path``, default ``<output>_kriging_sd.tif``)
+    and a run log ``<output>.json``. Raises :class:`~core.errors.Canceled` if ``is_canceled()`` turns true
     (nothing is left behind).
     """
     _check_scene(model, scene)
     opts = model.options
-    names = model.names
     t_start = time.time()
     prog = progress or (lambda f, m: None)
-    canceled = canceled_fn(is_canceled)
-    dates = scene.dates
-    T = len(dates)
-    windows = list(scene.fine.windows(opts.block_pixels))
-    n_steps = 2 * len(windows) * T
-    step = 0
-    band_names = [format_date(d) for d in dates]
-    meta = {"SOIL_MOISTURE_UNITS": "m3/m3", "METHOD": f"trend ({opts.regressor}) + bilinear residual",
-            "TIMES": ",".join(band_names)}
-    with RasterWriter(output_path, scene.fine, band_names, temporary=True) as trend_file, \
-            RasterWriter(output_path, scene.fine, band_names, metadata=meta) as out:
-        # 2. fine trend, and its mean in each coarse cell
-        trend_acc = [CellAccumulator(scene.coarse.size) for _ in range(T)]
-        for w in windows:
-            static = scene.static_block(w)
-            idx = scene.cell_index(w)
-            for t in range(T):
-                if canceled():
-                    raise Canceled()
-                feats = scene.features(t, w, static)
-                trend = model.trend.predict(stack_features(feats, names)).reshape(w.nrows, scene.fine.width)
-                trend_file.write(t, w, trend)
-                trend_acc[t].add(trend, idx)
-                step += 1
-                prog(0.95 * step / n_steps, "predicting the trend on the fine grid")
-        # 3. residual correction
-        targets = [coarse_residual(scene.coarse_sm(t), trend_acc[t].mean()) for t in range(T)]
-        residuals = targets
-        for _ in range(opts.residual_iterations):
-            # mean of the interpolated residual in each cell (over pixels with a trend) → correct it
-            spread = [CellAccumulator(scene.coarse.size) for _ in range(T)]
-            for w in windows:
-                idx = scene.cell_index(w)
-                for t in range(T):
-                    if canceled():
-                        raise Canceled()
-                    has_trend = np.isfinite(trend_file.read(t, w))
-                    interp = bilinear_residual(residuals[t], scene.fine, scene.coarse, w)
-                    spread[t].add(np.where(has_trend, interp, np.nan), idx)
-            residuals = [refine_residual(residuals[t], targets[t], spread[t].mean()) for t in range(T)]
-            prog(0.95 * step / n_steps, "refining the residual so fine pixels average to the coarse value")
-        final_acc = [CellAccumulator(scene.coarse.size) for _ in range(T)]
-        for w in windows:
-            idx = scene.cell_index(w)
-            for t in range(T):
-                if canceled():
-                    raise Canceled()
-                sm = scene.coarse_sm(t)
-                has_sm = (idx >= 0) & np.isfinite(sm[np.maximum(idx, 0)])
-                fine = trend_file.read(t, w) + bilinear_residual(residuals[t], scene.fine, scene.coarse, w)
-                fine = np.where(has_sm, np.clip(fine, 0.0, None), np.nan).astype(np.float32)
-                out.write(t, w, fine)
-                final_acc[t].add(fine, idx)
-                step += 1
-                prog(0.95 * step / n_steps, "adding the interpolated coarse residual")
-        conservation = [conservation_figures(final_acc[t].mean(), scene.coarse_sm(t)) for t in range(T)]
-        prog(0.96, "building overviews")
-        if canceled():
-            raise Canceled()
-        out.commit(overviews=True)
+    residual = residual_model_of(opts)
+    weight = applied_trend_weight(model)
+    meta = {"SOIL_MOISTURE_UNITS": "m3/m3", "METHOD": f"trend ({opts.regressor}) + {residual.label}",
+            "TREND_WEIGHT": f"{weight:.3f}", "TIMES": ",".join(format_date(d) for d in scene.dates)}
+    sd_path = sd_path or output_path.rsplit(".", 1)[0] + "_kriging_sd.tif"
+    piped = trend_plus_residual(scene, model.trend, model.names, residual, output_path, trend_weight=weight,
+                                coarse_offset=opts.coarse_offset, sd_path=sd_path, metadata=meta, block_pixels=opts.block_pixels,
+                                progress=lambda f, m: prog(0.95 * f, m), is_canceled=is_canceled)
     style = write_soil_moisture_style(output_path)
+    if piped.sd_path:
+        write_text_atomic(piped.sd_path.rsplit(".", 1)[0] + ".qml", qml_pseudocolor(SPREAD_RAMP))
     log_path = output_path.rsplit(".", 1)[0] + ".json"
-    result = DownscaleResult(output_path, log_path, list(dates), conservation, model.training, time.time() - t_start)
+    dates = scene.dates
+    result = DownscaleResult(output_path, log_path, list(dates), piped.conservation, model.training,
+                             time.time() - t_start, extra={"kriging_sd": piped.sd_path, "residual": piped.residual_log,
+                                                           "trend_weight": weight})
     write_json_atomic(log_path, {
-        "method": METHOD,
+        "method": method,
         "options": asdict(opts),
         "scene": scene.describe(),
         "training": model.training,
-        "conservation": [{"date": format_date(d), **c} for d, c in zip(dates, conservation)],
-        "outputs": {"raster": output_path, "style": style},
+        "trend_weight_applied": weight,
+        "residual": piped.residual_log,
+        "conservation": [{"date": format_date(d), **c} for d, c in zip(dates, piped.conservation)],
+        "outputs": {"raster": output_path, "style": style, "kriging_sd": piped.sd_path},
         "seconds": result.seconds,
     })
     prog(1.0, "done")
@@ -206,21 +213,11 @@ def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Op
 
 
 def downscale(scene: Scene, output_path: str, options: Optional[RegressionOptions] = None,
-              progress: Optional[Progress] = None, is_canceled: Optional[IsCanceled] = None) -> DownscaleResult:
+              progress: Optional[Progress] = None, is_canceled: Optional[IsCanceled] = None,
+              sd_path: Optional[str] = None) -> DownscaleResult:
     """:func:`fit` then :func:`predict` on the same scene (the Processing algorithm's path)."""
     t0 = time.time()
     model = fit(scene, options, progress_span(progress, 0.0, 0.2), is_canceled)
-    result = predict(model, scene, output_path, progress_span(progress, 0.2, 1.0), is_canceled)
+    result = predict(model, scene, output_path, progress_span(progress, 0.2, 1.0), is_canceled, sd_path=sd_path)
     result.seconds = time.time() - t0
     return result
-
-
-def conservation_figures(fine_cell_mean: np.ndarray, coarse: np.ndarray) -> dict[str, float]:
-    """Mean and max absolute difference (m³/m³) between the mean of the fine pixels in each coarse
-    cell and the coarse value, over cells that have both."""
-    d = fine_cell_mean - coarse
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        return {"cells": 0, "mean_abs_diff": float("nan"), "max_abs_diff": float("nan")}
-    return {"cells": int(d.size), "mean_abs_diff": float(np.mean(np.abs(d))),
-            "max_abs_diff": float(np.max(np.abs(d)))}

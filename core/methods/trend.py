@@ -25,6 +25,8 @@ class TrendOptions:
     per_class: bool = False
     svr_c: float = 1.0
     svr_epsilon: float = 0.01
+    #: RBF kernel width of the SVR; 0 = scikit-learn's "scale" (1 / (features × variance)).
+    svr_gamma: float = 0.0
     n_estimators: int = 200
     seed: int = 42
     n_jobs: int = 2
@@ -44,7 +46,7 @@ def make_regressor(opts: TrendOptions, categorical_columns: Sequence[int], n_col
         parts.append(("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(categorical_columns)))
     prep = ColumnTransformer(parts)
     if opts.regressor == "svr":
-        reg = SVR(kernel="rbf", C=opts.svr_c, epsilon=opts.svr_epsilon, gamma="scale")
+        reg = SVR(kernel="rbf", C=opts.svr_c, epsilon=opts.svr_epsilon, gamma=opts.svr_gamma or "scale")
     elif opts.regressor == "rf":
         reg = RandomForestRegressor(n_estimators=opts.n_estimators, min_samples_leaf=2, n_jobs=opts.n_jobs,
                                     random_state=opts.seed)
@@ -70,10 +72,12 @@ class TrendModel:
     def _new(self):
         return make_regressor(self.opts, self.cat_cols, len(self.names))
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    def fit(self, X: np.ndarray, y: np.ndarray, scores: bool = True) -> dict[str, Any]:
+        """Fit on coarse samples; returns what was fitted (with a 5-fold CV when ``scores``)."""
         self.global_model = self._new().fit(X, y)
         info: dict[str, Any] = {"n_samples": int(len(y)), "features": self.names}
-        info.update(cv_scores(self._new, X, y, self.opts.seed))
+        if scores:
+            info.update(cv_scores(self._new, X, y, self.opts.seed))
         if self.class_feature is not None:
             col = X[:, self.names.index(self.class_feature)]
             counts = {}
@@ -85,6 +89,13 @@ class TrendModel:
             info["class_samples"] = counts
             info["class_models"] = sorted(self.class_models)
         return info
+
+    def fit_predict(self, X_train: np.ndarray, y_train: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """A fresh trend of the same kind fitted on ``X_train, y_train``, predicted at ``X``
+        (for cross-validation)."""
+        other = TrendModel(self.names, self.categorical, self.opts)
+        other.fit(X_train, y_train, scores=False)
+        return other.predict(X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         out = np.full(len(X), np.nan, dtype=np.float32)

@@ -190,3 +190,23 @@ def bilinear_from_cells(values: np.ndarray, fine: Grid, coarse: Grid, window: Wi
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(wsum > 1e-12, acc / wsum, np.nan)
     return out.astype(np.float32)
+
+
+def cell_pixel_blocks(fine: Grid, coarse: Grid) -> np.ndarray:
+    """The fine pixels of each coarse cell as a rectangle of pixel indices ``r0, r1, c0, c1`` (end
+    exclusive; the same assignment by pixel centre as :func:`cell_index`), shape ``(coarse.size, 4)``.
+
+    Works for any integer or non-integer ratio; a cell with no fine pixel has ``r0 == r1`` or
+    ``c0 == c1``. Both grids must share a CRS.
+    """
+    xs, ys = fine.centers()
+    col = np.floor((xs - coarse.x0) / coarse.dx).astype(np.int64)
+    row = np.floor((coarse.y0 - ys) / coarse.dy).astype(np.int64)
+    cells_r = np.arange(coarse.height)
+    cells_c = np.arange(coarse.width)
+    r0, r1 = np.searchsorted(row, cells_r, "left"), np.searchsorted(row, cells_r, "right")
+    c0, c1 = np.searchsorted(col, cells_c, "left"), np.searchsorted(col, cells_c, "right")
+    out = np.empty((coarse.height, coarse.width, 4), dtype=np.int64)
+    out[..., 0], out[..., 1] = r0[:, None], r1[:, None]
+    out[..., 2], out[..., 3] = c0[None, :], c1[None, :]
+    return out.reshape(-1, 4)

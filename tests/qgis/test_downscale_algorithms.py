@@ -44,7 +44,7 @@ def scene(make_raster):
 def test_downscale_regression_writes_a_dated_conserving_raster(run_alg, scene, tmp_path, feedback):
     out = str(tmp_path / "down.tif")
     res = run_alg("downscale_regression", {"SOIL_MOISTURE": scene["sm"], "NDVI": [scene["ndvi"]],
-                                           "DEM": [scene["dem"]], "DERIVE_TERRAIN": False, "REGRESSOR": 2,
+                                           "DEM": [scene["dem"]], "DERIVE_TERRAIN": False, "REGRESSOR": 0,
                                            "OUTPUT": out}, feedback=feedback)
     assert res["OUTPUT"] == out
     ds = gdal.Open(out)
@@ -56,6 +56,7 @@ def test_downscale_regression_writes_a_dated_conserving_raster(run_alg, scene, t
         assert np.corrcoef(got.ravel(), f.ravel())[0, 1] > 0.9
     assert os.path.exists(str(tmp_path / "down.qml")) and os.path.exists(res["RUN_LOG"])
     assert any("Conservation 2018-01-09" in m for m in feedback.infos)
+    assert any(m.startswith("Trend weight 0.") or m.startswith("Trend weight 1.") for m in feedback.infos)
 
 
 def test_align_covariates_and_training_view(run_alg, scene, tmp_path):
@@ -295,3 +296,68 @@ def test_qgis_process_runs_downscaling_and_the_sample_model(qgis_process, scene,
     assert "Model processed OK" in res.stdout + res.stderr
     assert gdal.Open(str(tmp_path / "m_ds.tif")).RasterCount == 3
     assert (tmp_path / "m.csv").exists()
+
+
+def test_downscale_svatark_writes_series_kriging_sd_and_variograms_and_corrects_the_bias(run_alg, scene, tmp_path,
+                                                                                         feedback):
+    import json
+    # three stations at cell centres, each 0.04 m³/m³ drier than its coarse cell on every date
+    from osgeo import osr
+    utm, wgs = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromEPSG(32618)
+    wgs.ImportFromEPSG(4326)
+    for s in (utm, wgs):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ct = osr.CoordinateTransformation(utm, wgs)
+    cells = [(0, 1), (2, 2), (4, 3)]
+    st_csv, in_csv = tmp_path / "st.csv", tmp_path / "insitu.csv"
+    with open(st_csv, "w", encoding="utf-8") as f:
+        f.write("id,lat,lon\n")
+        for k, (r, c) in enumerate(cells):
+            lon, lat, _ = ct.TransformPoint(ORIGIN[0] + (c + 0.5) * 10000.0, ORIGIN[1] - (r + 0.5) * 10000.0)
+            f.write(f"s{k},{lat:.8f},{lon:.8f}\n")
+    with open(in_csv, "w", encoding="utf-8") as f:
+        f.write("date,s0,s1,s2\n")
+        for d, fld in zip(DATES, scene["truth"]):
+            c = _coarse(fld)
+            f.write(d.isoformat() + "," + ",".join(f"{c[r, cc] - 0.04:.6f}" for r, cc in cells) + "\n")
+    out, sd = str(tmp_path / "svatark.tif"), str(tmp_path / "sd.tif")
+    res = run_alg("downscale_svatark", {"SOIL_MOISTURE": scene["sm"], "NDVI": [scene["ndvi"]], "DERIVE_TERRAIN": False,
+                                        "STATIONS_CSV": str(st_csv), "INSITU_CSV": str(in_csv), "BIAS_CORRECTION": True,
+                                        "OUTPUT": out, "KRIGING_SD": sd}, feedback=feedback)
+    assert res["OUTPUT"] == out and res["KRIGING_SD"] == sd
+    assert any("mean coarse − station = +0.0400" in m for m in feedback.infos), feedback.infos
+    ds, sds = gdal.Open(out), gdal.Open(sd)
+    assert ds.RasterCount == sds.RasterCount == 3
+    for t, f in enumerate(scene["truth"]):
+        got = ds.GetRasterBand(t + 1).ReadAsArray()
+        # coherent with the bias-corrected coarse field
+        np.testing.assert_allclose(_coarse(got), _coarse(f) - 0.04, atol=1e-4)
+        assert np.nanmin(sds.GetRasterBand(t + 1).ReadAsArray()) >= 0.0
+    log = json.load(open(res["RUN_LOG"]))
+    assert log["method"] == "svatark" and log["options"]["coarse_offset"] == pytest.approx(0.04, abs=1e-6)
+    assert {"point_model", "areal_model", "sill_per_date", "pooled_areal_experimental"} <= set(log["residual"]["variogram"])
+
+
+def test_bias_correction_without_stations_is_refused_before_running(run_alg, scene, tmp_path):
+    with pytest.raises(QgsProcessingException, match="needs stations and an in-situ table"):
+        run_alg("downscale_svatark", {"SOIL_MOISTURE": scene["sm"], "NDVI": [scene["ndvi"]], "BIAS_CORRECTION": True,
+                                      "OUTPUT": str(tmp_path / "x.tif")})
+    assert not os.path.exists(tmp_path / "x.tif")
+
+
+def test_drought_anomaly_writes_anomalies_and_the_dry_share(run_alg, make_raster, tmp_path):
+    dates = [dt.date(y, 7, 1) for y in (2019, 2020, 2021, 2022)]
+    stack = np.stack([np.full((4, 5), v, np.float32) for v in (0.30, 0.32, 0.34, 0.20)])
+    stack[:, 0, 0] = 0.25
+    src = make_raster("series.tif", stack, descriptions=[d.isoformat() for d in dates])
+    out, csv_path = str(tmp_path / "anom.tif"), str(tmp_path / "dry.csv")
+    res = run_alg("drought_anomaly", {"INPUT": str(src), "PERIOD_DAYS": 10, "OUTPUT": out, "SHARES_CSV": csv_path})
+    ds = gdal.Open(res["OUTPUT"])
+    a = ds.GetRasterBand(4).ReadAsArray()
+    others = np.array([0.30, 0.32, 0.34])
+    assert a[1, 1] == pytest.approx((0.20 - others.mean()) / others.std(ddof=1), rel=1e-4)
+    assert np.isnan(a[0, 0])                          # no variation over the years: no anomaly
+    rows = list(csv.DictReader(open(csv_path, encoding="utf-8")))
+    assert [r["date"] for r in rows] == [d.isoformat() for d in dates]
+    assert float(rows[3]["share_below_minus_1sd"]) == pytest.approx(1.0)

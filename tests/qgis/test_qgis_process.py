@@ -36,3 +36,19 @@ def test_run_reports_a_bad_input_as_failure(qgis_process, tmp_path):
     )
     assert proc.returncode != 0
     assert not (tmp_path / "r.html").exists()
+
+
+def test_run_svatark_with_the_shared_parameters_alone(qgis_process, make_raster, tmp_path):
+    from osgeo import gdal
+    n, k = 30, 6
+    y, x = np.mgrid[0:n, 0:n] / n
+    dem = make_raster("dem.tif", (60 + 50 * np.cos(4 * x + 1) + 30 * y).astype(np.float32))
+    sm = [make_raster(f"SM_201801{d:02d}.tif", (0.2 + 0.03 * np.sin(np.mgrid[0:n // k, 0:n // k][1] + d)).astype(np.float32),
+                      pixel=(6000.0, 6000.0)) for d in (2, 9)]
+    out = tmp_path / "svatark.tif"
+    proc = qgis_process("--json", "run", "soil_moisture_downscaling:downscale_svatark", "--",
+                        *[f"SOIL_MOISTURE={p}" for p in sm], f"DEM={dem}", f"OUTPUT={out}")
+    results = json.loads(proc.stdout)["results"]
+    ds = gdal.Open(str(out))
+    assert ds.RasterCount == 2 and results["KRIGING_SD"].endswith("svatark_kriging_sd.tif")
+    assert gdal.Open(results["KRIGING_SD"]).RasterCount == 2

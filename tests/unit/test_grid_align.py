@@ -115,3 +115,20 @@ def test_choose_resampling_compares_pixel_sizes():
     assert choose_resampling(coarse, fine, False) == "bilinear"
     assert choose_resampling(fine, coarse, True) == "mode"
     assert choose_resampling(coarse, fine, True) == "near"
+
+
+def test_the_fine_grid_keeps_non_square_covariate_pixels(make_raster):
+    # lon/lat products often have non-square pixels (e.g. 0.140625° × 0.09375°): the fine grid
+    # must be the covariate's, so fine pixels nest 2 × 2 in the coarse cells
+    import datetime as dt
+    from core.inputs.roles import Role
+    from core.inputs.scene import LayerInput, Scene, SceneSpec
+    from core.raster.align import BandRef
+    origin = (-93.9, 39.0)
+    sm = make_raster("sm_20190101.tif", np.full((3, 4), 0.2, np.float32), origin=origin, pixel=(0.28125, 0.1875),
+                     epsg=4326)
+    nd = make_raster("ndvi.tif", np.full((6, 8), 0.5, np.float32), origin=origin, pixel=(0.140625, 0.09375), epsg=4326)
+    scene = Scene(SceneSpec([BandRef(str(sm), 1, "SM", dt.date(2019, 1, 1))],
+                            [LayerInput(Role.NDVI, "NDVI", [BandRef(str(nd), 1, "NDVI")])], derive_terrain=False))
+    assert (scene.fine.dx, scene.fine.dy) == pytest.approx((0.140625, 0.09375))
+    assert (scene.fine.width, scene.fine.height, scene.coarse.width, scene.coarse.height) == (8, 6, 4, 3)

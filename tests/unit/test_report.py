@@ -267,3 +267,16 @@ def test_degenerate_inputs_still_give_a_report(tmp_path):
     doc = _parse(tmp_path / "n.html")
     assert _row(doc.tables["summary"], "Q")[1:5] == ["0", "0", "–", "–"]
     assert _row(doc.tables["head-to-head"], "Q")[1:4] == ["0", "0", "0"]
+
+
+def test_drought_panel_shows_the_driest_date_or_why_there_is_none(tmp_path):
+    import datetime as dt
+    html_path = tmp_path / "r.html"
+    dates = [dt.date(2019, 7, 1), dt.date(2020, 7, 1), dt.date(2021, 7, 1)]
+    drought = {"Fine": {"dates": dates, "shares": [0.1, 0.42, 0.05], "period_days": 10},
+               "Coarse": {"note": "the product spans 1 year(s)"}}
+    write_report(str(html_path), str(tmp_path / "s.csv"), _rows(), _series(), STATIONS, title="t",
+                 coarse_product="Coarse", drought=drought)
+    text = html_path.read_text(encoding="utf-8")
+    assert "<h2>7. Drought anomaly</h2>" in text and "spans 1 year(s)" in text
+    assert "2020-07-01 (42%)" in text

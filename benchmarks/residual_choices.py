@@ -1,0 +1,244 @@
+"""Benchmark: residual choices of the regression family, and whether the defaults do no harm.
+
+Two real data sets from ``../shared/data`` (``--data`` to point elsewhere):
+
+* **cross_scale_regions** — SMAP 20 km (``sm_20km.tif``, 109 ten-day windows 2019–2021) downscaled to
+  10 km with Sentinel-2 NDVI and Sentinel-1 VV/VH at 10 km; the truth is SMAP 10 km
+  (``sm_10km.tif``). Scored per fine pixel over the windows: mean per-pixel R and ubRMSE, pooled
+  RMSE, and the within-cell pattern correlation (fine value minus its 20 km cell mean, estimate vs
+  truth, pooled).
+* **delaware** — ESA CCI 0.25° (January 2018) downscaled to 1 km with elevation (+ slope, mTPI);
+  scored at the DEOS stations (mean over sites with ≥ 3 pairs of R and ubRMSE).
+
+Rows: the coarse value copied to its pixels (uniform), bilinear interpolation of the coarse cells,
+SVR trend + uniform, bilinear (SVRB, the regression method before this issue), point-kriged (SVRK)
+and area-to-point kriged (SVATARK) residual, each with the full trend, and the same with the trend
+weighted by its cross-validated skill; the coarse field alone spread by bilinear + refinement and
+by ATPK (trend weight 0); and the defaults of ``downscale_regression`` (weighted trend + residual
+chosen one scale up) and ``downscale_svatark`` (weighted SVR + ATPK).
+
+    <venv python> benchmarks/residual_choices.py [--data ../shared/data] [--only cross_scale|delaware]
+
+Not a test: it prints a table and asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from osgeo import gdal  # noqa: E402
+
+from core.evaluation.stations import raster_dates, read_insitu_csv, read_stations_csv, sample_raster, \
+    sample_raster_series, score_products  # noqa: E402
+from core.inputs.roles import Role  # noqa: E402
+from core.inputs.scene import LayerInput, Scene, SceneSpec  # noqa: E402
+from core.methods import regression, svatark  # noqa: E402
+from core.raster.align import BandRef  # noqa: E402
+from core.raster.grid import bilinear_from_cells  # noqa: E402
+
+gdal.UseExceptions()
+
+#: (row label, residual, trend weighted?) for the SVR trend variants
+VARIANTS = [("SVR + uniform residual, full trend", "uniform", False),
+            ("SVRB (SVR + bilinear residual), full trend", "bilinear", False),
+            ("SVRK (SVR + point kriging), full trend", "point_kriging", False),
+            ("SVATARK (SVR + ATPK), full trend", "atpk", False),
+            ("SVR + uniform, weighted trend", "uniform", True),
+            ("SVR + bilinear, weighted trend", "bilinear", True),
+            ("SVR + point kriging, weighted trend", "point_kriging", True),
+            ("SVR + ATPK, weighted trend", "atpk", True)]
+
+
+def dated_bands(path: str, label: str) -> list[BandRef]:
+    ds = gdal.Open(path)
+    return [BandRef(path, i + 1, label, d) for i, d in enumerate(raster_dates(ds, path))]
+
+
+def estimates(scene: Scene, folder: str, svatark_folder_name: str) -> dict[str, str]:
+    """Run every variant on ``scene``; returns {row label: output raster}."""
+    out: dict[str, str] = {}
+    t0 = time.time()
+    base = regression.fit(scene, regression.RegressionOptions(regressor="svr"))
+    tw = base.training.get("trend_weight")
+    print(f"  SVR trend fitted on {base.training['n_samples']} coarse samples, CV R = {base.training.get('cv_r', float('nan')):.3f}; "
+          f"cross-validated trend weight α = {tw:.3f} (between cells {base.training.get('trend_weight_between_cells', float('nan')):.3f}, "
+          f"within blocks {base.training.get('trend_weight_within_blocks', float('nan')):.3f}; {time.time() - t0:.0f} s)",
+          flush=True)
+    for label, residual, weighted in VARIANTS:
+        opts = dataclasses.replace(base.options, residual=residual, shrink_trend=weighted)
+        model = regression.RegressionModel(base.names, base.categorical, opts, base.trend, base.training)
+        path = os.path.join(folder, f"{residual}_{int(weighted)}.tif")
+        t0 = time.time()
+        regression.predict(model, scene, path)
+        print(f"  {label}: {time.time() - t0:.1f} s", flush=True)
+        out[label] = path
+    for residual, label in (("bilinear", "bilinear + refinement of the coarse field alone (trend weight 0)"),
+                            ("atpk", "ATPK of the coarse field alone (trend weight 0)")):
+        opts = dataclasses.replace(base.options, residual=residual, shrink_trend=True)
+        model = regression.RegressionModel(base.names, base.categorical, opts, base.trend,
+                                           {**base.training, "trend_weight": 0.0})
+        path = os.path.join(folder, f"{residual}_alone.tif")
+        regression.predict(model, scene, path)
+        out[label] = path
+    path = os.path.join(folder, "regression_defaults.tif")
+    res = regression.downscale(scene, path)
+    print(f"  downscale_regression defaults: residual chosen one scale up = {res.extra['residual']['residual']} "
+          f"{res.extra['residual'].get('one_scale_up')}", flush=True)
+    out["downscale_regression defaults"] = path
+    path = os.path.join(folder, svatark_folder_name)
+    svatark.downscale(scene, path)
+    out["downscale_svatark defaults"] = path
+    return out
+
+
+def read_stack(path: str) -> np.ndarray:
+    ds = gdal.Open(path)
+    return ds.ReadAsArray().astype(np.float64).reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize)
+
+
+def baselines(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform (coarse value per pixel) and bilinear stacks on the scene's fine grid."""
+    from core.raster.grid import Window
+    w = Window(0, scene.fine.height)
+    idx = scene.cell_index(w)
+    uni, bil = [], []
+    for t in range(len(scene.dates)):
+        z = scene.coarse_sm(t)
+        u = np.where(idx >= 0, z[np.maximum(idx, 0)], np.nan)
+        uni.append(u)
+        bil.append(np.where(np.isfinite(u), bilinear_from_cells(z, scene.fine, scene.coarse, w), np.nan))
+    return np.array(uni), np.array(bil)
+
+
+def pixel_scores(est: np.ndarray, truth: np.ndarray, cell: np.ndarray) -> dict[str, float]:
+    """Per-pixel R and ubRMSE (means over pixels with ≥ 10 pairs), pooled RMSE, within-cell pattern R."""
+    ok = np.isfinite(est) & np.isfinite(truth)
+    e, y = np.where(ok, est, np.nan), np.where(ok, truth, np.nan)
+    n = ok.sum(axis=0)
+    keep = n >= 10
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels without pairs
+        de, dy = e - np.nanmean(e, axis=0), y - np.nanmean(y, axis=0)
+        r = np.nansum(de * dy, axis=0) / np.sqrt(np.nansum(de ** 2, axis=0) * np.nansum(dy ** 2, axis=0))
+        ub = np.sqrt(np.nanmean((de - dy) ** 2, axis=0))
+    pooled = float(np.sqrt(np.nanmean((e - y) ** 2)))
+    # within-cell pattern: departures from the mean of the cell's pixels that have both values
+    dev_e, dev_y = [], []
+    flat = cell.ravel()
+    for t in range(e.shape[0]):
+        et, yt, okt = e[t].ravel(), y[t].ravel(), ok[t].ravel() & (flat >= 0)
+        c = flat[okt]
+        cnt = np.bincount(c, minlength=flat.max() + 1)
+        me = np.bincount(c, weights=et[okt], minlength=len(cnt)) / np.maximum(cnt, 1)
+        my = np.bincount(c, weights=yt[okt], minlength=len(cnt)) / np.maximum(cnt, 1)
+        multi = cnt[c] > 1
+        dev_e.append((et[okt] - me[c])[multi])
+        dev_y.append((yt[okt] - my[c])[multi])
+    pe, py = np.concatenate(dev_e), np.concatenate(dev_y)
+    pattern = float(np.corrcoef(pe, py)[0, 1]) if np.std(pe) > 1e-12 else float("nan")
+    return {"R": float(np.nanmean(r[keep])), "ubRMSE": float(np.nanmean(ub[keep])), "RMSE": pooled,
+            "pattern_R": pattern, "coverage": float(ok.sum() / np.isfinite(truth).sum())}
+
+
+def cross_scale(data: str, folder: str) -> list[tuple[str, dict]]:
+    d = os.path.join(data, "cross_scale_regions")
+    spec = SceneSpec(dated_bands(os.path.join(d, "sm_20km.tif"), "SMAP 20 km"),
+                     [LayerInput(Role.NDVI, "NDVI 10 km", dated_bands(os.path.join(d, "ndvi_10km.tif"), "NDVI")),
+                      LayerInput(Role.OTHER, "VV 10 km", dated_bands(os.path.join(d, "vv_10km.tif"), "VV")),
+                      LayerInput(Role.OTHER, "VH 10 km", dated_bands(os.path.join(d, "vh_10km.tif"), "VH"))],
+                     derive_terrain=False, tolerance_days=0, check_units=False)
+    scene = Scene(spec)
+    truth = read_stack(os.path.join(d, "sm_10km.tif"))
+    assert truth.shape[1:] == (scene.fine.height, scene.fine.width), "the fine grid must be the 10 km grid"
+    print(f"cross_scale_regions: {len(scene.dates)} windows, fine {scene.fine.width}×{scene.fine.height}, "
+          f"coarse {scene.coarse.width}×{scene.coarse.height}", flush=True)
+    from core.raster.grid import Window
+    cell = scene.cell_index(Window(0, scene.fine.height))
+    uni, bil = baselines(scene)
+    rows = [("uniform (coarse value per pixel)", pixel_scores(uni, truth, cell)),
+            ("bilinear interpolation of the coarse cells", pixel_scores(bil, truth, cell))]
+    for label, path in estimates(scene, folder, "svatark_cross.tif").items():
+        rows.append((label, pixel_scores(read_stack(path), truth, cell)))
+    return rows
+
+
+def delaware(data: str, folder: str) -> list[tuple[str, dict]]:
+    sample = os.path.join(ROOT, "sample_data", "delaware")
+    sm_dir = os.path.join(sample, "esa_cci_sm")
+    sm_files = sorted(os.path.join(sm_dir, f) for f in os.listdir(sm_dir) if f.endswith(".tif"))
+    from core.inputs.dates import parse_date
+    spec = SceneSpec([BandRef(p, 1, "ESA CCI", parse_date(os.path.basename(p))) for p in sm_files],
+                     [LayerInput(Role.DEM, "elevation 1 km", [BandRef(os.path.join(sample, "elevation_1km.tif"), 1, "DEM")])])
+    scene = Scene(spec)
+    print(f"delaware: {len(scene.dates)} days, fine {scene.fine.width}×{scene.fine.height}, "
+          f"coarse {scene.coarse.width}×{scene.coarse.height}", flush=True)
+    stations = read_stations_csv(os.path.join(sample, "deos_stations.csv"))
+    dates, insitu = read_insitu_csv(os.path.join(sample, "deos_daily_vwc.csv"))
+    uni, bil = baselines(scene)
+    products = {}
+    paths = {}
+    for name, stack in (("uniform (coarse value per pixel)", uni), ("bilinear interpolation of the coarse cells", bil)):
+        p = os.path.join(folder, name.split()[0] + ".tif")
+        _write_like(p, stack, scene)
+        paths[name] = p
+    paths.update(estimates(scene, folder, "svatark_delaware.tif"))
+    products = {name: sample_raster(p, stations) for name, p in paths.items()}
+    products["coarse (ESA CCI at its 0.25° cell)"] = sample_raster_series(sm_files, stations)
+    rows = score_products(stations, dates, insitu, products)
+    out = []
+    for name in [*paths, "coarse (ESA CCI at its 0.25° cell)"]:
+        sel = [r for r in rows if r["product"] == name and r.get("n", 0) >= 3]
+        out.append((name, {"R": float(np.nanmean([r["r"] for r in sel])),
+                           "ubRMSE": float(np.nanmean([r["ubrmse"] for r in sel])),
+                           "bias": float(np.nanmean([r["bias"] for r in sel])), "sites": len(sel)}))
+    return out
+
+
+def _write_like(path: str, stack: np.ndarray, scene: Scene) -> None:
+    from core.io.output import RasterWriter
+    from core.inputs.dates import format_date
+    from core.raster.grid import Window
+    with RasterWriter(path, scene.fine, [format_date(d) for d in scene.dates]) as w:
+        for t in range(stack.shape[0]):
+            w.write(t, Window(0, scene.fine.height), stack[t])
+        w.commit(overviews=False)
+
+
+def print_table(title: str, rows: list[tuple[str, dict]], keys: list[str]) -> None:
+    print(f"\n{title}\n")
+    print("| " + " | ".join(["method"] + keys) + " |")
+    print("|" + "---|" * (len(keys) + 1))
+    for name, m in rows:
+        print("| " + " | ".join([name] + [f"{m[k]:.3f}" if isinstance(m[k], float) else str(m[k]) for k in keys]) + " |")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data"))
+    ap.add_argument("--only", choices=["cross_scale", "delaware"])
+    args = ap.parse_args()
+    data = args.data if os.path.isdir(args.data) else "/work/shared/data"
+    with tempfile.TemporaryDirectory(prefix="smds-residual-bench-") as folder:
+        if args.only in (None, "cross_scale"):
+            rows = cross_scale(data, folder)
+            print_table("cross_scale_regions: SMAP 20 km → 10 km with NDVI, VV, VH (truth: SMAP 10 km), "
+                        "per fine pixel over 109 windows", rows, ["R", "ubRMSE", "RMSE", "pattern_R", "coverage"])
+        if args.only in (None, "delaware"):
+            rows = delaware(data, folder)
+            print_table("delaware: ESA CCI 0.25° → 1 km with elevation, slope, mTPI; DEOS stations "
+                        "(means over sites with ≥ 3 pairs)", rows, ["R", "ubRMSE", "bias", "sites"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

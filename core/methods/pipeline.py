@@ -1,0 +1,152 @@
+"""The trend → residual pipeline every trend-based method composes.
+
+Given any fitted trend (an object with ``predict(X) -> float32`` over the feature columns
+``names``) and any residual model (:mod:`core.methods.residual`), :func:`trend_plus_residual`
+
+1. predicts the trend on every fine pixel and date, block by block (scaled by ``trend_weight``, the
+   share of the trend's fine-scale detail the method trusts — 0 gives a pure interpolation of the
+   coarse field), and its mean in each coarse cell;
+2. fits the residual model to the coarse residual (coarse soil moisture − mean fine trend) of
+   every date;
+3. writes trend + residual (clipped at 0, empty where the coarse cell has no soil moisture; a pixel
+   whose covariates have a gap takes its cell's mean trend, a cell without any the date's mean) and,
+   when the residual model has one and ``sd_path`` is given, the kriging standard deviation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol, Sequence
+
+import numpy as np
+
+from ..errors import Canceled
+from ..inputs.dates import format_date
+from ..inputs.scene import IsCanceled, Progress, Scene
+from ..io.output import RasterWriter
+from ..raster.aggregate import CellAccumulator
+from .residual import ResidualGeometry, ResidualModel, coarse_residual
+from .result import canceled_fn
+from .trend import stack_features
+
+
+class Trend(Protocol):
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class PipelineOutput:
+    conservation: list[dict[str, float]]
+    residual_log: dict[str, Any]
+    sd_path: Optional[str] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residual_model: ResidualModel,
+                        output_path: str, *, trend_weight: float = 1.0, coarse_offset: float = 0.0,
+                        sd_path: Optional[str] = None, metadata: Optional[dict[str, str]] = None,
+                        block_pixels: int = 1 << 20, progress: Optional[Progress] = None,
+                        is_canceled: Optional[IsCanceled] = None) -> PipelineOutput:
+    """Run trend → residual on ``scene`` and write ``output_path`` (not committed styles/logs:
+    the calling method writes its own run log). ``coarse_offset`` is subtracted from the coarse
+    soil moisture first (a bias correction). Raises :class:`~core.errors.Canceled` on cancel."""
+    prog = progress or (lambda f, m: None)
+    canceled = canceled_fn(is_canceled)
+    dates = scene.dates
+    T = len(dates)
+    windows = list(scene.fine.windows(block_pixels))
+    band_names = [format_date(d) for d in dates]
+    weight = np.float32(trend_weight)
+    coarse = [scene.coarse_sm(t) - np.float32(coarse_offset) for t in range(T)]
+    n_steps = 2 * len(windows) * T
+    step = 0
+    with RasterWriter(output_path, scene.fine, band_names, temporary=True) as trend_file, \
+            RasterWriter(output_path, scene.fine, band_names, metadata=metadata) as out:
+        sd_out = None
+        # 1. fine trend, and its mean in each coarse cell
+        trend_acc = [CellAccumulator(scene.coarse.size) for _ in range(T)]
+        for w in windows:
+            static = scene.static_block(w)
+            idx = scene.cell_index(w)
+            for t in range(T):
+                if canceled():
+                    raise Canceled()
+                feats = scene.features(t, w, static)
+                tr = trend.predict(stack_features(feats, names)).reshape(w.nrows, scene.fine.width) * weight
+                trend_file.write(t, w, tr)
+                trend_acc[t].add(tr, idx)
+                step += 1
+                prog(0.9 * step / n_steps, "predicting the trend on the fine grid")
+        # 2. the residual model, fitted on every date's coarse residual
+        cell_trend = [_fill_cells(trend_acc[t].mean(), coarse[t]) for t in range(T)]
+        targets = [coarse_residual(coarse[t], cell_trend[t]) for t in range(T)]
+
+        def filled_trend(t: int, w) -> np.ndarray:
+            # a pixel whose covariates have a gap takes its cell's mean trend: no hole in the map,
+            # and the cell still averages back to its value
+            tr = trend_file.read(t, w)
+            idx = scene.cell_index(w)
+            mean = np.where(idx >= 0, cell_trend[t][np.maximum(idx, 0)], np.nan)
+            return np.where(np.isfinite(tr), tr, mean)
+
+        geometry = ResidualGeometry(scene.fine, scene.coarse, windows,
+                                    support=lambda t, w: np.isfinite(filled_trend(t, w)),
+                                    cell_index=scene.cell_index)
+        prog(0.9 * step / n_steps, f"fitting the residual model ({residual_model.label})")
+        fitted = residual_model.fit(targets, geometry, canceled)
+        try:
+            if sd_path and fitted.has_variance:
+                sd_out = RasterWriter(sd_path, scene.fine, band_names,
+                                      metadata={"SOIL_MOISTURE_UNITS": "m3/m3", "QUANTITY": "kriging standard deviation",
+                                                "TIMES": ",".join(band_names)})
+            # 3. trend + residual
+            final_acc = [CellAccumulator(scene.coarse.size) for _ in range(T)]
+            for w in windows:
+                idx = scene.cell_index(w)
+                for t in range(T):
+                    if canceled():
+                        raise Canceled()
+                    has_sm = (idx >= 0) & np.isfinite(coarse[t][np.maximum(idx, 0)])
+                    resid, var = fitted.predict(t, w)
+                    fine = filled_trend(t, w) + resid
+                    fine = np.where(has_sm, np.clip(fine, 0.0, None), np.nan).astype(np.float32)
+                    out.write(t, w, fine)
+                    if sd_out is not None:
+                        sd_out.write(t, w, np.where(np.isfinite(fine), np.sqrt(var), np.nan))
+                    final_acc[t].add(fine, idx)
+                    step += 1
+                    prog(0.9 * step / n_steps, "adding the interpolated coarse residual")
+            conservation = [conservation_figures(final_acc[t].mean(), coarse[t]) for t in range(T)]
+            prog(0.92, "building overviews")
+            if canceled():
+                raise Canceled()
+            out.commit(overviews=True)
+            if sd_out is not None:
+                sd_out.commit(overviews=True)
+        except BaseException:
+            if sd_out is not None:
+                sd_out.discard()
+            raise
+    return PipelineOutput(conservation, fitted.log(), sd_out.path if sd_out is not None else None)
+
+
+def _fill_cells(cell_trend: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """Cells with soil moisture but no trend (covariates missing over the whole cell) take the
+    date's mean trend: a constant adds no spatial detail, so there the map falls back to the
+    interpolation of the coarse field instead of a hole."""
+    out = np.array(cell_trend, dtype=np.float64, copy=True)
+    gap = ~np.isfinite(out) & np.isfinite(coarse)
+    if gap.any():
+        have = np.isfinite(out)
+        out[gap] = float(np.mean(out[have])) if have.any() else 0.0
+    return out
+
+
+def conservation_figures(fine_cell_mean: np.ndarray, coarse: np.ndarray) -> dict[str, float]:
+    """Mean and max absolute difference (m³/m³) between the mean of the fine pixels in each coarse
+    cell and the coarse value, over cells that have both."""
+    d = fine_cell_mean - coarse
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return {"cells": 0, "mean_abs_diff": float("nan"), "max_abs_diff": float("nan")}
+    return {"cells": int(d.size), "mean_abs_diff": float(np.mean(np.abs(d))),
+            "max_abs_diff": float(np.max(np.abs(d)))}

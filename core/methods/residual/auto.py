@@ -1,0 +1,108 @@
+"""Choose the residual model one scale up, where the answer is known.
+
+The coarse cells are grouped into blocks of 2 × 2 cells; each candidate spreads the blocks' mean
+residual back onto the cells, and is scored against the cells' actual residuals: per cell over the
+dates (unbiased RMSE, the station-like view) and pooled. The candidate with the lowest mean per-cell
+ubRMSE wins (ties within 1 % go to the simpler, earlier candidate) and is then fitted on the real
+coarse → fine geometry (if it cannot be fitted there — kriging tables too large for a very fine
+pixel — the next best is). Uniform is a candidate, so where interpolation from neighbouring cells does
+not help the cells' own series, none is applied.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ...errors import InputError
+from ...raster.aggregate import CellAccumulator
+from ...raster.grid import Grid, Window, cell_index
+from .base import FittedResidual, ResidualGeometry, ResidualModel
+
+#: Relative margin a candidate must win by to replace an earlier (simpler) one.
+_MARGIN = 0.01
+
+
+class AutoResidual(ResidualModel):
+    """Picks one of ``candidates`` (residual models, simplest first) by the one-scale-up test."""
+    name = "auto"
+    label = "residual chosen one scale up"
+
+    def __init__(self, candidates: Sequence[ResidualModel]) -> None:
+        self.candidates = list(candidates)
+
+    def fit(self, residuals: Sequence[np.ndarray], geometry: ResidualGeometry,
+            canceled: Callable[[], bool]) -> FittedResidual:
+        table = one_scale_up_scores(residuals, geometry.coarse, self.candidates, canceled)
+        ranked = [self.candidates[0]]
+        for cand in self.candidates[1:]:  # a later candidate must beat the best so far by the margin
+            s = table.get(cand.name, {}).get("cell_ubrmse", math.inf)
+            best = table.get(ranked[0].name, {}).get("cell_ubrmse", math.inf)
+            if s < best * (1 - _MARGIN):
+                ranked.insert(0, cand)
+            else:
+                ranked.append(cand)
+        refused = {}
+        for cand in ranked:
+            try:
+                fitted = cand.fit(residuals, geometry, canceled)
+            except InputError as e:  # e.g. kriging tables too large for this pixel size: the next best
+                refused[cand.name] = e.problem
+                continue
+            return _Chosen(fitted, cand.name, table, refused)
+        raise InputError(problem="no residual model could be fitted (" + "; ".join(refused.values()) + ")",
+                         layer=None, fix="choose the uniform residual.")
+
+
+class _Chosen(FittedResidual):
+    def __init__(self, fitted: FittedResidual, name: str, table: dict[str, Any], refused: dict[str, str]) -> None:
+        self.fitted, self.name, self.table, self.refused = fitted, name, table, refused
+        self.has_variance = fitted.has_variance
+
+    def predict(self, t: int, window: Window):
+        return self.fitted.predict(t, window)
+
+    def log(self) -> dict[str, Any]:
+        out = {**self.fitted.log(), "chosen_by": "one scale up (2×2 blocks of coarse cells → cells)",
+               "one_scale_up": self.table}
+        if self.refused:
+            out["refused_on_the_fine_grid"] = self.refused
+        return out
+
+
+def one_scale_up_scores(residuals: Sequence[np.ndarray], coarse: Grid, candidates: Sequence[ResidualModel],
+                        canceled: Callable[[], bool]) -> dict[str, dict[str, float]]:
+    """Mean per-cell ubRMSE and pooled RMSE of each candidate spreading 2×2-block means back onto
+    the coarse cells (candidates that cannot be fitted there are left out)."""
+    block = Grid(coarse.crs_wkt, coarse.x0, coarse.y0, 2 * coarse.dx, 2 * coarse.dy,
+                 int(math.ceil(coarse.width / 2)), int(math.ceil(coarse.height / 2)))
+    whole = Window(0, coarse.height)
+    idx = cell_index(coarse, block, whole).ravel()
+    fields = []
+    for r in residuals:
+        acc = CellAccumulator(block.size)
+        acc.add(r, idx)
+        fields.append(acc.mean().astype(np.float32))
+    present = [np.isfinite(np.asarray(r, dtype=np.float64)).reshape(coarse.height, coarse.width) for r in residuals]
+    geom = ResidualGeometry(coarse, block, [whole], support=lambda t, w: present[t],
+                            cell_index=lambda w: cell_index(coarse, block, w))
+    truth = np.array([np.asarray(r, dtype=np.float64) for r in residuals])
+    table: dict[str, dict[str, float]] = {}
+    for cand in candidates:
+        try:
+            fitted = cand.fit(fields, geom, canceled)
+        except InputError:
+            continue
+        est = np.array([fitted.predict(t, whole)[0].ravel() for t in range(len(fields))], dtype=np.float64)
+        ok = np.isfinite(est) & np.isfinite(truth)
+        e = np.where(ok, est - truth, np.nan)
+        n = ok.sum(axis=0)
+        keep = n >= 3
+        if not keep.any():
+            continue
+        with np.errstate(invalid="ignore"):
+            ub = np.sqrt(np.nanmean((e[:, keep] - np.nanmean(e[:, keep], axis=0)) ** 2, axis=0))
+        table[cand.name] = {"cell_ubrmse": float(np.mean(ub)),
+                            "pooled_rmse": float(np.sqrt(np.nanmean(e[:, keep] ** 2)))}
+    return table
