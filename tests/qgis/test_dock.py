@@ -246,12 +246,15 @@ def test_ensemble_method_shows_models_with_cards_and_runs(dock, project):
     dock.methodCombo.setCurrentIndex(dock.methodCombo.findData(alg_id))
     assert not dock.modelBox.isHidden()
     names = [dock.modelCombo.itemText(i) for i in range(dock.modelCombo.count())]
-    assert "poehls_rf_dem" in names
-    dock.modelCombo.setCurrentIndex(names.index("poehls_rf_dem"))
+    assert names[0].startswith("Automatic") and "insitu_hgb_dem" in names
+    dock.modelCombo.setCurrentIndex(0)      # with a DEM and no NDVI: the DEM tier, and the card says why
+    assert "Chose the bundled tier 'insitu_hgb_dem'" in dock.modelCard.toPlainText()
+    assert dock.request().model.endswith("insitu_hgb_dem")
+    dock.modelCombo.setCurrentIndex(names.index("insitu_hgb_dem"))
     card = dock.modelCard.toPlainText()
     assert "Inputs: sm_coarse, mtpi, lat" in card and "Trained on:" in card and "R model / coarse" in card
     req = dock.request()
-    assert req.model_parameter == "MODEL_FOLDER" and req.model.endswith("poehls_rf_dem")
+    assert req.model_parameter == "MODEL_FOLDER" and req.model.endswith("insitu_hgb_dem")
     res = dock.check_inputs()
     assert res.ok, res.errors
     assert not any("'lat'" in w for w in res.warnings)  # Delaware lies inside the CONUS training area
