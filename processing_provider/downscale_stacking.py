@@ -38,6 +38,8 @@ except AttributeError:  # QGIS 3.22
     POLYGONS = [QgsProcessing.TypeVectorPolygon]
 
 LEARNER_KEYS = tuple(LEARNERS)
+IMPORTANCE_KEYS = ("auto", "shap", "permutation", "none")
+IMPORTANCE_LABELS = ("SHAP when installed, else permutation", "SHAP values", "Permutation on held-out cells", "None")
 ZONE_SOURCES = ("auto", "none", "relief", "kmeans", "layer")
 ZONE_LABELS = ("Automatic: terrain relief classes when a DEM is given, else none", "No zones",
                "Relief classes from the DEM (plains, hills, mountains)", "Clusters of elevation and relief (k-means)",
@@ -73,6 +75,7 @@ class DownscaleStacking(SmAlgorithm):
     RELIEF_THRESHOLDS = "RELIEF_THRESHOLDS"
     N_ZONES = "N_ZONES"
     MIN_ZONE_SAMPLES = "MIN_ZONE_SAMPLES"
+    IMPORTANCE = "IMPORTANCE"
     FOLDS = "FOLDS"
     N_ESTIMATORS = "N_ESTIMATORS"
     LEARNING_RATE = "LEARNING_RATE"
@@ -121,6 +124,10 @@ class DownscaleStacking(SmAlgorithm):
         self.add_param(QgsProcessingParameterNumber(self.MIN_ZONE_SAMPLES, self.tr("Minimum coarse samples per zone"),
                                                     QgsProcessingParameterNumber.Integer, 300, minValue=20),
                        "Zones with fewer coarse samples (cells × dates) use the global stack.", advanced=True)
+        self.add_param(QgsProcessingParameterEnum(self.IMPORTANCE, self.tr("Predictor importance"),
+                                                  list(IMPORTANCE_LABELS), defaultValue=0),
+                       "SHAP values of the stack (pip package shap) when installed, else the rise of the held-out RMSE "
+                       "when a predictor is shuffled; or either explicitly, or none (faster).", advanced=True)
         self.add_param(QgsProcessingParameterNumber(self.FOLDS, self.tr("Cross-validation folds"),
                                                     QgsProcessingParameterNumber.Integer, 5, minValue=2, maxValue=20),
                        "Folds of the out-of-fold predictions that train the meta-learner.", advanced=True)
@@ -178,6 +185,7 @@ class DownscaleStacking(SmAlgorithm):
             learning_rate=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
             min_zone_samples=self.parameterAsInt(parameters, self.MIN_ZONE_SAMPLES, context),
+            importance=IMPORTANCE_KEYS[self.parameterAsEnum(parameters, self.IMPORTANCE, context)],
             residual_iterations=self.parameterAsInt(parameters, self.RESIDUAL_ITERATIONS, context),
             **residual_options(self, parameters, context))
         return opts, rule

@@ -214,8 +214,12 @@ class Stack:
                 phi = model.get_booster().predict(xgboost.DMatrix(X), pred_contribs=True)[:, :-1]
             else:
                 import shap
-                phi = shap.TreeExplainer(model).shap_values(X)
+                explainer = shap.TreeExplainer(model)
+                phi = explainer.shap_values(X)
+                del explainer
             total += w * np.asarray(phi, dtype=np.float64)
+        import gc
+        gc.collect()  # free the explainers now: left to the interpreter's last collection they crash QGIS's exit
         return total
 
     def describe(self) -> dict[str, Any]:

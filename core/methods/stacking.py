@@ -50,7 +50,10 @@ class StackingMethodOptions(StackingOptions):
     min_zone_samples: int = 300
     #: Folds group blocks of ``block_cells`` × ``block_cells`` coarse cells (neighbours are alike).
     block_cells: int = 3
-    #: Repeats of each permutation when measuring predictor importance (0 = skip).
+    #: Predictor importance: ``auto`` (SHAP values when the ``shap`` package is installed, else
+    #: permutation), ``shap``, ``permutation`` or ``none``.
+    importance: str = "auto"
+    #: Repeats of each permutation when measuring predictor importance by permutation.
     importance_repeats: int = 3
     #: Residual model (``auto``, ``uniform``, ``bilinear``, ``point_kriging``, ``atpk``), as in
     #: :class:`core.methods.regression.RegressionOptions`.
@@ -299,15 +302,21 @@ def fit(scene: Scene, options: Optional[StackingMethodOptions] = None, progress:
             table.append(row)
             prog(0.72 + 0.1 * (i + 1) / len(codes), f"zone {code}: {row['uses']}")
         training["zones"] = table
-    try:  # SHAP values (the paper's explanation) when the shap package is there
-        prog(0.85, "SHAP values of the stack")
-        training["shap"] = {"all": shap_importance(glob, X, names, 2000, opts.seed)}
-        if zname:
-            for code, st in zone_stacks.items():
-                training["shap"][str(code)] = shap_importance(st, X[zone == code], names, 2000, opts.seed)
-    except ImportError:
-        training["shap"] = None
-    if training["shap"] is None and opts.importance_repeats > 0 and np.unique(groups).size >= 5:
+    training["shap"] = None
+    if opts.importance in ("auto", "shap"):
+        try:  # SHAP values (the paper's explanation) when the shap package is there
+            prog(0.85, "SHAP values of the stack")
+            training["shap"] = {"all": shap_importance(glob, X, names, 2000, opts.seed)}
+            if zname:
+                for code, st in zone_stacks.items():
+                    training["shap"][str(code)] = shap_importance(st, X[zone == code], names, 2000, opts.seed)
+        except ImportError:
+            if opts.importance == "shap":
+                raise InputError(problem="SHAP values were asked for, but the shap package is not installed.",
+                                 layer=None, fix="pip install shap (in QGIS's Python), or choose permutation "
+                                 "importance.") from None
+    wants_permutation = opts.importance == "permutation" or (opts.importance == "auto" and training["shap"] is None)
+    if wants_permutation and opts.importance_repeats > 0 and np.unique(groups).size >= 5:
         prog(0.88, "permutation importance on held-out cells (pip install shap for SHAP values)")
         training["importance"] = permutation_importance(glob, X, y, groups, names, opts.importance_repeats, opts.seed)
     if opts.shrink_trend:

@@ -182,6 +182,11 @@ def rasterize_polygons(vector_path: str, field: str, path: str, layer: Optional[
     band.SetNoDataValue(0)
     band.Fill(0)
     gdal.RasterizeLayer(ds, [1], out_lay, options=["ATTRIBUTE=code", "ALL_TOUCHED=FALSE"])
-    band = None
-    ds = None
-    return path, {c: str(v) for v, c in codes.items()}
+    labels = {c: str(v) for v, c in codes.items()}
+    # free layers before their data sources (GDAL crashes on a layer whose data source is gone)
+    band = ds = None
+    out_lay = None
+    mem = None
+    lay = None
+    src = None
+    return path, labels
