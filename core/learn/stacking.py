@@ -20,6 +20,8 @@ Example
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
@@ -42,6 +44,24 @@ DEFAULT_LEARNERS: tuple[str, ...] = ("hgb", "rf", "extra_trees")
 #: What each learner needs beyond scikit-learn to be exported to ONNX.
 _ONNX_CONVERTER = {"xgboost": "onnxmltools", "lightgbm": "onnxmltools"}
 INPUT_NAME, OUTPUT_NAME = "X", "sm"
+#: Run by :meth:`Stack.shap_values` in its own Python process: argv = job file (joblib: the fitted
+#: models this process wrote, and X), output .npy (learners × rows × features).
+_SHAP_WORKER = """
+import sys
+import joblib
+import numpy as np
+job = joblib.load(sys.argv[1])
+out = []
+for name, model in job["models"]:
+    if name == "xgboost":
+        import xgboost
+        phi = model.get_booster().predict(xgboost.DMatrix(job["X"]), pred_contribs=True)[:, :-1]
+    else:
+        import shap
+        phi = shap.TreeExplainer(model).shap_values(job["X"])
+    out.append(np.asarray(phi, dtype=np.float64))
+np.save(sys.argv[2], np.stack(out))
+"""
 OPSET, ML_OPSET = 17, 3
 ProgressFn = Callable[[float, str], None]
 
@@ -197,30 +217,38 @@ class Stack:
         """Native stacked prediction (float32)."""
         return (self.predict_learners(X) @ self.weights + self.intercept).astype(np.float32)
 
-    def shap_values(self, X: np.ndarray) -> np.ndarray:
+    def shap_values(self, X: np.ndarray, python: Optional[str] = None) -> np.ndarray:
         """SHAP values of the stacked prediction, shape ``(n, n_features)``: each learner's TreeSHAP values
         combined by the meta-learner's weights (SHAP values are linear in the model, so this is exact).
 
-        XGBoost's come from its own ``pred_contribs``; the others need the ``shap`` package
-        (``ImportError`` when it is missing). Learners with weight 0 are skipped.
+        Computed in a separate Python process (``python``, default the interpreter behind this process
+        even inside QGIS): TreeSHAP's native code, once run inside a QGIS process, makes QGIS crash when
+        it exits. XGBoost's values come from its own ``pred_contribs``; the others need the ``shap``
+        package (``ImportError`` when it is missing). Learners with weight 0 are skipped.
         """
+        import subprocess
+        import tempfile
+
+        import joblib
+
+        from ..deps import python_executable
+
+        used = [(n, m, w) for n, m, w in zip(self.learners, self.models, self.weights) if w > 0]
+        if any(n != "xgboost" for n, _, _ in used) and importlib.util.find_spec("shap") is None:
+            raise ImportError("the shap package is not installed")
         X = np.asarray(X, dtype=np.float32)
-        total = np.zeros(X.shape, dtype=np.float64)
-        for name, model, w in zip(self.learners, self.models, self.weights):
-            if w <= 0:
-                continue
-            if name == "xgboost":
-                import xgboost
-                phi = model.get_booster().predict(xgboost.DMatrix(X), pred_contribs=True)[:, :-1]
-            else:
-                import shap
-                explainer = shap.TreeExplainer(model)
-                phi = explainer.shap_values(X)
-                del explainer
-            total += w * np.asarray(phi, dtype=np.float64)
-        import gc
-        gc.collect()  # free the explainers now: left to the interpreter's last collection they crash QGIS's exit
-        return total
+        with tempfile.TemporaryDirectory(prefix="smds-shap-") as tmp:
+            job, out = os.path.join(tmp, "job.joblib"), os.path.join(tmp, "phi.npy")
+            joblib.dump({"models": [(n, m) for n, m, _ in used], "X": X}, job)
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
+            proc = subprocess.run([python or python_executable(), "-c", _SHAP_WORKER, job, out], env=env,
+                                  capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            if proc.returncode != 0:
+                if "No module named" in proc.stderr:
+                    raise ImportError(proc.stderr.strip().splitlines()[-1])
+                raise RuntimeError(f"SHAP values could not be computed: {proc.stderr.strip()[-600:]}")
+            phi = np.load(out)
+        return np.tensordot(np.asarray([w for _, _, w in used], dtype=np.float64), phi, axes=1)
 
     def describe(self) -> dict[str, Any]:
         return {"learners": list(self.learners), "weights": [float(w) for w in self.weights],

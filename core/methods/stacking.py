@@ -298,7 +298,7 @@ def fit(scene: Scene, options: Optional[StackingMethodOptions] = None, progress:
                     zone_stacks[code] = st
                 row["weights"] = dict(zip(st.learners, [float(w) for w in st.weights]))
             else:
-                row["uses"] = "global stack (too few samples)"
+                row["uses"] = "global stack (too few samples or blocks of cells for its folds)"
             table.append(row)
             prog(0.72 + 0.1 * (i + 1) / len(codes), f"zone {code}: {row['uses']}")
         training["zones"] = table
