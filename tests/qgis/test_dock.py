@@ -279,6 +279,21 @@ def test_cross_scale_method_runs_self_supervised_from_the_dock(dock, project):
     assert (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (16, 20, 3)  # 0.25° ÷ 2
 
 
+def test_stacking_method_runs_from_the_dock_with_terrain_zones(dock, project):
+    alg_id = "soil_moisture_downscaling:downscale_stacking"
+    _setup_delaware_run(dock, days=3, stations=False)
+    dock.methodCombo.setCurrentIndex(dock.methodCombo.findData(alg_id))
+    dock.set_option("N_ESTIMATORS", 30)
+    res = dock.check_inputs()
+    assert res.ok, res.errors
+    info = _run_to_the_end(dock)
+    log = dock.messages.toPlainText()
+    assert "Terrain zones (relief" in log and "Stack weights:" in log  # the DEM gave zones by default
+    from osgeo import gdal
+    ds = gdal.Open(info["output"])
+    assert ds.RasterCount == 3 and (ds.RasterXSize, ds.RasterYSize) == (240, 300)  # the 1 km DEM grid
+
+
 def test_model_domain_and_missing_inputs_are_problems(dock, project):
     alg_id = "soil_moisture_downscaling:downscale_ensemble"
     if dock.methodCombo.findData(alg_id) < 0:
