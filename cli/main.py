@@ -1,0 +1,193 @@
+"""``smds`` / ``python -m soil_moisture_downscaling``: options and ``--help`` built from the Processing
+algorithms' parameter specs; the run goes through the same engine calls as the algorithm.
+
+Exit codes: 0 done; 1 the run failed (the algorithm's message, e.g. an ``InputError`` text) or was
+canceled (``Canceled.``; nothing is left behind); 2 a usage error (argparse).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import html
+import os
+import re
+import sys
+from typing import Any, Optional, Sequence
+
+from ..core.errors import Canceled, InputError
+from ..processing_provider import specs
+from ..processing_provider.param_names import EXTENT, OUTPUT, SM_DATES, SOIL_MOISTURE, TARGET_CRS
+from .commands import DOWNSCALE_METHODS, OUTPUT_SPECS, DownscaleMethod
+
+PROG = "smds"
+
+
+def plain(text: str) -> str:
+    """Simple HTML help → terminal text (argparse-safe: ``%`` doubled)."""
+    text = re.sub(r"<br\s*/?>", "\n", text)
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    return text.replace("%", "%%")
+
+
+def _bounded(kind: type, spec: specs.ParamSpec):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if spec.minimum is not None and value < spec.minimum or spec.maximum is not None and value > spec.maximum:
+            raise argparse.ArgumentTypeError(f"{value} is outside {spec.minimum:g} … "
+                                             f"{'∞' if spec.maximum is None else format(spec.maximum, 'g')}")
+        return value
+    return parse
+
+
+def add_spec_options(parser: argparse.ArgumentParser, spec_list: Sequence[specs.ParamSpec]) -> None:
+    """One option per spec; advanced ones in their own group (as under *Advanced parameters*)."""
+    main = parser.add_argument_group("parameters")
+    advanced = parser.add_argument_group("advanced parameters")
+    for s in spec_list:
+        group = advanced if s.advanced else main
+        text = f"{plain(s.label)}. {plain(s.help)}"
+        kw: dict[str, Any] = {"dest": s.name}
+        if s.kind == specs.LAYERS:
+            kw.update(nargs="+", metavar="FILE", required=not s.optional, default=[] if s.optional else None)
+        elif s.kind in (specs.NUMBER, specs.INTEGER):
+            kw.update(type=_bounded(float if s.kind == specs.NUMBER else int, s), default=s.default, metavar="N")
+            text += " (default: %(default)s)"
+        elif s.kind == specs.BOOL:
+            kw.update(action=argparse.BooleanOptionalAction, default=bool(s.default))
+            text += f" (default: {'on' if s.default else 'off'})"
+        elif s.kind == specs.ENUM:
+            kw.update(choices=s.values, default=s.values[s.default])
+            text += " Choices: " + "; ".join(f"{v} = {plain(c)}" for v, c in zip(s.values, s.choices)) + \
+                " (default: %(default)s)"
+        elif s.kind == specs.AREA:
+            kw.update(metavar="XMIN,XMAX,YMIN,YMAX", default=None)
+            text += " In the target CRS (or the finest covariate's when none is given)."
+        elif s.kind == specs.RASTER_OUT:
+            kw.update(metavar="FILE.tif", required=not s.optional, default=None)
+        else:  # strings, CRS
+            kw.update(default=s.default, metavar="EPSG:XXXX" if s.kind == specs.CRS else "TEXT")
+        group.add_argument(s.option, help=text, **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Soil-moisture downscaling from the command line: the "
+                                     "Processing algorithms of the QGIS plugin, without QGIS.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    downscale = commands.add_parser("downscale", help="downscale a coarse soil-moisture series (one subcommand "
+                                    "per method)", description="Downscale with one of the methods below.")
+    methods = downscale.add_subparsers(dest="method", required=True, metavar="METHOD")
+    for m in DOWNSCALE_METHODS:
+        p = methods.add_parser(m.name, help=m.title, description=f"Processing: soil_moisture_downscaling:"
+                               f"{m.algorithm}\n\n{plain(m.help)}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_spec_options(p, specs.SCENE_SPECS + m.specs + OUTPUT_SPECS)
+        p.add_argument("--dask", metavar="local:N|tcp://HOST:PORT", default=None,
+                       help="Predict the fine-grid row blocks on Dask: local:N starts N worker processes here, "
+                            "tcp://host:port uses a running scheduler (its workers need this package and the input "
+                            "files at the same paths). The output is identical to the run without --dask.")
+        p.add_argument("--quiet", action="store_true", help="No progress, only the results.")
+        p.set_defaults(run=lambda args, m=m: run_downscale(m, args))
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InputError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except Canceled:
+        print("Canceled.", file=sys.stderr)
+        return 1
+
+
+# -- downscale -----------------------------------------------------------------------------------
+def values_of(args: argparse.Namespace, spec_list: Sequence[specs.ParamSpec]) -> dict[str, Any]:
+    """``{parameter name: value}`` as Processing would read it (enums as indices)."""
+    out = {}
+    for s in spec_list:
+        v = getattr(args, s.name)
+        out[s.name] = s.values.index(v) if s.kind == specs.ENUM else v
+    return out
+
+
+def scene_spec_of_args(values: dict[str, Any]):
+    """The scene spec of the shared options, by the rules the Processing algorithms apply to layers."""
+    from ..core.inputs.layers import GivenLayer, covariate_inputs, soil_moisture_refs
+    sm = soil_moisture_refs([GivenLayer.of_file(p) for p in values[SOIL_MOISTURE]], values[SM_DATES] or "",
+                            specs.SM_DATES_SPEC.option)
+    covs = covariate_inputs([(role, [GivenLayer.of_file(p) for p in values[key]])
+                             for key, role, _ in specs.COVARIATE_PARAMS])
+    return specs.scene_spec_of(values, sm, covs, _crs_wkt(values[TARGET_CRS]), _extent(values[EXTENT]))
+
+
+def _crs_wkt(text: Optional[str]) -> Optional[str]:
+    if not text:
+        return None
+    from osgeo import osr
+    srs = osr.SpatialReference()
+    try:
+        srs.SetFromUserInput(text)
+    except RuntimeError:
+        raise InputError(f"--target-crs {text}: not a CRS GDAL knows. Fix: give e.g. EPSG:32618.") from None
+    return srs.ExportToWkt()
+
+
+def _extent(text: Optional[str]) -> Optional[tuple[float, float, float, float]]:
+    if not text:
+        return None
+    try:
+        xmin, xmax, ymin, ymax = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--extent {text}: give four numbers xmin,xmax,ymin,ymax (as Processing does).") from None
+    return (xmin, ymin, xmax, ymax)
+
+
+def _tif(path: str) -> str:
+    return path if path.lower().endswith((".tif", ".tiff")) else os.path.splitext(path)[0] + ".tif"
+
+
+def run_downscale(method: DownscaleMethod, args: argparse.Namespace) -> int:
+    from ..core.inputs.scene import Scene
+    from ..core.methods.blocks import DaskBlocks, SerialBlocks, use_blocks
+    from ..core.methods.result import trend_residual_summary
+    from .dask_cluster import dask_client
+    from .progress import CtrlC, Progress
+    from ..core.io.destination import check_destination, estimate_raster_bytes
+
+    values = values_of(args, specs.SCENE_SPECS + method.specs + OUTPUT_SPECS)
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    out_path = _tif(os.path.abspath(values[OUTPUT]))
+    sd_path = _tif(os.path.abspath(values["KRIGING_SD"])) if values["KRIGING_SD"] else None
+    for path, what in ((out_path, "Downscaled soil moisture"), (sd_path, "Kriging standard deviation")):
+        if path:
+            check_destination(path, what=f"{what} ({path})")
+    options = method.options(values)
+    downscale = importlib.import_module(f"..core.methods.{method.module}", __package__).downscale
+    say("Checking inputs")
+    scene = Scene(scene_spec_of_args(values))
+    for line in scene.summary_lines():
+        say(line)
+    check_destination(out_path, estimate_raster_bytes(scene.fine.width, scene.fine.height, len(scene.dates)),
+                      what=f"Downscaled soil moisture ({out_path})")
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    with CtrlC() as canceled, dask_client(args.dask) as client, \
+            use_blocks(DaskBlocks(client) if client is not None else SerialBlocks()):
+        if client is not None:
+            say(f"Dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}")
+        say("Downscaling")
+        try:
+            res = downscale(scene, out_path, options, progress, canceled, sd_path)
+        finally:
+            if not args.quiet:
+                progress.done()
+    for line in trend_residual_summary(res):
+        say(line)
+    print(f"{OUTPUT}: {res.path}")
+    print(f"RUN_LOG: {res.log_path}")
+    if res.extra.get("kriging_sd"):
+        print(f"KRIGING_SD: {res.extra['kriging_sd']}")
+    return 0
