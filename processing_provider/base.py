@@ -21,15 +21,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingMultiStepFeedback,
     QgsProcessingOutputLayerDefinition,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterExtent,
-    QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterString,
     QgsProperty,
     QgsRasterLayer,
 )
@@ -38,7 +30,6 @@ from qgis.PyQt.QtCore import QCoreApplication
 from ..core.deps import install_hint, missing_packages
 from ..core.errors import Canceled, InputError
 from ..core.io.destination import check_destination
-from . import specs as sp_
 
 # 3.22 has only the unscoped forms; 3.36+ adds Qgis.* scoped enums and deprecates the old ones.
 if hasattr(Qgis, "ProcessingParameterFlag"):
@@ -115,17 +106,6 @@ class SmAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(param)
         return param
 
-    def add_spec(self, *specs: "sp_.ParamSpec") -> None:
-        """Add the QGIS parameters of these declarative specs (:mod:`.specs`), with their help."""
-        for spec in specs:
-            self.add_param(qgis_parameter(spec, self.tr(spec.label)), spec.help, spec.advanced)
-
-    def spec_values(self, parameters, context, specs: Sequence["sp_.ParamSpec"]) -> dict:
-        """``{name: value}`` of scalar specs (numbers, booleans, enum indices, strings) of this run."""
-        read = {sp_.NUMBER: self.parameterAsDouble, sp_.INTEGER: self.parameterAsInt,
-                sp_.BOOL: self.parameterAsBoolean, sp_.ENUM: self.parameterAsEnum, sp_.STRING: self.parameterAsString}
-        return {s.name: read[s.kind](parameters, s.name, context) for s in specs if s.kind in read}
-
     # -- validation ------------------------------------------------------------------------
     def require_packages(self, names: Sequence[str]) -> tuple[bool, str]:
         """``(True, "")`` if every import name in ``names`` imports, else ``(False, install hint)``."""
@@ -144,30 +124,6 @@ class SmAlgorithm(QgsProcessingAlgorithm):
             if problem:
                 return False, problem
         return ok, message
-
-
-def qgis_parameter(spec: "sp_.ParamSpec", label: str) -> QgsProcessingParameterDefinition:
-    """The QGIS parameter of a declarative spec (``label`` already translated)."""
-    kw = {"optional": spec.optional}
-    if spec.kind == sp_.LAYERS:
-        return QgsProcessingParameterMultipleLayers(spec.name, label, TYPE_RASTER, **kw)
-    if spec.kind in (sp_.NUMBER, sp_.INTEGER):
-        kind = QgsProcessingParameterNumber.Double if spec.kind == sp_.NUMBER else QgsProcessingParameterNumber.Integer
-        bounds = {k: v for k, v in (("minValue", spec.minimum), ("maxValue", spec.maximum)) if v is not None}
-        return QgsProcessingParameterNumber(spec.name, label, kind, spec.default, **kw, **bounds)
-    if spec.kind == sp_.BOOL:
-        return QgsProcessingParameterBoolean(spec.name, label, spec.default, **kw)
-    if spec.kind == sp_.ENUM:
-        return QgsProcessingParameterEnum(spec.name, label, list(spec.choices), defaultValue=spec.default, **kw)
-    if spec.kind == sp_.STRING:
-        return QgsProcessingParameterString(spec.name, label, spec.default, **kw)
-    if spec.kind == sp_.CRS:
-        return QgsProcessingParameterCrs(spec.name, label, spec.default, **kw)
-    if spec.kind == sp_.AREA:
-        return QgsProcessingParameterExtent(spec.name, label, spec.default, **kw)
-    if spec.kind == sp_.RASTER_OUT:
-        return QgsProcessingParameterRasterDestination(spec.name, label, spec.default, **kw)
-    raise ValueError(f"unknown parameter kind {spec.kind!r} of {spec.name}")
 
 
 # -- shared helpers -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from ..core.methods import regression
 from ..core.methods.result import trend_residual_summary
 from ..core.inputs.scene import Scene
 from . import layer_params as lp
+from . import spec_params as ps
 from . import specs
 from . import station_params as sp
 from .base import CoreFeedback, SmAlgorithm, core_errors, steps
@@ -44,13 +45,13 @@ class DownscaleRegression(SmAlgorithm):
         lp.add_soil_moisture_params(self)
         lp.add_covariate_params(self)
         lp.add_grid_params(self)
-        self.add_spec(*specs.REGRESSION_SPECS)
+        ps.add_specs(self, *specs.REGRESSION_SPECS)
         sp.add_station_params(self)
-        self.add_spec(specs.OUTPUT_SPEC, specs.KRIGING_SD_SPEC)
+        ps.add_specs(self, specs.OUTPUT_SPEC, specs.KRIGING_SD_SPEC)
         self.addOutput(QgsProcessingOutputFile(self.RUN_LOG, self.tr("Run log (JSON)")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        opts = specs.regression_options(self.spec_values(parameters, context, specs.REGRESSION_SPECS))
+        opts = specs.regression_options(ps.spec_values(self, parameters, context, specs.REGRESSION_SPECS))
         return run_trend_residual(self, parameters, context, feedback, opts, regression.downscale)
 
 

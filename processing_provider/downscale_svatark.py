@@ -9,6 +9,7 @@ from qgis.core import (
 
 from ..core.methods import svatark
 from . import layer_params as lp
+from . import spec_params as ps
 from . import specs
 from . import station_params as sp
 from .base import SmAlgorithm
@@ -38,7 +39,7 @@ class DownscaleSvatark(SmAlgorithm):
         lp.add_soil_moisture_params(self)
         lp.add_covariate_params(self)
         lp.add_grid_params(self)
-        self.add_spec(*specs.SVATARK_SPECS)
+        ps.add_specs(self, *specs.SVATARK_SPECS)
         sp.add_station_params(self)
         self.add_param(QgsProcessingParameterBoolean(self.BIAS_CORRECTION,
                                                      self.tr("Remove the coarse product's bias against the stations"),
@@ -46,7 +47,7 @@ class DownscaleSvatark(SmAlgorithm):
                        "Subtract the mean coarse-minus-station difference (over every station and date with both "
                        "values) from the coarse series before downscaling (Jin et al.). Needs stations and an in-situ "
                        "table.")
-        self.add_spec(specs.OUTPUT_SPEC, specs.KRIGING_SD_SPEC)
+        ps.add_specs(self, specs.OUTPUT_SPEC, specs.KRIGING_SD_SPEC)
         self.addOutput(QgsProcessingOutputFile(self.RUN_LOG, self.tr("Run log (JSON)")))
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
@@ -58,7 +59,7 @@ class DownscaleSvatark(SmAlgorithm):
         return ok, message
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        opts = specs.svatark_options(self.spec_values(parameters, context, specs.SVATARK_SPECS))
+        opts = specs.svatark_options(ps.spec_values(self, parameters, context, specs.SVATARK_SPECS))
         correct = self.parameterAsBoolean(parameters, self.BIAS_CORRECTION, context)
 
         def remove_bias(scene, options, fb):

@@ -18,6 +18,7 @@ from ..core.inputs.layers import GivenLayer
 from ..core.inputs.roles import ROLE_INFO
 from ..core.inputs.scene import DEFAULT_MAX_PIXELS, LayerInput, SceneSpec
 from ..core.raster.align import BandRef
+from . import spec_params as ps
 from . import specs
 from .base import raster_source
 from .specs import COVARIATE_PARAMS  # noqa: F401 (re-exported: the dock and the tests read it here)
@@ -28,17 +29,17 @@ gdal.UseExceptions()
 
 
 def add_soil_moisture_params(alg, optional: bool = False, with_dates: bool = True) -> None:
-    alg.add_spec(dataclasses.replace(specs.SOIL_MOISTURE_SPEC, optional=optional))
+    ps.add_specs(alg, dataclasses.replace(specs.SOIL_MOISTURE_SPEC, optional=optional))
     if with_dates:
-        alg.add_spec(specs.SM_DATES_SPEC)
+        ps.add_specs(alg, specs.SM_DATES_SPEC)
 
 
 def add_covariate_params(alg, optional_roles: bool = True) -> None:
-    alg.add_spec(*specs.covariate_specs(optional_roles))
+    ps.add_specs(alg, *specs.covariate_specs(optional_roles))
 
 
 def add_grid_params(alg) -> None:
-    alg.add_spec(*specs.GRID_SPECS)
+    ps.add_specs(alg, *specs.GRID_SPECS)
 
 
 def _given(alg, parameters, context, key: str, what: str) -> list[GivenLayer]:
@@ -93,6 +94,6 @@ def scene_spec(alg, parameters, context, with_soil_moisture: bool = True) -> Sce
         r = alg.parameterAsExtent(parameters, EXTENT, context, target) if target else \
             alg.parameterAsExtent(parameters, EXTENT, context)
         extent = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum())
-    values = alg.spec_values(parameters, context, [g for g in specs.GRID_SPECS if alg.parameterDefinition(g.name)])
+    values = ps.spec_values(alg, parameters, context, [g for g in specs.GRID_SPECS if alg.parameterDefinition(g.name)])
     return specs.scene_spec_of(values, soil_moisture_refs(alg, parameters, context) if with_soil_moisture else [],
                                covs, crs_text, extent, allow_no_soil_moisture=not with_soil_moisture)

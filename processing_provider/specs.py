@@ -7,7 +7,7 @@ an enum's order or a help text is written once. An option is the parameter name 
 on the command line and their index in Processing (``qgis_process``: ``REGRESSOR=0``).
 
 Adding a method's parameters: write its specs here (a tuple), add them in the algorithm's
-``initAlgorithm`` with ``self.add_spec(...)``, read them with ``spec_values``, and register the
+``initAlgorithm`` with ``spec_params.add_specs(self, ...)``, read them with ``spec_params.spec_values``, register the
 method in ``cli/commands.py``.
 """
 from __future__ import annotations
