@@ -32,5 +32,21 @@ DOWNSCALE_METHODS: tuple[DownscaleMethod, ...] = (
                     specs.SVATARK_HELP, specs.SVATARK_SPECS, specs.svatark_options, "svatark"),
 )
 
+@dataclass(frozen=True)
+class Command:
+    """A subcommand that mirrors one Processing algorithm outside ``downscale``."""
+    name: str                                  #: ``smds <name>``
+    algorithm: str
+    title: str
+    help: str
+    specs: tuple[specs.ParamSpec, ...]
+    run: str                                   #: the function of ``cli/main.py`` that runs it
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("import-product", "import_product", "SMAP HDF5 / ESA CCI NetCDF files → one dated GeoTIFF (m³/m³)",
+            specs.IMPORT_PRODUCT_HELP, specs.IMPORT_PRODUCT_SPECS, "run_import_product"),
+)
+
 #: Outputs every trend → residual method writes.
 OUTPUT_SPECS: tuple[specs.ParamSpec, ...] = (specs.OUTPUT_SPEC, specs.KRIGING_SD_SPEC)

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 from ..core.errors import Canceled, InputError
 from ..processing_provider import specs
 from ..processing_provider.param_names import EXTENT, OUTPUT, SM_DATES, SOIL_MOISTURE, TARGET_CRS
-from .commands import DOWNSCALE_METHODS, OUTPUT_SPECS, DownscaleMethod
+from .commands import COMMANDS, DOWNSCALE_METHODS, OUTPUT_SPECS, DownscaleMethod
 
 PROG = "smds"
 
@@ -50,7 +50,7 @@ def add_spec_options(parser: argparse.ArgumentParser, spec_list: Sequence[specs.
         group = advanced if s.advanced else main
         text = f"{plain(s.label)}. {plain(s.help)}"
         kw: dict[str, Any] = {"dest": s.name}
-        if s.kind == specs.LAYERS:
+        if s.kind in (specs.LAYERS, specs.FILES):
             kw.update(nargs="+", metavar="FILE", required=not s.optional, default=[] if s.optional else None)
         elif s.kind in (specs.NUMBER, specs.INTEGER):
             kw.update(type=_bounded(float if s.kind == specs.NUMBER else int, s), default=s.default, metavar="N")
@@ -63,8 +63,7 @@ def add_spec_options(parser: argparse.ArgumentParser, spec_list: Sequence[specs.
             text += " Choices: " + "; ".join(f"{v} = {plain(c)}" for v, c in zip(s.values, s.choices)) + \
                 " (default: %(default)s)"
         elif s.kind == specs.AREA:
-            kw.update(metavar="XMIN,XMAX,YMIN,YMAX", default=None)
-            text += " In the target CRS (or the finest covariate's when none is given)."
+            kw.update(metavar="'XMIN,XMAX,YMIN,YMAX [CRS]'", default=None)
         elif s.kind == specs.RASTER_OUT:
             kw.update(metavar="FILE.tif", required=not s.optional, default=None)
         else:  # strings, CRS
@@ -89,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "files at the same paths). The output is identical to the run without --dask.")
         p.add_argument("--quiet", action="store_true", help="No progress, only the results.")
         p.set_defaults(run=lambda args, m=m: run_downscale(m, args))
+    for c in COMMANDS:
+        p = commands.add_parser(c.name, help=c.title, description=f"Processing: soil_moisture_downscaling:"
+                                f"{c.algorithm}\n\n{plain(c.help)}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_spec_options(p, c.specs)
+        p.add_argument("--quiet", action="store_true", help="No progress, only the results.")
+        p.set_defaults(run=lambda args, c=c: globals()[c.run](values_of(args, c.specs), args))
     return parser
 
 
@@ -121,7 +126,11 @@ def scene_spec_of_args(values: dict[str, Any]):
                             specs.SM_DATES_SPEC.option)
     covs = covariate_inputs([(role, [GivenLayer.of_file(p) for p in values[key]])
                              for key, role, _ in specs.COVARIATE_PARAMS])
-    return specs.scene_spec_of(values, sm, covs, _crs_wkt(values[TARGET_CRS]), _extent(values[EXTENT]))
+    extent, extent_crs = _extent(values[EXTENT])
+    if extent_crs:
+        raise InputError(f"--extent {values[EXTENT]}: give the area in the target CRS (or, without a target CRS, "
+                         "the finest covariate's), without a [CRS] suffix.")
+    return specs.scene_spec_of(values, sm, covs, _crs_wkt(values[TARGET_CRS]), extent)
 
 
 def _crs_wkt(text: Optional[str]) -> Optional[str]:
@@ -136,14 +145,17 @@ def _crs_wkt(text: Optional[str]) -> Optional[str]:
     return srs.ExportToWkt()
 
 
-def _extent(text: Optional[str]) -> Optional[tuple[float, float, float, float]]:
+def _extent(text: Optional[str]) -> tuple[Optional[tuple[float, float, float, float]], Optional[str]]:
+    """``((xmin, ymin, xmax, ymax), crs or None)`` of Processing's extent text ``xmin,xmax,ymin,ymax [EPSG:4326]``."""
     if not text:
-        return None
+        return None, None
+    m = re.fullmatch(r"\s*([^\[]+?)\s*(?:\[(.+)\])?\s*", text)
     try:
-        xmin, xmax, ymin, ymax = (float(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"--extent {text}: give four numbers xmin,xmax,ymin,ymax (as Processing does).") from None
-    return (xmin, ymin, xmax, ymax)
+        xmin, xmax, ymin, ymax = (float(v) for v in m.group(1).split(","))
+    except (ValueError, AttributeError):
+        raise InputError(f"--extent {text}: give four numbers xmin,xmax,ymin,ymax (as Processing does), "
+                         "optionally followed by [EPSG:xxxx].") from None
+    return (xmin, ymin, xmax, ymax), (m.group(2).strip() if m.group(2) else None)
 
 
 def _tif(path: str) -> str:
@@ -190,4 +202,30 @@ def run_downscale(method: DownscaleMethod, args: argparse.Namespace) -> int:
     print(f"RUN_LOG: {res.log_path}")
     if res.extra.get("kriging_sd"):
         print(f"KRIGING_SD: {res.extra['kriging_sd']}")
+    return 0
+
+
+# -- import-product ------------------------------------------------------------------------------
+def run_import_product(values: dict[str, Any], args: argparse.Namespace) -> int:
+    from ..core.io.products import import_products
+    from .progress import CtrlC, Progress
+
+    bounds, bounds_crs = _extent(values["EXTENT"])
+    if bounds is not None and bounds_crs is None:
+        bounds_crs = "EPSG:4326"
+    out = _tif(os.path.abspath(values[OUTPUT]))
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    with CtrlC() as canceled:
+        try:
+            result = import_products(list(values["INPUT"]), out, bounds, bounds_crs, specs.product_options(values),
+                                     progress, canceled)
+        finally:
+            if not args.quiet:
+                progress.done()
+    if not args.quiet:
+        print(f"{result.product}: {len(result.dates)} dates on a {result.grid.width}×{result.grid.height} grid of "
+              f"{result.grid.dx:g}", file=sys.stderr)
+        for line in result.log:
+            print(line, file=sys.stderr)
+    print(f"{OUTPUT}: {out}")
     return 0

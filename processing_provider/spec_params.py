@@ -22,12 +22,20 @@ from qgis.core import (
 from . import specs
 from .base import TYPE_RASTER
 
+try:  # 3.36+
+    from qgis.core import Qgis
+    TYPE_FILE = Qgis.ProcessingSourceType.File
+except AttributeError:  # QGIS < 3.36
+    from qgis.core import QgsProcessing
+    TYPE_FILE = QgsProcessing.TypeFile
+
 
 def qgis_parameter(spec: specs.ParamSpec, label: str) -> QgsProcessingParameterDefinition:
     """The QGIS parameter of a spec (``label`` already translated)."""
     kw = {"optional": spec.optional}
-    if spec.kind == specs.LAYERS:
-        return QgsProcessingParameterMultipleLayers(spec.name, label, TYPE_RASTER, **kw)
+    if spec.kind in (specs.LAYERS, specs.FILES):
+        return QgsProcessingParameterMultipleLayers(spec.name, label, TYPE_RASTER if spec.kind == specs.LAYERS
+                                                    else TYPE_FILE, **kw)
     if spec.kind in (specs.NUMBER, specs.INTEGER):
         kind = QgsProcessingParameterNumber.Double if spec.kind == specs.NUMBER else QgsProcessingParameterNumber.Integer
         bounds = {k: v for k, v in (("minValue", spec.minimum), ("maxValue", spec.maximum)) if v is not None}

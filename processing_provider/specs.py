@@ -30,8 +30,9 @@ BOOL = "bool"
 ENUM = "enum"              #: one of :attr:`ParamSpec.values` (Processing: its index)
 STRING = "string"
 CRS = "crs"                #: EPSG:xxxx, WKT or PROJ text
-AREA = "extent"            #: xmin,xmax,ymin,ymax (Processing's order)
+AREA = "extent"            #: xmin,xmax,ymin,ymax (Processing's order), optionally followed by " [EPSG:xxxx]"
 RASTER_OUT = "raster_out"  #: a GeoTIFF to write
+FILES = "files"            #: several files of any kind (Processing: a multiple-layer parameter of files)
 
 
 @dataclass(frozen=True)
@@ -267,3 +268,58 @@ def svatark_options(values: dict[str, Any]):
     return SvatarkOptions(per_class=bool(values["PER_CLASS"]), tune_svr=bool(values["TUNE_SVR"]),
                           svr_c=float(values["SVR_C"]), svr_epsilon=float(values["SVR_EPSILON"]),
                           **residual_fields(values))
+
+
+# -- import_product ------------------------------------------------------------------------------
+IMPORT_PRODUCT_HELP = (
+    "Turns the files as downloaded — SMAP L3 radiometer 36 km (SPL3SMP), enhanced 9 km (SPL3SMP_E), "
+    "SMAP L4 (SPL4SMGP) from NSIDC, or ESA CCI SM daily NetCDF (COMBINED, PASSIVE) — into one float32 GeoTIFF "
+    "in m³/m³, one band per date (band description = the ISO date), which the downscaling algorithms take "
+    "directly.<br>SMAP is placed on the global EASE-Grid 2.0 (EPSG:6933) from the grid definition; ESA CCI "
+    "files carry no CRS and are placed on EPSG:4326. Fill values, valid ranges and quality flags are honoured. "
+    "With an extent, only the cells intersecting it are read. Dates come from the file name or metadata."
+)
+
+#: L4 time steps a user can pick (UTC centres of the 3-hourly SPL4SMGP granules); index 0 = daily mean.
+L4_TIMES = ("", "01:30", "04:30", "07:30", "10:30", "13:30", "16:30", "19:30", "22:30")
+
+IMPORT_PRODUCT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("INPUT", FILES, "Product files (.h5, .nc)",
+              "The downloaded files of one product: SMAP granules (SMAP_L3_SM_P_YYYYMMDD_….h5, "
+              "SMAP_L3_SM_P_E_…, SMAP_L4_SM_gph_YYYYMMDDThhmmss_….h5) or ESA CCI SM files "
+              "(ESACCI-SOILMOISTURE-L3S-SSMV-…-YYYYMMDD000000-….nc)."),
+    ParamSpec("EXTENT", AREA, "Area to keep",
+              "Optional: the area of interest (any CRS). The product's cells that intersect it are kept; "
+              "empty = the whole globe.", optional=True),
+    ParamSpec("PASSES", ENUM, "SMAP L3: AM and PM retrievals",
+              "How the 6 am (descending) and 6 pm (ascending) retrievals of a day become one value: AM first "
+              "with PM filling its gaps, their mean where both exist (Poehls et al.), or one pass alone.", default=0,
+              choices=("AM, gaps filled with PM", "Mean of AM and PM", "AM only", "PM only"),
+              values=("am-then-pm", "mean", "am", "pm")),
+    ParamSpec("RECOMMENDED_ONLY", BOOL, "SMAP L3: recommended quality only",
+              "Keep only retrievals whose retrieval_qual_flag bit 0 is 0 (recommended quality).", default=True),
+    ParamSpec("L4_VARIABLE", ENUM, "SMAP L4: variable", "Which SMAP L4 soil moisture to import.", default=0,
+              choices=("Surface (sm_surface, 0–5 cm)", "Root zone (sm_rootzone, 0–100 cm)"),
+              values=("surface", "rootzone")),
+    ParamSpec("L4_TIME", ENUM, "SMAP L4: time step",
+              "SMAP L4 granules are 3-hourly: average every granule of a day, or keep the one of this UTC time step.",
+              default=0, choices=("Daily mean of the granules",) + tuple(f"{t} UTC" for t in L4_TIMES[1:]),
+              values=("daily",) + tuple(t.replace(":", "") for t in L4_TIMES[1:])),
+    ParamSpec("MASK_FLAGGED", BOOL, "ESA CCI: mask flagged cells",
+              "Mask cells whose ESA CCI 'flag' is not 0 (snow, frozen soil, dense vegetation, no convergence…).",
+              default=True, advanced=True),
+    ParamSpec("KEEP_EMPTY", BOOL, "Keep dates without any valid cell",
+              "By default a date with no valid cell in the area is left out (and named in the log): the "
+              "downscaling algorithms refuse an empty band.", default=False, advanced=True),
+    ParamSpec(OUTPUT, RASTER_OUT, "Soil moisture (dated GeoTIFF)",
+              "One float32 band per date in m³/m³ (NaN = no data), band description = ISO date."),
+)
+
+
+def product_options(values: dict[str, Any]):
+    """:class:`~core.io.products.ProductOptions` of the values of :data:`IMPORT_PRODUCT_SPECS`."""
+    from ..core.io.products import PASS_MODES, ProductOptions
+    return ProductOptions(passes=PASS_MODES[int(values["PASSES"])], recommended_only=bool(values["RECOMMENDED_ONLY"]),
+                          l4_variable=("sm_surface", "sm_rootzone")[int(values["L4_VARIABLE"])],
+                          l4_time=L4_TIMES[int(values["L4_TIME"])] or None, mask_flagged=bool(values["MASK_FLAGGED"]),
+                          drop_empty=not bool(values["KEEP_EMPTY"]))

@@ -68,3 +68,12 @@ def test_delaware_demo_from_the_cli_is_the_toolbox_output_and_within_float_noise
     a, b = (gdal.Open(str(tmp_path / n)).ReadAsArray() for n in ("cli.tif", "qp.tif"))
     assert np.array_equal(np.isnan(a), np.isnan(b))
     assert np.nanmax(np.abs(a - b)) < 1e-4
+
+
+def test_import_product_from_the_cli_is_the_toolbox_output(run_alg, cli, shared_data, tmp_path):
+    files = sorted(str(p) for p in (shared_data / "esa_cci_netcdf").glob("*.nc"))
+    extent = "-76.5,-74.5,37.75,40.25 [EPSG:4326]"
+    res = run_alg("import_product", {"INPUT": files, "EXTENT": extent, "OUTPUT": str(tmp_path / "toolbox.tif")})
+    proc = cli("import-product", "--input", *files, "--extent", extent, "--output", str(tmp_path / "cli.tif"))
+    assert f"OUTPUT: {tmp_path / 'cli.tif'}" in proc.stdout
+    assert filecmp.cmp(res["OUTPUT"], tmp_path / "cli.tif", shallow=False)

@@ -44,12 +44,24 @@ def test_help_is_built_from_the_algorithms_parameter_specs(name):
     assert f"downscale_{name}" in text
 
 
+def test_import_product_help_is_built_from_its_specs():
+    main, commands = package("cli.main"), package("cli.commands")
+    (command,) = [c for c in commands.COMMANDS if c.name == "import-product"]
+    with pytest.raises(SystemExit), _captured() as out:
+        main.main(["import-product", "--help"])
+    text = _squash(out.getvalue())
+    for spec in command.specs:
+        assert spec.option in text and _squash(main.plain(spec.help))[:60] in text, spec.name
+    assert "--passes {am-then-pm,mean,am,pm}" in text
+
+
 def test_spec_defaults_are_the_methods_option_defaults():
     specs = package("processing_provider.specs")
     regression, svatark = package("core.methods.regression"), package("core.methods.svatark")
     defaults = lambda spec_list: {s.name: s.default for s in spec_list}  # noqa: E731
     assert specs.regression_options(defaults(specs.REGRESSION_SPECS)) == regression.RegressionOptions()
     assert specs.svatark_options(defaults(specs.SVATARK_SPECS)) == svatark.SvatarkOptions()
+    assert specs.product_options(defaults(specs.IMPORT_PRODUCT_SPECS)) == package("core.io.products").ProductOptions()
 
 
 class _captured:
