@@ -22,7 +22,9 @@ class DownscaleMethod:
     help: str                                  #: the algorithm's help (simple HTML)
     specs: tuple[specs.ParamSpec, ...]         #: the method's own parameters, in dialog order
     options: Callable[[dict[str, Any]], Any]   #: parameter values → the method's options dataclass
-    module: str                                #: ``core.methods.<module>.downscale`` runs it
+    module: str = ""                           #: ``core.methods.<module>.downscale`` runs it, or:
+    run: str = ""                              #: the function of ``cli/main.py`` that runs it
+    outputs: tuple[specs.ParamSpec, ...] = (specs.OUTPUT_SPEC, specs.KRIGING_SD_SPEC)
 
 
 DOWNSCALE_METHODS: tuple[DownscaleMethod, ...] = (
@@ -30,6 +32,9 @@ DOWNSCALE_METHODS: tuple[DownscaleMethod, ...] = (
                     specs.REGRESSION_HELP, specs.REGRESSION_SPECS, specs.regression_options, "regression"),
     DownscaleMethod("svatark", "downscale_svatark", "SVATARK: SVR per stratum + area-to-point kriging",
                     specs.SVATARK_HELP, specs.SVATARK_SPECS, specs.svatark_options, "svatark"),
+    DownscaleMethod("ensemble", "downscale_ensemble", "in-situ-trained ensemble (Poehls et al.): mean, spread, domain",
+                    specs.ENSEMBLE_HELP, (specs.ENSEMBLE_FOLDER_SPEC,), dict, run="run_ensemble",
+                    outputs=specs.ENSEMBLE_OUTPUT_SPECS),
 )
 
 @dataclass(frozen=True)
@@ -48,5 +53,3 @@ COMMANDS: tuple[Command, ...] = (
             specs.IMPORT_PRODUCT_HELP, specs.IMPORT_PRODUCT_SPECS, "run_import_product"),
 )
 
-#: Outputs every trend → residual method writes.
-OUTPUT_SPECS: tuple[specs.ParamSpec, ...] = (specs.OUTPUT_SPEC, specs.KRIGING_SD_SPEC)

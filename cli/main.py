@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 from ..core.errors import Canceled, InputError
 from ..processing_provider import specs
 from ..processing_provider.param_names import EXTENT, OUTPUT, SM_DATES, SOIL_MOISTURE, TARGET_CRS
-from .commands import COMMANDS, DOWNSCALE_METHODS, OUTPUT_SPECS, DownscaleMethod
+from .commands import COMMANDS, DOWNSCALE_METHODS, DownscaleMethod
 
 PROG = "smds"
 
@@ -64,6 +64,8 @@ def add_spec_options(parser: argparse.ArgumentParser, spec_list: Sequence[specs.
                 " (default: %(default)s)"
         elif s.kind == specs.AREA:
             kw.update(metavar="'XMIN,XMAX,YMIN,YMAX [CRS]'", default=None)
+        elif s.kind == specs.FOLDER:
+            kw.update(metavar="FOLDER", default=None)
         elif s.kind == specs.RASTER_OUT:
             kw.update(metavar="FILE.tif", required=not s.optional, default=None)
         else:  # strings, CRS
@@ -81,13 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     for m in DOWNSCALE_METHODS:
         p = methods.add_parser(m.name, help=m.title, description=f"Processing: soil_moisture_downscaling:"
                                f"{m.algorithm}\n\n{plain(m.help)}", formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_spec_options(p, specs.SCENE_SPECS + m.specs + OUTPUT_SPECS)
+        add_spec_options(p, specs.SCENE_SPECS + m.specs + m.outputs)
         p.add_argument("--dask", metavar="local:N|tcp://HOST:PORT", default=None,
                        help="Predict the fine-grid row blocks on Dask: local:N starts N worker processes here, "
                             "tcp://host:port uses a running scheduler (its workers need this package and the input "
                             "files at the same paths). The output is identical to the run without --dask.")
         p.add_argument("--quiet", action="store_true", help="No progress, only the results.")
-        p.set_defaults(run=lambda args, m=m: run_downscale(m, args))
+        p.set_defaults(run=lambda args, m=m: (globals()[m.run] if m.run else run_downscale)(m, args))
     for c in COMMANDS:
         p = commands.add_parser(c.name, help=c.title, description=f"Processing: soil_moisture_downscaling:"
                                 f"{c.algorithm}\n\n{plain(c.help)}", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -162,47 +164,106 @@ def _tif(path: str) -> str:
     return path if path.lower().endswith((".tif", ".tiff")) else os.path.splitext(path)[0] + ".tif"
 
 
-def run_downscale(method: DownscaleMethod, args: argparse.Namespace) -> int:
-    from ..core.inputs.scene import Scene
-    from ..core.methods.blocks import DaskBlocks, SerialBlocks, use_blocks
-    from ..core.methods.result import trend_residual_summary
-    from .dask_cluster import dask_client
-    from .progress import CtrlC, Progress
-    from ..core.io.destination import check_destination, estimate_raster_bytes
+class _Run:
+    """What every downscaling subcommand does around its method: read the options, open the scene (the
+    algorithm's first phase, same log lines), then run inside Ctrl-C handling and the chosen block executor."""
 
-    values = values_of(args, specs.SCENE_SPECS + method.specs + OUTPUT_SPECS)
-    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    out_path = _tif(os.path.abspath(values[OUTPUT]))
-    sd_path = _tif(os.path.abspath(values["KRIGING_SD"])) if values["KRIGING_SD"] else None
-    for path, what in ((out_path, "Downscaled soil moisture"), (sd_path, "Kriging standard deviation")):
+    def __init__(self, method: DownscaleMethod, args: argparse.Namespace) -> None:
+        self.values = values_of(args, specs.SCENE_SPECS + method.specs + method.outputs)
+        self.quiet = args.quiet
+        self.dask = args.dask
+        self.out = _tif(os.path.abspath(self.values[OUTPUT]))
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    def destination(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """The output file of parameter ``name`` (``default`` when not given), checked writable."""
+        given = self.values.get(name)
+        path = _tif(os.path.abspath(given)) if given else default
         if path:
-            check_destination(path, what=f"{what} ({path})")
-    options = method.options(values)
+            from ..core.io.destination import check_destination
+            check_destination(path, what=f"{name} ({path})")
+        return path
+
+    def open_scene(self, rasters: int = 1):
+        from ..core.inputs.scene import Scene
+        from ..core.io.destination import check_destination, estimate_raster_bytes
+        self.say("Checking inputs")
+        scene = Scene(scene_spec_of_args(self.values))
+        for line in scene.summary_lines():
+            self.say(line)
+        check_destination(self.out, estimate_raster_bytes(scene.fine.width, scene.fine.height, len(scene.dates),
+                                                          rasters), what=f"{OUTPUT} ({self.out})")
+        return scene
+
+    def run(self, label: str, call):
+        """``call(progress, is_canceled)`` on the block executor of ``--dask`` (this process without it)."""
+        from ..core.methods.blocks import DaskBlocks, SerialBlocks, use_blocks
+        from .dask_cluster import dask_client
+        from .progress import CtrlC, Progress
+        progress = (lambda f, m: None) if self.quiet else Progress()
+        with CtrlC() as canceled, dask_client(self.dask) as client, \
+                use_blocks(DaskBlocks(client) if client is not None else SerialBlocks()):
+            if client is not None:
+                self.say(f"Dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}")
+            self.say(label)
+            try:
+                return call(progress, canceled)
+            finally:
+                if not self.quiet:
+                    progress.done()
+
+
+def run_downscale(method: DownscaleMethod, args: argparse.Namespace) -> int:
+    from ..core.methods.result import trend_residual_summary
+    r = _Run(method, args)
+    sd_path = r.destination("KRIGING_SD")
+    options = method.options(r.values)
     downscale = importlib.import_module(f"..core.methods.{method.module}", __package__).downscale
-    say("Checking inputs")
-    scene = Scene(scene_spec_of_args(values))
-    for line in scene.summary_lines():
-        say(line)
-    check_destination(out_path, estimate_raster_bytes(scene.fine.width, scene.fine.height, len(scene.dates)),
-                      what=f"Downscaled soil moisture ({out_path})")
-    progress = (lambda f, m: None) if args.quiet else Progress()
-    with CtrlC() as canceled, dask_client(args.dask) as client, \
-            use_blocks(DaskBlocks(client) if client is not None else SerialBlocks()):
-        if client is not None:
-            say(f"Dask: {len(client.scheduler_info()['workers'])} workers at {client.scheduler.address}")
-        say("Downscaling")
-        try:
-            res = downscale(scene, out_path, options, progress, canceled, sd_path)
-        finally:
-            if not args.quiet:
-                progress.done()
+    scene = r.open_scene()
+    res = r.run("Downscaling", lambda progress, canceled: downscale(scene, r.out, options, progress, canceled, sd_path))
     for line in trend_residual_summary(res):
-        say(line)
+        r.say(line)
     print(f"{OUTPUT}: {res.path}")
     print(f"RUN_LOG: {res.log_path}")
     if res.extra.get("kriging_sd"):
         print(f"KRIGING_SD: {res.extra['kriging_sd']}")
     return 0
+
+
+def run_ensemble(method: DownscaleMethod, args: argparse.Namespace) -> int:
+    """As ``downscale_ensemble``: the folder given, else the first bundled ensemble (Processing's default)."""
+    from ..core.learn.model_folder import Ensemble, EnsembleError
+    from ..core.methods.insitu_ensemble.apply import EnsembleOutputs, predict
+    r = _Run(method, args)
+    folder = r.values["MODEL_FOLDER"] or _bundled_ensembles()[0]
+    try:
+        ensemble = Ensemble.load(folder, intra_op_threads=1)
+    except EnsembleError as e:
+        raise InputError(f"Ensemble '{os.path.basename(folder)}' refused: {e}") from None
+    base = os.path.splitext(r.out)[0]
+    outputs = EnsembleOutputs(r.out, r.destination("SPREAD", base + "_spread.tif"),
+                              r.destination("DOMAIN_MASK", base + "_outside_domain.tif"))
+    scene = r.open_scene(rasters=3)
+    card = ensemble.card
+    r.say(f"Ensemble '{ensemble.name}': {ensemble.n_members} members; inputs "
+          + ", ".join(f"{x['name']} ({x['units']})" for x in card["inputs"]))
+    res = r.run("Predicting", lambda progress, canceled: predict(ensemble, scene, outputs, progress=progress,
+                                                                  is_canceled=canceled))
+    for d, dom in zip(res.dates, res.extra["domain"]):
+        if dom["outside_fraction"] > 0:
+            r.say(f"{d}: {dom['outside_fraction']:.1%} of pixels outside the training domain")
+    print(f"{OUTPUT}: {outputs.mean}\nSPREAD: {outputs.spread}\nDOMAIN_MASK: {outputs.domain_mask}\n"
+          f"RUN_LOG: {res.log_path}")
+    return 0
+
+
+def _bundled_ensembles() -> list[str]:
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+    return sorted(os.path.join(root, d) for d in os.listdir(root) if d != "recipes" and
+                  os.path.isdir(os.path.join(root, d)))
 
 
 # -- import-product ------------------------------------------------------------------------------

@@ -7,12 +7,12 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterRasterDestination,
 )
 
 from ..core.inputs.scene import Scene
 from . import layer_params as lp
+from . import spec_params as ps
+from . import specs
 from . import station_params as sp
 from .base import CoreFeedback, SmAlgorithm, core_errors, steps
 from .model_store import ensemble_folders, find_ensemble
@@ -26,16 +26,7 @@ class DownscaleEnsemble(SmAlgorithm):
     GROUP_ID = "downscaling"
     GROUP = "Downscaling"
     REQUIRED_PACKAGES = ("onnx", "onnxruntime")
-    HELP = (
-        "Runs an ensemble of simple models trained on in-situ soil moisture (Poehls et al.) on your layers: "
-        "every fine pixel, every date. The ensemble's model card says which inputs it needs (e.g. coarse soil "
-        "moisture, the DEM's multi-scale TPI, latitude) and in which units; the layers are mapped to them by "
-        "role, and a missing input, wrong units, or a model file whose hash does not match its card is "
-        "refused.<br>Outputs, one band per date: the members' mean (m³/m³), their spread (standard deviation) "
-        "and a mask of pixels whose inputs lie outside the training domain (1 = outside: treat with care). "
-        "Bundled ensembles live in the plugin's <i>models</i> folder; ensembles you train are saved in your "
-        "QGIS profile and listed here too."
-    )
+    HELP = specs.ENSEMBLE_HELP
 
     MODEL = "MODEL"
     MODEL_FOLDER = "MODEL_FOLDER"
@@ -53,18 +44,9 @@ class DownscaleEnsemble(SmAlgorithm):
                                                   defaultValue=0, optional=True),
                        "A bundled or saved ensemble. Its card (inputs, training data, scores) is in the run log and "
                        "the dock's model list.")
-        self.add_param(QgsProcessingParameterFile(self.MODEL_FOLDER, self.tr("Ensemble folder (overrides the list)"),
-                                                  QgsProcessingParameterFile.Folder, optional=True),
-                       "A folder of ONNX members written by this plugin (e.g. shared by a colleague).", advanced=True)
+        ps.add_specs(self, specs.ENSEMBLE_FOLDER_SPEC)
         sp.add_station_params(self)
-        self.add_param(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Downscaled soil moisture (ensemble mean)")),
-                       "GeoTIFF, one band per date (m³/m³).")
-        self.add_param(QgsProcessingParameterRasterDestination(self.SPREAD, self.tr("Spread of the members (std)"),
-                                                               optional=True),
-                       "Standard deviation of the members' estimates (m³/m³): their disagreement, not a calibrated error.")
-        self.add_param(QgsProcessingParameterRasterDestination(self.DOMAIN_MASK, self.tr("Outside the training domain"),
-                                                               optional=True),
-                       "1 where an input lies outside the range seen in training, 0 inside.")
+        ps.add_specs(self, *specs.ENSEMBLE_OUTPUT_SPECS)
         self.addOutput(QgsProcessingOutputFile(self.RUN_LOG, self.tr("Run log (JSON)")))
 
     def _folder(self, parameters, context) -> str:

@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -50,6 +51,8 @@ def qgis_parameter(spec: specs.ParamSpec, label: str) -> QgsProcessingParameterD
         return QgsProcessingParameterCrs(spec.name, label, spec.default, **kw)
     if spec.kind == specs.AREA:
         return QgsProcessingParameterExtent(spec.name, label, spec.default, **kw)
+    if spec.kind == specs.FOLDER:
+        return QgsProcessingParameterFile(spec.name, label, QgsProcessingParameterFile.Folder, **kw)
     if spec.kind == specs.RASTER_OUT:
         return QgsProcessingParameterRasterDestination(spec.name, label, spec.default, **kw)
     raise ValueError(f"unknown parameter kind {spec.kind!r} of {spec.name}")

@@ -33,6 +33,7 @@ CRS = "crs"                #: EPSG:xxxx, WKT or PROJ text
 AREA = "extent"            #: xmin,xmax,ymin,ymax (Processing's order), optionally followed by " [EPSG:xxxx]"
 RASTER_OUT = "raster_out"  #: a GeoTIFF to write
 FILES = "files"            #: several files of any kind (Processing: a multiple-layer parameter of files)
+FOLDER = "folder"          #: an existing folder
 
 
 @dataclass(frozen=True)
@@ -323,3 +324,27 @@ def product_options(values: dict[str, Any]):
                           l4_variable=("sm_surface", "sm_rootzone")[int(values["L4_VARIABLE"])],
                           l4_time=L4_TIMES[int(values["L4_TIME"])] or None, mask_flagged=bool(values["MASK_FLAGGED"]),
                           drop_empty=not bool(values["KEEP_EMPTY"]))
+
+
+# -- downscale_ensemble --------------------------------------------------------------------------
+ENSEMBLE_HELP = (
+    "Runs an ensemble of simple models trained on in-situ soil moisture (Poehls et al.) on your layers: "
+    "every fine pixel, every date. The ensemble's model card says which inputs it needs (e.g. coarse soil "
+    "moisture, the DEM's multi-scale TPI, latitude) and in which units; the layers are mapped to them by "
+    "role, and a missing input, wrong units, or a model file whose hash does not match its card is "
+    "refused.<br>Outputs, one band per date: the members' mean (m³/m³), their spread (standard deviation) "
+    "and a mask of pixels whose inputs lie outside the training domain (1 = outside: treat with care). "
+    "Bundled ensembles live in the plugin's <i>models</i> folder; ensembles you train are saved in your "
+    "QGIS profile and listed here too."
+)
+ENSEMBLE_FOLDER_SPEC = ParamSpec(
+    "MODEL_FOLDER", FOLDER, "Ensemble folder (overrides the list)",
+    "A folder of ONNX members written by this plugin (e.g. shared by a colleague).", optional=True, advanced=True)
+ENSEMBLE_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec(OUTPUT, RASTER_OUT, "Downscaled soil moisture (ensemble mean)", "GeoTIFF, one band per date (m³/m³)."),
+    ParamSpec("SPREAD", RASTER_OUT, "Spread of the members (std)",
+              "Standard deviation of the members' estimates (m³/m³): their disagreement, not a calibrated error.",
+              optional=True),
+    ParamSpec("DOMAIN_MASK", RASTER_OUT, "Outside the training domain",
+              "1 where an input lies outside the range seen in training, 0 inside.", optional=True),
+)

@@ -46,8 +46,30 @@ def trend_block(scene: Scene, trend: Any, names: Sequence[str], weight: np.float
     return out
 
 
+def ensemble_block(scene: Scene, ensemble: Any, cols: Sequence[str], extra: Sequence[str], window: Window,
+                   canceled: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The members' mean, spread and out-of-domain flag of every date on ``window``, each
+    ``(T, window.nrows, fine width)`` (see :func:`core.methods.insitu_ensemble.apply.predict`)."""
+    shape = (len(scene.dates), window.nrows, scene.fine.width)
+    mean, sd, ood = np.empty(shape, np.float32), np.empty(shape, np.float32), np.empty(shape, bool)
+    static = scene.static_block(window)
+    for t in range(len(scene.dates)):
+        if canceled():
+            raise Canceled()
+        f = scene.features(t, window, static, extra=tuple(extra))
+        X = np.column_stack([f[c].ravel() for c in cols]).astype(np.float32)
+        m, s, o = ensemble.predict(X)
+        mean[t], sd[t], ood[t] = m.reshape(shape[1:]), s.reshape(shape[1:]), o.reshape(shape[1:])
+    return mean, sd, ood
+
+
 class SerialBlocks:
     """Every block in this process, one after the other."""
+
+    def ensemble_blocks(self, scene: Scene, ensemble: Any, cols: Sequence[str], extra: Sequence[str],
+                        windows: Sequence[Window], canceled: Callable[[], bool]):
+        for w in windows:
+            yield w, ensemble_block(scene, ensemble, cols, extra, w, canceled)
 
     def trend_blocks(self, scene: Scene, trend: Any, names: Sequence[str], weight: np.float32,
                      windows: Sequence[Window], canceled: Callable[[], bool]) -> TrendBlocks:
@@ -70,7 +92,21 @@ class DaskBlocks:
         model = self.client.scatter(payload, broadcast=True, hash=False)
         spec_bytes = pickle.dumps(scene.spec, protocol=pickle.HIGHEST_PROTOCOL)
         threads = thread_counts()
-        limit = max(1, self.ahead * max(1, len(self.client.scheduler_info().get("workers", {})) or 1))
+        try:
+            yield from self._in_order(windows, canceled, lambda w: self.client.submit(
+                _remote_trend_block, spec_bytes, key, model, list(names), float(weight), w, threads, pure=False))
+        finally:
+            model.cancel()
+
+    def ensemble_blocks(self, scene: Scene, ensemble: Any, cols: Sequence[str], extra: Sequence[str],
+                        windows: Sequence[Window], canceled: Callable[[], bool]):
+        """The ensemble is a verified model folder: each worker loads it (hash-checked) from its path."""
+        spec_bytes = pickle.dumps(scene.spec, protocol=pickle.HIGHEST_PROTOCOL)
+        yield from self._in_order(windows, canceled, lambda w: self.client.submit(
+            _remote_ensemble_block, spec_bytes, ensemble.folder, list(cols), list(extra), w, pure=False))
+
+    def _in_order(self, windows: Sequence[Window], canceled: Callable[[], bool], submit: Callable[[Window], Any]):
+        limit = max(1, self.ahead * max(1, len(self.client.scheduler_info().get("workers", {}))))
         pending: collections.deque = collections.deque()
         todo = iter(windows)
         try:
@@ -79,8 +115,7 @@ class DaskBlocks:
                     w = next(todo, None)
                     if w is None:
                         break
-                    pending.append((w, self.client.submit(_remote_trend_block, spec_bytes, key, model, list(names),
-                                                          float(weight), w, threads, pure=False)))
+                    pending.append((w, submit(w)))
                 if not pending:
                     return
                 w, future = pending.popleft()
@@ -96,7 +131,6 @@ class DaskBlocks:
         finally:
             for _, f in pending:
                 f.cancel()
-            model.cancel()
 
 
 # -- on a worker ---------------------------------------------------------------------------------
@@ -136,6 +170,15 @@ def _remote_trend_block(spec_bytes: bytes, model_key: str, model_bytes: bytes, n
     trend = _cached(_WORKER_MODELS, model_key, lambda: pickle.loads(model_bytes))  # noqa: S301 (our own bytes)
     with _threads(threads):
         return trend_block(scene, trend, names, np.float32(weight), window)
+
+
+def _remote_ensemble_block(spec_bytes: bytes, folder: str, cols: list[str], extra: list[str], window: Window
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An ensemble block on a Dask worker (the members are loaded and hash-checked once per worker)."""
+    from ..learn.model_folder import Ensemble
+    scene = _cached(_WORKER_SCENES, hashlib.sha256(spec_bytes).hexdigest(), lambda: Scene(_load_spec(spec_bytes)))
+    ensemble = _cached(_WORKER_MODELS, "ensemble:" + folder, lambda: Ensemble.load(folder, intra_op_threads=1))
+    return ensemble_block(scene, ensemble, cols, extra, window)
 
 
 @contextlib.contextmanager

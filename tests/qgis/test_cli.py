@@ -41,7 +41,7 @@ def scene(make_raster):
     return sm, str(make_raster("ndvi.tif", ndvi)), str(make_raster("dem.tif", dem))
 
 
-@pytest.mark.parametrize("method", ["regression", "svatark"])
+@pytest.mark.parametrize("method", ["regression", "svatark", "ensemble"])
 def test_cli_output_is_the_processing_output_bit_for_bit(run_alg, cli, scene, tmp_path, method):
     sm, ndvi, dem = scene
     res = run_alg(f"downscale_{method}",
@@ -50,6 +50,8 @@ def test_cli_output_is_the_processing_output_bit_for_bit(run_alg, cli, scene, tm
     assert filecmp.cmp(res["OUTPUT"], tmp_path / "cli.tif", shallow=False)
     if method == "svatark":  # ATPK residual: the kriging SD beside the output, also identical
         assert filecmp.cmp(res["KRIGING_SD"], tmp_path / "cli_kriging_sd.tif", shallow=False)
+    if method == "ensemble":  # the first bundled ensemble (MODEL=0), its spread beside the mean
+        assert filecmp.cmp(res["SPREAD"], tmp_path / "cli_spread.tif", shallow=False)
 
 
 def test_delaware_demo_from_the_cli_is_the_toolbox_output_and_within_float_noise_of_qgis_process(

@@ -28,7 +28,7 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-@pytest.mark.parametrize("name", ["regression", "svatark"])
+@pytest.mark.parametrize("name", ["regression", "svatark", "ensemble"])
 def test_help_is_built_from_the_algorithms_parameter_specs(name):
     main, commands, specs = package("cli.main"), package("cli.commands"), package("processing_provider.specs")
     method = next(m for m in commands.DOWNSCALE_METHODS if m.name == name)
@@ -36,7 +36,7 @@ def test_help_is_built_from_the_algorithms_parameter_specs(name):
         main.main(["downscale", name, "--help"])
     assert done.value.code == 0
     text = _squash(out.getvalue())
-    for spec in specs.SCENE_SPECS + method.specs + commands.OUTPUT_SPECS:
+    for spec in specs.SCENE_SPECS + method.specs + method.outputs:
         assert spec.option in text
         # the spec's own help text, not a second copy written for the terminal
         assert _squash(main.plain(spec.help).replace("%%", "%"))[:60] in text, spec.name
@@ -164,3 +164,9 @@ def test_two_dask_workers_write_the_single_process_output_bit_for_bit(cluster, m
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
     assert f"Dask: 2 workers at {address}" in two.stderr
     assert filecmp.cmp(tmp_path / "cli.tif", tmp_path / "cli_dask.tif", shallow=False)
+    one = run_cli("downscale", "ensemble", *DELAWARE, "--quiet", "--output", str(tmp_path / "ens.tif"))
+    two = run_cli("downscale", "ensemble", *DELAWARE, "--quiet", "--output", str(tmp_path / "ens_dask.tif"),
+                  "--dask", address)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    for suffix in ("", "_spread", "_outside_domain"):
+        assert filecmp.cmp(tmp_path / f"ens{suffix}.tif", tmp_path / f"ens_dask{suffix}.tif", shallow=False)

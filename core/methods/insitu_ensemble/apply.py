@@ -16,9 +16,10 @@ from typing import Optional
 import numpy as np
 
 from ...inputs.dates import format_date
-from ...errors import Canceled, InputError
+from ...errors import InputError
 from ...io.output import SPREAD_RAMP, RasterWriter, qml_pseudocolor, write_json_atomic, write_soil_moisture_style, write_text_atomic
 from ...inputs.scene import IsCanceled, Progress, Scene
+from ..blocks import current_blocks
 from ..result import DownscaleResult
 
 #: Scene features that any scene provides, whatever layers were given.
@@ -84,23 +85,16 @@ def predict(ensemble, scene: Scene, outputs: EnsembleOutputs, block_pixels: int 
             RasterWriter(outputs.domain_mask, scene.fine, names,
                          metadata={**meta, "CONTENT": "1 = inputs outside the training domain"}) as w_mask:
         step = 0
-        for w in windows:
-            static = scene.static_block(w)
+        for w, (mean, sd, ood) in current_blocks().ensemble_blocks(scene, ensemble, cols, extra, windows, canceled):
             for t in range(len(dates)):
-                if canceled():
-                    raise Canceled()
-                f = scene.features(t, w, static, extra=extra)
-                X = np.column_stack([f[c].ravel() for c in cols]).astype(np.float32)
-                mean, sd, ood = ensemble.predict(X)
-                ok = np.isfinite(mean)
-                shape = (w.nrows, scene.fine.width)
-                w_mean.write(t, w, np.where(ok, np.clip(mean, 0.0, None), np.nan).reshape(shape))
-                w_sd.write(t, w, sd.reshape(shape))
-                w_mask.write(t, w, np.where(ok, ood.astype(np.float32), np.nan).reshape(shape))
-                outside[t] += np.count_nonzero(ood & ok)
+                ok = np.isfinite(mean[t])
+                w_mean.write(t, w, np.where(ok, np.clip(mean[t], 0.0, None), np.nan))
+                w_sd.write(t, w, sd[t])
+                w_mask.write(t, w, np.where(ok, ood[t].astype(np.float32), np.nan))
+                outside[t] += np.count_nonzero(ood[t] & ok)
                 valid[t] += np.count_nonzero(ok)
-                step += 1
-                prog(step / n_steps, f"predicting with the {ensemble.n_members} members of '{ensemble.name}'")
+            step += len(dates)
+            prog(step / n_steps, f"predicting with the {ensemble.n_members} members of '{ensemble.name}'")
         prog(1.0, "building overviews")
         for wr in (w_mean, w_sd, w_mask):
             wr.commit()
