@@ -28,7 +28,7 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-@pytest.mark.parametrize("name", ["regression", "svatark", "ensemble"])
+@pytest.mark.parametrize("name", [m.name for m in package("cli.commands").DOWNSCALE_METHODS])
 def test_help_is_built_from_the_algorithms_parameter_specs(name):
     main, commands, specs = package("cli.main"), package("cli.commands"), package("processing_provider.specs")
     method = next(m for m in commands.DOWNSCALE_METHODS if m.name == name)
