@@ -370,6 +370,14 @@ class Scene:
         out["doy"] = np.full(self.coarse.size, day_of_year(self.dates[t]), dtype=np.float32)
         return out
 
+    def summary_lines(self) -> list[str]:
+        """Dates, grids and covariates in two lines for a run log."""
+        d = self.describe()
+        return [f"{len(self.dates)} dates {d['dates'][0]} … {d['dates'][-1]}; fine grid "
+                f"{self.fine.width}×{self.fine.height} px of {self.fine.dx:g} in {d['crs']}; "
+                f"coarse grid {self.coarse.width}×{self.coarse.height} cells of {self.coarse.dx:g}",
+                "Covariates: " + ", ".join(f"{k} ← {v}" for k, v in d["covariates"].items())]
+
     def describe(self) -> dict:
         """A JSON-able summary for run logs."""
         srs = srs_from_wkt(self.fine.crs_wkt)

@@ -21,10 +21,11 @@ from typing import Optional
 import numpy as np
 
 from ...inputs.dates import format_date
-from ...errors import Canceled, InputError
+from ...errors import InputError
 from ...io.output import SPREAD_RAMP, RasterWriter, qml_pseudocolor, write_json_atomic, write_soil_moisture_style, write_text_atomic
 from ...inputs.scene import IsCanceled, Progress, Scene
 from ...raster.aggregate import CellAccumulator
+from ..blocks import current_blocks
 from ..result import DownscaleResult
 
 #: Scene features that any scene provides, whatever layers were given.
@@ -152,18 +153,14 @@ def predict(ensemble, scene: Scene, outputs: EnsembleOutputs, block_pixels: int 
     counter = {"step": 0}
 
     def blocks(label: str):
-        """(t, window, shape, cell index, mean, sd, ood) for every block and date."""
-        for w in windows:
-            static = scene.static_block(w)
+        """(t, window, shape, cell index, mean, sd, ood) for every block and date; the members run
+        wherever :func:`core.methods.blocks.current_blocks` says (this process or a Dask cluster)."""
+        for w, (means, sds, oods) in current_blocks().ensemble_blocks(scene, ensemble, cols, extra, windows,
+                                                                      canceled):
             idx = scene.cell_index(w).ravel()
             for t in range(len(dates)):
-                if canceled():
-                    raise Canceled()
-                f = scene.features(t, w, static, extra=extra)
-                X = np.column_stack([f[c].ravel() for c in cols]).astype(np.float32)
-                mean, sd, ood = ensemble.predict(X)
-                ood = ood | ((idx >= 0) & level_out[np.maximum(idx, 0)])
-                yield t, w, (w.nrows, scene.fine.width), idx, mean, sd, ood
+                ood = oods[t].ravel() | ((idx >= 0) & level_out[np.maximum(idx, 0)])
+                yield t, w, (w.nrows, scene.fine.width), idx, means[t].ravel(), sds[t].ravel(), ood
                 counter["step"] += 1
                 prog(counter["step"] / n_steps, label)
 
