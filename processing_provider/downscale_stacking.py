@@ -26,8 +26,9 @@ from ..core.raster.align import BandRef
 from . import layer_params as lp
 from . import station_params as sp
 from .base import CoreFeedback, SmAlgorithm, core_errors, raster_source, steps
-from .downscale_regression import (add_kriging_sd_output, add_residual_params, kriging_sd_path, report_run,
-                                   residual_options, run_outputs, scene_refs_of)
+from . import spec_params as ps
+from . import specs
+from .downscale_regression import kriging_sd_path, report_run, run_outputs, scene_refs_of
 from .scoring import score_and_report
 
 try:  # QGIS ≥ 3.36
@@ -137,7 +138,7 @@ class DownscaleStacking(SmAlgorithm):
         self.add_param(QgsProcessingParameterNumber(self.LEARNING_RATE, self.tr("Learning rate"),
                                                     QgsProcessingParameterNumber.Double, 0.05, minValue=0.001,
                                                     maxValue=1.0), "Of the boosted learners.", advanced=True)
-        add_residual_params(self, "auto")
+        ps.add_specs(self, specs.residual_spec("auto"), *specs.KRIGING_SPECS)
         self.add_param(QgsProcessingParameterNumber(self.RESIDUAL_ITERATIONS, self.tr("Residual refinement passes"),
                                                     QgsProcessingParameterNumber.Integer, 3, minValue=0, maxValue=20),
                        "Bilinear residual: passes that make the fine pixels of each coarse cell average back to its "
@@ -152,7 +153,7 @@ class DownscaleStacking(SmAlgorithm):
         sp.add_station_params(self)
         self.add_param(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Downscaled soil moisture")),
                        "GeoTIFF, one band per date (m³/m³).")
-        add_kriging_sd_output(self)
+        ps.add_specs(self, specs.KRIGING_SD_SPEC)
         self.add_param(QgsProcessingParameterFileDestination(self.REPORT, self.tr("Stacking report (HTML)"),
                                                              "HTML files (*.html)", optional=True,
                                                              createByDefault=True),
@@ -187,7 +188,8 @@ class DownscaleStacking(SmAlgorithm):
             min_zone_samples=self.parameterAsInt(parameters, self.MIN_ZONE_SAMPLES, context),
             importance=IMPORTANCE_KEYS[self.parameterAsEnum(parameters, self.IMPORTANCE, context)],
             residual_iterations=self.parameterAsInt(parameters, self.RESIDUAL_ITERATIONS, context),
-            **residual_options(self, parameters, context))
+            **specs.residual_fields(ps.spec_values(self, parameters, context,
+                                                   (specs.residual_spec("auto"), *specs.KRIGING_SPECS))))
         return opts, rule
 
     def _zone_layer(self, parameters, context, spec, rule, folder, feedback):
