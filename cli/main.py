@@ -234,11 +234,18 @@ def run_downscale(method: DownscaleMethod, args: argparse.Namespace) -> int:
 
 
 def run_ensemble(method: DownscaleMethod, args: argparse.Namespace) -> int:
-    """As ``downscale_ensemble``: the folder given, else the first bundled ensemble (Processing's default)."""
-    from ..core.learn.model_folder import Ensemble, EnsembleError
+    """As ``downscale_ensemble``: the folder given, else the richest bundled tier the layers satisfy
+    (Processing's *Automatic* default)."""
+    from ..core.learn.model_folder import Ensemble, EnsembleError, list_ensembles
     from ..core.methods.insitu_ensemble.apply import EnsembleOutputs, predict
+    from ..core.methods.insitu_ensemble.tiers import pick_tier
     r = _Run(method, args)
-    folder = r.values["MODEL_FOLDER"] or _bundled_ensembles()[0]
+    scene = r.open_scene(rasters=3)
+    folder = r.values["MODEL_FOLDER"]
+    if not folder:
+        choice = pick_tier(list_ensembles([_bundled_root()]), scene)
+        r.say(choice.message())
+        folder = choice.folder
     try:
         ensemble = Ensemble.load(folder, intra_op_threads=1)
     except EnsembleError as e:
@@ -246,7 +253,6 @@ def run_ensemble(method: DownscaleMethod, args: argparse.Namespace) -> int:
     base = os.path.splitext(r.out)[0]
     outputs = EnsembleOutputs(r.out, r.destination("SPREAD", base + "_spread.tif"),
                               r.destination("DOMAIN_MASK", base + "_outside_domain.tif"))
-    scene = r.open_scene(rasters=3)
     card = ensemble.card
     r.say(f"Ensemble '{ensemble.name}': {ensemble.n_members} members; inputs "
           + ", ".join(f"{x['name']} ({x['units']})" for x in card["inputs"]))
@@ -260,10 +266,8 @@ def run_ensemble(method: DownscaleMethod, args: argparse.Namespace) -> int:
     return 0
 
 
-def _bundled_ensembles() -> list[str]:
-    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
-    return sorted(os.path.join(root, d) for d in os.listdir(root) if d != "recipes" and
-                  os.path.isdir(os.path.join(root, d)))
+def _bundled_root() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 
 
 # -- import-product ------------------------------------------------------------------------------

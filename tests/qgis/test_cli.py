@@ -50,7 +50,7 @@ def test_cli_output_is_the_processing_output_bit_for_bit(run_alg, cli, scene, tm
     assert filecmp.cmp(res["OUTPUT"], tmp_path / "cli.tif", shallow=False)
     if method == "svatark":  # ATPK residual: the kriging SD beside the output, also identical
         assert filecmp.cmp(res["KRIGING_SD"], tmp_path / "cli_kriging_sd.tif", shallow=False)
-    if method == "ensemble":  # the first bundled ensemble (MODEL=0), its spread beside the mean
+    if method == "ensemble":  # the automatic tier (MODEL=0) in both, its spread beside the mean
         assert filecmp.cmp(res["SPREAD"], tmp_path / "cli_spread.tif", shallow=False)
 
 
