@@ -303,3 +303,65 @@ def _loss_and_grads(params: list[np.ndarray], H: np.ndarray, z: np.ndarray, w: n
 def with_seed(config: MLPConfig, seed: int) -> MLPConfig:
     """A copy of ``config`` with another seed."""
     return replace(config, seed=int(seed))
+
+
+def train_adam(params: list[np.ndarray], loss_and_grads: Callable[[list[np.ndarray], np.ndarray], tuple],
+               n_rows: int, validation_loss: Callable[[list[np.ndarray]], float], config: MLPConfig,
+               rng: np.random.Generator, is_canceled: Optional[Callable[[], bool]] = None
+               ) -> tuple[list[np.ndarray], list[tuple[int, float, float]], int]:
+    """The training loop of :meth:`MLP.fit` for any network given as parameters and a loss.
+
+    Adam on mini-batches of ``config.batch_size`` training rows (decoupled weight decay on the
+    matrices), early stopping when ``validation_loss`` has not improved for ``config.patience``
+    epochs; the best epoch's parameters are returned.
+
+    Parameters
+    ----------
+    params : list of numpy.ndarray
+        Initial parameters (updated in place during training).
+    loss_and_grads : callable
+        ``loss_and_grads(params, rows) -> (mean loss, gradients)`` on the training rows ``rows``.
+    n_rows : int
+        Number of training rows (indices ``0 … n_rows − 1``).
+    validation_loss : callable
+        ``validation_loss(params) -> float`` on the held-out rows.
+
+    Returns
+    -------
+    best_params, history, best_epoch
+        ``history`` holds ``(epoch, train_loss, validation_loss)``.
+    """
+    from ..errors import Canceled
+
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    b1, b2, eps, t = 0.9, 0.999, 1e-8, 0
+    best, best_params, wait, best_epoch = np.inf, [p.copy() for p in params], 0, -1
+    history: list[tuple[int, float, float]] = []
+    for epoch in range(config.max_epochs):
+        if is_canceled is not None and is_canceled():
+            raise Canceled("Training canceled")
+        order = rng.permutation(n_rows)
+        tot = 0.0
+        for start in range(0, n_rows, config.batch_size):
+            idx = order[start:start + config.batch_size]
+            loss, grads = loss_and_grads(params, idx)
+            tot += loss * idx.size
+            t += 1
+            lr_t = config.learning_rate * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            for k, (p, g) in enumerate(zip(params, grads)):
+                m[k] = b1 * m[k] + (1 - b1) * g
+                v[k] = b2 * v[k] + (1 - b2) * g * g
+                p -= lr_t * m[k] / (np.sqrt(v[k]) + eps)
+                if p.ndim >= 2:
+                    p -= config.learning_rate * config.weight_decay * p
+        train_loss = tot / max(n_rows, 1)
+        val = float(validation_loss(params))
+        history.append((epoch, float(train_loss), val))
+        if val < best - 1e-6:
+            best, best_params, wait, best_epoch = val, [p.copy() for p in params], 0, epoch
+        else:
+            wait += 1
+            if wait >= config.patience:
+                break
+    return best_params, history, best_epoch

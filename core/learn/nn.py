@@ -1,0 +1,325 @@
+"""Convolution and LSTM building blocks on top of :mod:`core.learn.mlp`, numpy only, exact gradients.
+
+The deep ensemble (:mod:`core.methods.deep_ensemble`) has three kinds of member:
+
+* :class:`DenseNet` — the per-pixel dense network of :mod:`core.learn.mlp` (its forward pass and
+  gradients, ``relu`` hidden layers) on encoded input rows;
+* :class:`ConvNet` — a ``k×k`` 2-D convolution (same padding, zeros in the encoded space, i.e. the
+  training mean) with ``relu``, then 1×1 convolutions (= the dense layers, pixel by pixel). It is
+  trained on ``k×k`` patches around the sample pixels: a patch flattened channel-major
+  (:func:`im2col` order) times the kernel matrix *is* the convolution at the patch centre, so the
+  training path uses the dense code on patch vectors, and prediction runs the convolution over
+  whole raster tiles (:func:`conv2d_forward`, vectorised with im2col);
+* :class:`LSTMNet` — one LSTM layer over a sequence of dated inputs (:func:`lstm_forward` /
+  :func:`lstm_backward`, back-propagation through time), its last hidden state → a linear output.
+
+All train with :func:`core.learn.mlp.train_adam` (Adam, weight decay, early stopping on held-out
+rows). Inputs are encoded by :class:`ChannelEncoder` (standardised continuous channels, a cyclic
+day of year, one-hot classes; NaN → 0 after encoding, i.e. "unknown = the training mean"); the
+target is standardised and its scale folded back into the output layer, so ``predict`` returns
+m³/m³. :mod:`core.learn.onnx_export` writes each as an ONNX graph with the encoding inside.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .mlp import MLPConfig, _forward, _loss_and_grads, train_adam
+
+ENCODINGS: tuple[str, ...] = ("standardize", "cyclic", "one_hot")
+DOY_PERIOD = 365.25
+
+
+# --------------------------------------------------------------------------------------- encoding
+@dataclass
+class ChannelEncoder:
+    """Encoding of raw input channels (last axis) into network inputs.
+
+    Attributes
+    ----------
+    names : list of str
+        Raw channel names, in order.
+    kinds : list of str
+        ``standardize``, ``cyclic`` (day of year: sin, cos) or ``one_hot`` per channel.
+    specs : list of dict
+        Fitted: ``{"mean", "std"}``, ``{"period"}`` or ``{"codes"}`` per channel.
+    """
+
+    names: list[str]
+    kinds: list[str]
+    specs: list[dict] = field(default_factory=list)
+
+    def fit(self, X: np.ndarray) -> "ChannelEncoder":
+        """Means, standard deviations and class codes from raw rows ``X`` (n, n_channels)."""
+        X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.names))
+        self.specs = []
+        for j, kind in enumerate(self.kinds):
+            col = X[:, j][np.isfinite(X[:, j])]
+            if kind == "one_hot":
+                self.specs.append({"codes": sorted({int(round(c)) for c in col})})
+            elif kind == "cyclic":
+                self.specs.append({"period": DOY_PERIOD})
+            else:
+                std = float(np.std(col)) if col.size else 1.0
+                self.specs.append({"mean": float(np.mean(col)) if col.size else 0.0, "std": std if std > 0 else 1.0})
+        return self
+
+    @property
+    def n_encoded(self) -> int:
+        return sum(len(s["codes"]) if k == "one_hot" else (2 if k == "cyclic" else 1)
+                   for k, s in zip(self.kinds, self.specs))
+
+    def transform(self, X: np.ndarray, axis: int = -1) -> np.ndarray:
+        """Encoded array (float64), channels on ``axis``; NaN becomes 0 (the training mean)."""
+        X = np.moveaxis(np.asarray(X, dtype=np.float64), axis, -1)
+        parts = []
+        for j, (kind, s) in enumerate(zip(self.kinds, self.specs)):
+            x = X[..., j:j + 1]
+            if kind == "one_hot":
+                parts.append((x == np.asarray(s["codes"], dtype=np.float64)).astype(np.float64))
+            elif kind == "cyclic":
+                a = x * (2.0 * np.pi / s["period"])
+                parts += [np.sin(a), np.cos(a)]
+            else:
+                parts.append((x - s["mean"]) / s["std"])
+        out = np.concatenate(parts, axis=-1)
+        out[~np.isfinite(out)] = 0.0
+        return np.moveaxis(out, -1, axis)
+
+
+# ---------------------------------------------------------------------------------- convolution
+def im2col(x: np.ndarray, k: int) -> np.ndarray:
+    """Same-padded (zeros) ``k×k`` patches of ``x`` (N, C, H, W) as rows (N·H·W, C·k·k), channel-major
+    then kernel row, kernel column — the order of an ONNX ``Conv`` weight ``(F, C, k, k)`` flattened."""
+    n, c, h, w = x.shape
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))  # N, C, H, W, k, k
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * h * w, c * k * k)
+
+
+def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """2-D convolution (cross-correlation, stride 1, same zero padding) of ``x`` (N, C, H, W) with
+    ``W`` (F, C, k, k) and bias ``b`` (F,): (N, F, H, W)."""
+    n, _, h, w = x.shape
+    f, _, k, _ = W.shape
+    out = im2col(x, k) @ W.reshape(f, -1).T + b
+    return out.reshape(n, h, w, f).transpose(0, 3, 1, 2)
+
+
+def conv2d_backward(x: np.ndarray, W: np.ndarray, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients ``(dx, dW, db)`` of a scalar loss given ``d_out`` = its gradient w.r.t. the output of
+    :func:`conv2d_forward` (col2im by summing the shifted kernel taps)."""
+    n, c, h, w = x.shape
+    f, _, k, _ = W.shape
+    p = k // 2
+    g = d_out.transpose(0, 2, 3, 1).reshape(-1, f)
+    dW = (g.T @ im2col(x, k)).reshape(W.shape)
+    db = g.sum(axis=0)
+    dcols = (g @ W.reshape(f, -1)).reshape(n, h, w, c, k, k)
+    dxp = np.zeros((n, c, h + 2 * p, w + 2 * p))
+    for dy in range(k):
+        for dx in range(k):
+            dxp[:, :, dy:dy + h, dx:dx + w] += dcols[:, :, :, :, dy, dx].transpose(0, 3, 1, 2)
+    return dxp[:, :, p:p + h, p:p + w], dW, db
+
+
+def patches_at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int) -> np.ndarray:
+    """The same-padded ``k×k`` patches of ``image`` (C, H, W) centred on pixels (rows, cols), as rows
+    (n, C·k·k) in :func:`im2col` order (zeros outside the image)."""
+    p = k // 2
+    xp = np.pad(image, ((0, 0), (p, p), (p, p)))
+    off = np.arange(k)
+    rr = rows[:, None, None] + off[None, :, None]
+    cc = cols[:, None, None] + off[None, None, :]
+    return xp[:, rr, cc].transpose(1, 0, 2, 3).reshape(len(rows), -1)
+
+
+# ------------------------------------------------------------------------------------------ LSTM
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def lstm_forward(X: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray, keep_cache: bool = True):
+    """One LSTM layer over ``X`` (T, N, D); gates ``i, f, g, o`` in blocks of ``H`` columns of
+    ``Wx`` (D, 4H), ``Wh`` (H, 4H), ``b`` (4H,); zero initial state. Returns the last hidden state
+    (N, H) and the cache for :func:`lstm_backward` (empty without ``keep_cache``: prediction)."""
+    T, n, _ = X.shape
+    H = Wh.shape[0]
+    h = np.zeros((n, H))
+    c = np.zeros((n, H))
+    cache = []
+    for t in range(T):
+        a = X[t] @ Wx + h @ Wh + b
+        i, f, g, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), _sigmoid(a[:, 3 * H:])
+        c_prev, h_prev = c, h
+        c = f * c_prev + i * g
+        tc = np.tanh(c)
+        h = o * tc
+        if keep_cache:
+            cache.append((h_prev, c_prev, i, f, g, o, tc))
+    return h, cache
+
+
+def lstm_backward(X: np.ndarray, Wx: np.ndarray, Wh: np.ndarray, cache, d_h: np.ndarray):
+    """Gradients ``(dWx, dWh, db)`` given ``d_h`` = the loss gradient w.r.t. the last hidden state."""
+    H = Wh.shape[0]
+    dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(4 * H)
+    dh, dc = d_h, np.zeros_like(d_h)
+    for t in range(X.shape[0] - 1, -1, -1):
+        h_prev, c_prev, i, f, g, o, tc = cache[t]
+        do = dh * tc
+        dc = dc + dh * o * (1.0 - tc * tc)
+        di, df, dg = dc * g, dc * c_prev, dc * i
+        da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g), do * o * (1 - o)], axis=1)
+        dWx += X[t].T @ da
+        dWh += h_prev.T @ da
+        db += da.sum(axis=0)
+        dh = da @ Wh.T
+        dc = dc * f
+    return dWx, dWh, db
+
+
+def lstm_loss_and_grads(params: list[np.ndarray], S: np.ndarray, z: np.ndarray, need_grads: bool = True):
+    """Mean squared error of the LSTM network ``[Wx, Wh, b, Wo, bo]`` on sequences ``S`` (T, n, D)
+    against standardised targets ``z`` (n,), and its gradients."""
+    Wx, Wh, b, Wo, bo = params
+    h, cache = lstm_forward(S, Wx, Wh, b)
+    r = (h @ Wo + bo)[:, 0] - z
+    n = max(z.size, 1)
+    loss = float(np.sum(r * r) / n)
+    if not need_grads:
+        return loss, None
+    d_out = (2.0 * r / n)[:, None]
+    dWx, dWh, db = lstm_backward(S, Wx, Wh, cache, d_out @ Wo.T)
+    return loss, [dWx, dWh, db, h.T @ d_out, d_out.sum(axis=0)]
+
+
+# -------------------------------------------------------------------------------------- networks
+def _standardised(y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    mean, std = float(np.mean(y)), float(np.std(y)) or 1.0
+    return (y - mean) / std, mean, std
+
+
+def _dense_init(sizes: Sequence[int], rng: np.random.Generator) -> list[np.ndarray]:
+    params = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        params += [rng.normal(0.0, np.sqrt(2.0 / a), size=(a, b)), np.zeros(b)]
+    return params
+
+
+class DenseNet:
+    """Per-pixel dense network: encoded row → [Dense + ReLU]* → soil moisture (m³/m³).
+
+    ``weights``/``biases`` include the target scale in the last layer (as :class:`core.learn.mlp.MLP`).
+    """
+
+    kind = "dnn"
+
+    def __init__(self, config: MLPConfig) -> None:
+        self.config = config
+        self.weights: list[np.ndarray] = []
+        self.biases: list[np.ndarray] = []
+        self.history: list[tuple[int, float, float]] = []
+        self.best_epoch = -1
+
+    def fit(self, H: np.ndarray, y: np.ndarray, H_val: np.ndarray, y_val: np.ndarray,
+            is_canceled: Optional[Callable[[], bool]] = None) -> "DenseNet":
+        """Train on encoded rows ``H`` (n, n_in) → ``y``; early stopping on ``(H_val, y_val)``."""
+        cfg = self.config
+        rng = np.random.default_rng(cfg.seed)
+        z, mean, std = _standardised(np.asarray(y, dtype=np.float64))
+        z_val = (np.asarray(y_val, dtype=np.float64) - mean) / std
+        params = _dense_init([H.shape[1], *cfg.hidden, 1], rng)
+        ones, ones_val = np.ones(len(z)), np.ones(len(z_val))
+        best, self.history, self.best_epoch = train_adam(
+            params, lambda p, idx: _loss_and_grads(p, H[idx], z[idx], ones[idx], "dense"), len(z),
+            lambda p: _loss_and_grads(p, H_val, z_val, ones_val, "dense", need_grads=False)[0] if len(z_val)
+            else 0.0, cfg, rng, is_canceled)
+        self.weights, self.biases = best[0::2], best[1::2]
+        self.weights[-1] = self.weights[-1] * std
+        self.biases[-1] = self.biases[-1] * std + mean
+        return self
+
+    def predict(self, H: np.ndarray) -> np.ndarray:
+        """Soil moisture (m³/m³) of encoded rows ``H``."""
+        out, _ = _forward(self.weights, self.biases, np.asarray(H, dtype=np.float64))
+        return out[:, 0]
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(W.size + b.size for W, b in zip(self.weights, self.biases))
+
+
+class ConvNet(DenseNet):
+    """``k×k`` convolution + ReLU, then 1×1 convolutions; trained on patch rows (:func:`patches_at`)."""
+
+    kind = "cnn"
+
+    def __init__(self, config: MLPConfig, kernel: int, channels: int) -> None:
+        super().__init__(config)
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"the convolution kernel must be odd and positive, not {kernel}")
+        self.kernel, self.channels = int(kernel), int(channels)
+
+    @property
+    def conv_weight(self) -> np.ndarray:
+        """The first layer as a convolution kernel (F, C, k, k)."""
+        k = self.kernel
+        return self.weights[0].T.reshape(-1, self.channels, k, k)
+
+    def predict_image(self, image: np.ndarray) -> np.ndarray:
+        """Fully convolutional prediction on an encoded image (C, H, W): soil moisture (H, W)."""
+        a = np.maximum(conv2d_forward(image[None], self.conv_weight, self.biases[0])[0], 0.0)
+        c, h, w = a.shape
+        rows = a.reshape(c, -1).T
+        out, _ = _forward(self.weights[1:], self.biases[1:], rows)
+        return out[:, 0].reshape(h, w)
+
+
+class LSTMNet:
+    """One LSTM layer over a sequence of encoded dated inputs; last hidden state → soil moisture."""
+
+    kind = "lstm"
+
+    def __init__(self, config: MLPConfig, hidden: int) -> None:
+        self.config = config
+        self.hidden = int(hidden)
+        self.params: list[np.ndarray] = []
+        self.history: list[tuple[int, float, float]] = []
+        self.best_epoch = -1
+
+    def fit(self, S: np.ndarray, y: np.ndarray, S_val: np.ndarray, y_val: np.ndarray,
+            is_canceled: Optional[Callable[[], bool]] = None) -> "LSTMNet":
+        """Train on sequences ``S`` (T, n, D) → ``y``; early stopping on ``(S_val, y_val)``."""
+        cfg = self.config
+        rng = np.random.default_rng(cfg.seed)
+        z, mean, std = _standardised(np.asarray(y, dtype=np.float64))
+        z_val = (np.asarray(y_val, dtype=np.float64) - mean) / std
+        D, H = S.shape[2], self.hidden
+        params = [rng.normal(0.0, np.sqrt(1.0 / D), size=(D, 4 * H)), rng.normal(0.0, np.sqrt(1.0 / H), size=(H, 4 * H)),
+                  np.concatenate([np.zeros(H), np.ones(H), np.zeros(2 * H)]),  # forget gate bias 1
+                  rng.normal(0.0, np.sqrt(1.0 / H), size=(H, 1)), np.zeros(1)]
+        best, self.history, self.best_epoch = train_adam(
+            params, lambda p, idx: lstm_loss_and_grads(p, S[:, idx], z[idx]), len(z),
+            lambda p: lstm_loss_and_grads(p, S_val, z_val, need_grads=False)[0] if len(z_val) else 0.0,
+            cfg, rng, is_canceled)
+        best[3] = best[3] * std
+        best[4] = best[4] * std + mean
+        self.params = best
+        return self
+
+    def predict(self, S: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+        """Soil moisture (m³/m³) of encoded sequences ``S`` (T, n, D), ``chunk`` sequences at a time."""
+        Wx, Wh, b, Wo, bo = self.params
+        out = np.empty(S.shape[1])
+        for s in range(0, S.shape[1], chunk):
+            h, _ = lstm_forward(np.asarray(S[:, s:s + chunk], dtype=np.float64), Wx, Wh, b, keep_cache=False)
+            out[s:s + chunk] = (h @ Wo + bo)[:, 0]
+        return out
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.size for p in self.params)
