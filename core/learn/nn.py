@@ -243,10 +243,13 @@ class DenseNet:
         self.biases[-1] = self.biases[-1] * std + mean
         return self
 
-    def predict(self, H: np.ndarray) -> np.ndarray:
-        """Soil moisture (m³/m³) of encoded rows ``H``."""
-        out, _ = _forward(self.weights, self.biases, np.asarray(H, dtype=np.float64))
-        return out[:, 0]
+    def predict(self, H: np.ndarray, chunk: int = 1 << 15) -> np.ndarray:
+        """Soil moisture (m³/m³) of encoded rows ``H``, ``chunk`` rows at a time (bounded memory)."""
+        out = np.empty(len(H))
+        for s in range(0, len(H), chunk):
+            z, _ = _forward(self.weights, self.biases, np.asarray(H[s:s + chunk], dtype=np.float64))
+            out[s:s + chunk] = z[:, 0]
+        return out
 
     @property
     def n_parameters(self) -> int:
@@ -270,13 +273,22 @@ class ConvNet(DenseNet):
         k = self.kernel
         return self.weights[0].T.reshape(-1, self.channels, k, k)
 
-    def predict_image(self, image: np.ndarray) -> np.ndarray:
-        """Fully convolutional prediction on an encoded image (C, H, W): soil moisture (H, W)."""
-        a = np.maximum(conv2d_forward(image[None], self.conv_weight, self.biases[0])[0], 0.0)
-        c, h, w = a.shape
-        rows = a.reshape(c, -1).T
-        out, _ = _forward(self.weights[1:], self.biases[1:], rows)
-        return out[:, 0].reshape(h, w)
+    def predict_image(self, image: np.ndarray, max_pixels: int = 1 << 14) -> np.ndarray:
+        """Fully convolutional prediction on an encoded image (C, H, W): soil moisture (H, W).
+
+        Runs in strips of about ``max_pixels`` pixels, each read with ``kernel // 2`` rows of context
+        above and below, so the im2col matrix stays small; the result equals one pass over the image."""
+        _, h, w = image.shape
+        p = self.kernel // 2
+        step = max(1, max_pixels // max(w, 1))
+        out = np.empty((h, w))
+        for r in range(0, h, step):
+            r0, r1 = max(0, r - p), min(h, r + step + p)
+            a = np.maximum(conv2d_forward(image[None, :, r0:r1], self.conv_weight, self.biases[0])[0], 0.0)
+            a = a[:, r - r0:r - r0 + min(step, h - r)]
+            z, _ = _forward(self.weights[1:], self.biases[1:], a.reshape(a.shape[0], -1).T)
+            out[r:r + a.shape[1]] = z[:, 0].reshape(a.shape[1], w)
+        return out
 
 
 class LSTMNet:

@@ -1,7 +1,8 @@
 """The trend → residual pipeline every trend-based method composes.
 
 Given any fitted trend (an object with ``predict(X) -> float32`` over the feature columns
-``names``) and any residual model (:mod:`core.methods.residual`), :func:`trend_plus_residual`
+``names``, or with ``predict_block(scene, t, window, static) -> (rows, width)`` when it needs more than
+the pixel's own features — neighbouring rows, earlier dates) and any residual model (:mod:`core.methods.residual`), :func:`trend_plus_residual`
 
 1. predicts the trend on every fine pixel and date, block by block (scaled by ``trend_weight``, the
    share of the trend's fine-scale detail the method trusts — 0 gives a pure interpolation of the
@@ -70,8 +71,11 @@ def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residu
             for t in range(T):
                 if canceled():
                     raise Canceled()
-                feats = scene.features(t, w, static)
-                tr = trend.predict(stack_features(feats, names)).reshape(w.nrows, scene.fine.width) * weight
+                if hasattr(trend, "predict_block"):  # a trend that reads its own context (halo rows, past dates)
+                    tr = trend.predict_block(scene, t, w, static) * weight
+                else:
+                    feats = scene.features(t, w, static)
+                    tr = trend.predict(stack_features(feats, names)).reshape(w.nrows, scene.fine.width) * weight
                 trend_file.write(t, w, tr)
                 trend_acc[t].add(tr, idx)
                 step += 1
