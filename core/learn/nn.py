@@ -4,8 +4,7 @@ The deep ensemble (:mod:`core.methods.deep_ensemble`) has three kinds of member:
 
 * :class:`DenseNet` — the per-pixel dense network of :mod:`core.learn.mlp` (its forward pass and
   gradients, ``relu`` hidden layers) on encoded input rows;
-* :class:`ConvNet` — a ``k×k`` 2-D convolution (same padding, zeros in the encoded space, i.e. the
-  training mean) with ``relu``, then 1×1 convolutions (= the dense layers, pixel by pixel). It is
+* :class:`ConvNet` — a ``k×k`` 2-D convolution (same padding repeating the edge pixels) with ``relu``, then 1×1 convolutions (= the dense layers, pixel by pixel). It is
   trained on ``k×k`` patches around the sample pixels: a patch flattened channel-major
   (:func:`im2col` order) times the kernel matrix *is* the convolution at the patch centre, so the
   training path uses the dense code on patch vectors, and prediction runs the convolution over
@@ -91,17 +90,19 @@ class ChannelEncoder:
 
 # ---------------------------------------------------------------------------------- convolution
 def im2col(x: np.ndarray, k: int) -> np.ndarray:
-    """Same-padded (zeros) ``k×k`` patches of ``x`` (N, C, H, W) as rows (N·H·W, C·k·k), channel-major
-    then kernel row, kernel column — the order of an ONNX ``Conv`` weight ``(F, C, k, k)`` flattened."""
+    """Same-padded ``k×k`` patches of ``x`` (N, C, H, W) as rows (N·H·W, C·k·k), channel-major then kernel
+    row, kernel column — the order of an ONNX ``Conv`` weight ``(F, C, k, k)`` flattened. The padding
+    repeats the edge pixels (ONNX ``Pad`` mode ``edge``): zeros would tell the network where the grid
+    ends, a position it would learn on small coarse grids and that means nothing at the fine scale."""
     n, c, h, w = x.shape
     p = k // 2
-    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="edge")
     win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))  # N, C, H, W, k, k
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * h * w, c * k * k)
 
 
 def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """2-D convolution (cross-correlation, stride 1, same zero padding) of ``x`` (N, C, H, W) with
+    """2-D convolution (cross-correlation, stride 1, same edge padding) of ``x`` (N, C, H, W) with
     ``W`` (F, C, k, k) and bias ``b`` (F,): (N, F, H, W)."""
     n, _, h, w = x.shape
     f, _, k, _ = W.shape
@@ -111,7 +112,8 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def conv2d_backward(x: np.ndarray, W: np.ndarray, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients ``(dx, dW, db)`` of a scalar loss given ``d_out`` = its gradient w.r.t. the output of
-    :func:`conv2d_forward` (col2im by summing the shifted kernel taps)."""
+    :func:`conv2d_forward` (col2im by summing the shifted kernel taps; the padding's share goes back to
+    the edge pixels it repeats)."""
     n, c, h, w = x.shape
     f, _, k, _ = W.shape
     p = k // 2
@@ -123,14 +125,19 @@ def conv2d_backward(x: np.ndarray, W: np.ndarray, d_out: np.ndarray) -> tuple[np
     for dy in range(k):
         for dx in range(k):
             dxp[:, :, dy:dy + h, dx:dx + w] += dcols[:, :, :, :, dy, dx].transpose(0, 3, 1, 2)
+    if p:
+        dxp[:, :, p] += dxp[:, :, :p].sum(axis=2)
+        dxp[:, :, p + h - 1] += dxp[:, :, p + h:].sum(axis=2)
+        dxp[:, :, :, p] += dxp[:, :, :, :p].sum(axis=3)
+        dxp[:, :, :, p + w - 1] += dxp[:, :, :, p + w:].sum(axis=3)
     return dxp[:, :, p:p + h, p:p + w], dW, db
 
 
 def patches_at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int) -> np.ndarray:
     """The same-padded ``k×k`` patches of ``image`` (C, H, W) centred on pixels (rows, cols), as rows
-    (n, C·k·k) in :func:`im2col` order (zeros outside the image)."""
+    (n, C·k·k) in :func:`im2col` order (edge pixels repeated outside the image)."""
     p = k // 2
-    xp = np.pad(image, ((0, 0), (p, p), (p, p)))
+    xp = np.pad(image, ((0, 0), (p, p), (p, p)), mode="edge")
     off = np.arange(k)
     rr = rows[:, None, None] + off[None, :, None]
     cc = cols[:, None, None] + off[None, None, :]

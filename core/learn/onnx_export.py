@@ -271,17 +271,19 @@ def dense_net_to_onnx(net, encoder, name: str = "dnn") -> onnx.ModelProto:
 
 def conv_net_to_onnx(net, encoder, name: str = "cnn") -> onnx.ModelProto:
     """ONNX graph of a :class:`core.learn.nn.ConvNet`, fully convolutional: ``X`` [1, channels, H, W]
-    raw → ``sm`` [1, 1, H, W] (``Conv`` k×k with same zero padding, then 1×1 ``Conv`` layers)."""
+    raw → ``sm`` [1, 1, H, W] (``Pad`` repeating the edges, ``Conv`` k×k, then 1×1 ``Conv`` layers)."""
     nodes, inits, const = _builder()
     a = _encoder_nodes(encoder, INPUT_NAME, 1, 4, nodes, const)
     k, p = net.kernel, net.kernel // 2
+    const("pads", [0, 0, p, p, 0, 0, p, p], np.int64)
+    nodes.append(helper.make_node("Pad", [a, "pads"], ["padded"], mode="edge"))
+    a = "padded"
     for i, (W, b) in enumerate(zip(net.weights, net.biases)):
         kernel = net.conv_weight if i == 0 else W.T[:, :, None, None]
         const(f"K{i}", kernel)
         const(f"b{i}", b)
         size = k if i == 0 else 1
-        nodes.append(helper.make_node("Conv", [a, f"K{i}", f"b{i}"], [f"z{i}"], kernel_shape=[size, size],
-                                      pads=[p, p, p, p] if i == 0 else [0, 0, 0, 0]))
+        nodes.append(helper.make_node("Conv", [a, f"K{i}", f"b{i}"], [f"z{i}"], kernel_shape=[size, size]))
         a = f"z{i}"
         if i < len(net.weights) - 1:
             nodes.append(helper.make_node("Relu", [a], [f"a{i}"]))

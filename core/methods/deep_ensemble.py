@@ -17,7 +17,9 @@ After the 9 km → 30 m scheme of the deep-ensemble paper (``shared/papers/deep-
   training at every level: ``stopping_fraction`` of them stop the training early, ``held_out_fraction``
   score the members and the ensemble on the coarse product, weight the members (inverse held-out MSE,
   or their plain mean), measure the permutation importance of every input, and set the do-no-harm
-  trend weight (:func:`core.methods.trend_weight.held_out_trend_weight`).
+  trend weight (:func:`core.methods.trend_weight.held_out_trend_weight`). There the LSTM sees a
+  held-out cell's earlier soil moisture only as filled in from the surrounding cells — as a fine pixel
+  only knows the interpolated coarse field — so its scores are not flattered by the cell's own past.
 * **Trend → residual**: the ensemble is the trend of :func:`core.methods.pipeline.trend_plus_residual`
   (weighted by its held-out skill), the residual any model of :mod:`core.methods.residual` (default
   ``auto``), so each cell's pixels average back to the coarse value as in the regression family.
@@ -305,9 +307,11 @@ def _patches(levels: list[_Level], s: _Samples, encoder: ChannelEncoder, k: int)
     return out
 
 
-def _sequences(levels: list[_Level], s: _Samples, n_steps: int) -> np.ndarray:
+def _sequences(levels: list[_Level], s: _Samples, n_steps: int,
+               coarse_sm: Optional[list[np.ndarray]] = None) -> np.ndarray:
     """Raw sequences (T, n, channels + 1): the channels of dates t − T + 1 … t and the level's soil moisture
-    of the date before each (NaN before the first date: encoded as the training mean)."""
+    of the date before each (NaN before the first date: encoded as the training mean). ``coarse_sm``
+    replaces the coarse level's soil moisture (see :func:`_without_cells`)."""
     n_ch = levels[0].raw[0].shape[0]
     out = np.full((n_steps, len(s.y), n_ch + 1), np.nan)
     for li, lev in enumerate(levels):
@@ -322,8 +326,30 @@ def _sequences(levels: list[_Level], s: _Samples, n_steps: int) -> np.ndarray:
                     continue
                 out[k, m, :n_ch] = lev.raw[d].reshape(n_ch, -1)[:, px].T
                 if d >= 1:
-                    out[k, m, n_ch] = lev.target[d - 1][px]
+                    source = coarse_sm if (coarse_sm is not None and li == 0) else lev.target
+                    out[k, m, n_ch] = source[d - 1][px]
     return out
+
+
+def _without_cells(values: np.ndarray, grid: Grid, hide: np.ndarray) -> np.ndarray:
+    """``values`` (flat, on ``grid``) with the cells ``hide`` filled from the others by normalised
+    convolution (repeated 3×3 means of the known cells) — what a held-out cell's soil moisture looks like
+    when only its surroundings are known, as a fine pixel only knows the interpolated coarse field."""
+    from scipy.ndimage import uniform_filter
+
+    v = np.asarray(values, dtype=np.float64).reshape(grid.height, grid.width).copy()
+    known = np.isfinite(v) & ~hide.reshape(v.shape)
+    gap = ~known & np.isfinite(v)
+    v[~known] = np.nan
+    for _ in range(max(grid.width, grid.height)):
+        if not (gap & ~np.isfinite(v)).any():
+            break
+        ok = np.isfinite(v)
+        num = uniform_filter(np.where(ok, v, 0.0), 3, mode="nearest")
+        den = uniform_filter(ok.astype(np.float64), 3, mode="nearest")
+        fill = gap & ~ok & (den > 1e-9)
+        v[fill] = num[fill] / den[fill]
+    return v.ravel()
 
 
 def _scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -368,6 +394,8 @@ def fit(scene: Scene, options: Optional[DeepEnsembleOptions] = None, progress: O
     cfg = MLPConfig(hidden=opts.hidden, learning_rate=opts.learning_rate, batch_size=opts.batch_size,
                     max_epochs=opts.max_epochs, patience=opts.patience, seed=opts.seed)
     k, T = opts.kernel, max(1, opts.sequence_length)
+    # the LSTM judged at a held-out cell sees its earlier soil moisture only through its surroundings
+    hidden_sm = [_without_cells(y, scene.coarse, role == 2) for y in levels[0].target]
     members: dict[str, Any] = {}
     data_held: dict[str, Any] = {"X": X_ho, "P": None, "S": None}
     for i, name in enumerate(opts.members):
@@ -385,7 +413,7 @@ def fit(scene: Scene, options: Optional[DeepEnsembleOptions] = None, progress: O
             members[name] = LSTMNet(cfg, opts.lstm_hidden).fit(
                 lstm_encoder.transform(_sequences(levels, train, T)), train.y,
                 lstm_encoder.transform(_sequences(levels, stop, T)), stop.y, canceled)
-            data_held["S"] = _sequences(levels, held, T)
+            data_held["S"] = _sequences(levels, held, T, hidden_sm)
         if canceled():
             raise Canceled()
     model = DeepEnsembleModel(names, kinds, opts, encoder, lstm_encoder, members,
@@ -408,7 +436,7 @@ def fit(scene: Scene, options: Optional[DeepEnsembleOptions] = None, progress: O
                     for m, net in members.items()},
         "held_out_scores": scores, "weighting": opts.weighting,
     }
-    training.update(_trend_weight(scene, model, levels, role, T))
+    training.update(_trend_weight(scene, model, levels, role, T, hidden_sm))
     if opts.importance:
         prog(0.95, "permutation importance of every input on the held-out cells")
         training["importance"] = permutation_importance(model, data_held, held.y, opts.seed)
@@ -418,14 +446,15 @@ def fit(scene: Scene, options: Optional[DeepEnsembleOptions] = None, progress: O
 
 
 def _trend_weight(scene: Scene, model: DeepEnsembleModel, levels: list[_Level], role: np.ndarray,
-                  T: int) -> dict[str, Any]:
-    """The do-no-harm weight from the held-out cells (the ensemble at every coarse sample)."""
+                  T: int, hidden_sm: list[np.ndarray]) -> dict[str, Any]:
+    """The do-no-harm weight from the held-out cells (the ensemble at every coarse sample; the LSTM sees
+    the held-out cells' earlier soil moisture only through their surroundings)."""
     g = scene.coarse
     parts = [_candidates(levels, role, r, 0, np.random.default_rng(0), only_coarse=True) for r in (0, 1, 2)]
     every = _Samples(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("level", "date", "pixel", "cell", "y")))
     is_held = np.concatenate([np.full(len(p.y), r == 2) for r, p in zip((0, 1, 2), parts)])
     P = _patches(levels, every, model.encoder, model.options.kernel) if "cnn" in model.members else None
-    S = _sequences(levels, every, T) if "lstm" in model.members else None
+    S = _sequences(levels, every, T, hidden_sm) if "lstm" in model.members else None
     f = model.combine(model.member_predictions(_rows(levels, every), P, S))
     rows, cols = np.divmod(np.arange(g.size), g.width)
     cx, cy = g.pixel_size_m()
