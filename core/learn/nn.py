@@ -70,19 +70,19 @@ class ChannelEncoder:
         return sum(len(s["codes"]) if k == "one_hot" else (2 if k == "cyclic" else 1)
                    for k, s in zip(self.kinds, self.specs))
 
-    def transform(self, X: np.ndarray, axis: int = -1) -> np.ndarray:
-        """Encoded array (float64), channels on ``axis``; NaN becomes 0 (the training mean)."""
-        X = np.moveaxis(np.asarray(X, dtype=np.float64), axis, -1)
+    def transform(self, X: np.ndarray, axis: int = -1, dtype=np.float64) -> np.ndarray:
+        """Encoded array (``dtype``), channels on ``axis``; NaN becomes 0 (the training mean)."""
+        X = np.moveaxis(np.asarray(X, dtype=dtype), axis, -1)
         parts = []
         for j, (kind, s) in enumerate(zip(self.kinds, self.specs)):
             x = X[..., j:j + 1]
             if kind == "one_hot":
-                parts.append((x == np.asarray(s["codes"], dtype=np.float64)).astype(np.float64))
+                parts.append((x == np.asarray(s["codes"], dtype=dtype)).astype(dtype))
             elif kind == "cyclic":
-                a = x * (2.0 * np.pi / s["period"])
+                a = x * dtype(2.0 * np.pi / s["period"])
                 parts += [np.sin(a), np.cos(a)]
             else:
-                parts.append((x - s["mean"]) / s["std"])
+                parts.append((x - dtype(s["mean"])) * dtype(1.0 / s["std"]))
         out = np.concatenate(parts, axis=-1)
         out[~np.isfinite(out)] = 0.0
         return np.moveaxis(out, -1, axis)
@@ -251,10 +251,12 @@ class DenseNet:
         return self
 
     def predict(self, H: np.ndarray, chunk: int = 1 << 15) -> np.ndarray:
-        """Soil moisture (m³/m³) of encoded rows ``H``, ``chunk`` rows at a time (bounded memory)."""
+        """Soil moisture (m³/m³) of encoded rows ``H``, in float32, ``chunk`` rows at a time (bounded memory)."""
+        Ws = [W.astype(np.float32) for W in self.weights]
+        bs = [b.astype(np.float32) for b in self.biases]
         out = np.empty(len(H))
         for s in range(0, len(H), chunk):
-            z, _ = _forward(self.weights, self.biases, np.asarray(H[s:s + chunk], dtype=np.float64))
+            z, _ = _forward(Ws, bs, np.asarray(H[s:s + chunk], dtype=np.float32))
             out[s:s + chunk] = z[:, 0]
         return out
 
@@ -283,17 +285,20 @@ class ConvNet(DenseNet):
     def predict_image(self, image: np.ndarray, max_pixels: int = 1 << 14) -> np.ndarray:
         """Fully convolutional prediction on an encoded image (C, H, W): soil moisture (H, W).
 
-        Runs in strips of about ``max_pixels`` pixels, each read with ``kernel // 2`` rows of context
-        above and below, so the im2col matrix stays small; the result equals one pass over the image."""
+        Runs in float32, in strips of about ``max_pixels`` pixels, each read with ``kernel // 2`` rows of
+        context above and below, so the im2col matrix stays small; the result equals one pass over the image."""
         _, h, w = image.shape
         p = self.kernel // 2
         step = max(1, max_pixels // max(w, 1))
+        image = np.asarray(image, dtype=np.float32)
+        kernel, Ws = self.conv_weight.astype(np.float32), [W.astype(np.float32) for W in self.weights[1:]]
+        bs = [b.astype(np.float32) for b in self.biases]
         out = np.empty((h, w))
         for r in range(0, h, step):
             r0, r1 = max(0, r - p), min(h, r + step + p)
-            a = np.maximum(conv2d_forward(image[None, :, r0:r1], self.conv_weight, self.biases[0])[0], 0.0)
+            a = np.maximum(conv2d_forward(image[None, :, r0:r1], kernel, bs[0])[0], 0.0)
             a = a[:, r - r0:r - r0 + min(step, h - r)]
-            z, _ = _forward(self.weights[1:], self.biases[1:], a.reshape(a.shape[0], -1).T)
+            z, _ = _forward(Ws, bs[1:], a.reshape(a.shape[0], -1).T)
             out[r:r + a.shape[1]] = z[:, 0].reshape(a.shape[1], w)
         return out
 
@@ -330,12 +335,22 @@ class LSTMNet:
         self.params = best
         return self
 
-    def predict(self, S: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-        """Soil moisture (m³/m³) of encoded sequences ``S`` (T, n, D), ``chunk`` sequences at a time."""
-        Wx, Wh, b, Wo, bo = self.params
+    def predict(self, S: np.ndarray, chunk: int = 8192) -> np.ndarray:
+        """Soil moisture (m³/m³) of encoded sequences ``S`` (T, n, D), in float32, ``chunk`` sequences at a
+        time (small enough for the gate arrays to stay in the processor's cache)."""
+        Wx, Wh, b, Wo, bo = (p.astype(np.float32) for p in self.params)
+        H = self.hidden
         out = np.empty(S.shape[1])
         for s in range(0, S.shape[1], chunk):
-            h, _ = lstm_forward(np.asarray(S[:, s:s + chunk], dtype=np.float64), Wx, Wh, b, keep_cache=False)
+            X = np.asarray(S[:, s:s + chunk], dtype=np.float32)
+            A = (X.reshape(-1, X.shape[2]) @ Wx + b).reshape(X.shape[0], X.shape[1], -1)  # every step's input part
+            h = np.zeros((X.shape[1], H), np.float32)
+            c = np.zeros_like(h)
+            for t in range(X.shape[0]):
+                a = A[t] + h @ Wh
+                gates = _sigmoid(a)
+                c = gates[:, H:2 * H] * c + gates[:, :H] * np.tanh(a[:, 2 * H:3 * H])
+                h = gates[:, 3 * H:] * np.tanh(c)
             out[s:s + chunk] = (h @ Wo + bo)[:, 0]
         return out
 

@@ -79,7 +79,7 @@ class DeepEnsembleOptions:
     levels: tuple[int, ...] = (2, 4)
     hidden: tuple[int, ...] = (32, 16)
     conv_filters: int = 16
-    lstm_hidden: int = 16
+    lstm_hidden: int = 8
     max_epochs: int = 60
     patience: int = 8
     learning_rate: float = 3e-3
@@ -546,17 +546,18 @@ class _EnsembleTrend:
         top = w.row0 - hw.row0
         raw = self._raw_of(t, hw)
         inner = raw[:, top:top + w.nrows].reshape(raw.shape[0], -1)
-        X = inner.T.astype(np.float64)
+        X = inner.T
         valid = np.isfinite(X).all(axis=1)
         m = self.model
         preds = {}
+        f32 = np.float32
         for name, net in m.members.items():
             if name == "dnn":
-                preds[name] = net.predict(m.encoder.transform(X))
+                preds[name] = net.predict(m.encoder.transform(X, dtype=f32))
             elif name == "cnn":
-                preds[name] = net.predict_image(m.encoder.transform(raw, axis=0))[top:top + w.nrows].ravel()
+                preds[name] = net.predict_image(m.encoder.transform(raw, axis=0, dtype=f32))[top:top + w.nrows].ravel()
             else:
-                preds[name] = net.predict(m.lstm_encoder.transform(self._sequence(t, w, hw, top)))
+                preds[name] = net.predict(m.lstm_encoder.transform(self._sequence(t, w, hw, top), dtype=f32))
         trend = np.where(valid, m.combine(preds), np.nan)
         if self.spread is not None:
             stack = np.stack([preds[n] for n in preds])
@@ -570,7 +571,7 @@ class _EnsembleTrend:
     def _sequence(self, t: int, w: Window, hw: Window, top: int) -> np.ndarray:
         n_ch = len(self.model.names)
         n = w.nrows * self.scene.fine.width
-        S = np.full((self.T, n, n_ch + 1), np.nan)
+        S = np.full((self.T, n, n_ch + 1), np.nan, np.float32)
         for k in range(self.T):
             d = t - (self.T - 1) + k
             if d < 0:
