@@ -210,6 +210,23 @@ def _standardised(y: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (y - mean) / std, mean, std
 
 
+def _dense_loss(params: list[np.ndarray], H: np.ndarray, z: np.ndarray, need_grads: bool = True):
+    return _loss_and_grads(params, H, z, np.ones(len(z)), "dense", need_grads=need_grads)
+
+
+def _fit_standardised(params: list[np.ndarray], loss, take, X, y, X_val, y_val, config: MLPConfig,
+                      rng: np.random.Generator, is_canceled):
+    """:func:`core.learn.mlp.train_adam` on the standardised target: ``loss(params, X, z, need_grads)``,
+    ``take(X, rows)`` the training rows of a batch. Returns the best parameters, the history, the best
+    epoch and the target's mean and standard deviation."""
+    z, mean, std = _standardised(np.asarray(y, dtype=np.float64))
+    z_val = (np.asarray(y_val, dtype=np.float64) - mean) / std
+    best, history, best_epoch = train_adam(
+        params, lambda p, idx: loss(p, take(X, idx), z[idx]), len(z),
+        (lambda p: loss(p, X_val, z_val, False)[0]) if len(z_val) else None, config, rng, is_canceled)
+    return best, history, best_epoch, mean, std
+
+
 def _dense_init(sizes: Sequence[int], rng: np.random.Generator) -> list[np.ndarray]:
     params = []
     for a, b in zip(sizes[:-1], sizes[1:]):
@@ -235,16 +252,10 @@ class DenseNet:
     def fit(self, H: np.ndarray, y: np.ndarray, H_val: np.ndarray, y_val: np.ndarray,
             is_canceled: Optional[Callable[[], bool]] = None) -> "DenseNet":
         """Train on encoded rows ``H`` (n, n_in) → ``y``; early stopping on ``(H_val, y_val)``."""
-        cfg = self.config
-        rng = np.random.default_rng(cfg.seed)
-        z, mean, std = _standardised(np.asarray(y, dtype=np.float64))
-        z_val = (np.asarray(y_val, dtype=np.float64) - mean) / std
-        params = _dense_init([H.shape[1], *cfg.hidden, 1], rng)
-        ones, ones_val = np.ones(len(z)), np.ones(len(z_val))
-        best, self.history, self.best_epoch = train_adam(
-            params, lambda p, idx: _loss_and_grads(p, H[idx], z[idx], ones[idx], "dense"), len(z),
-            lambda p: _loss_and_grads(p, H_val, z_val, ones_val, "dense", need_grads=False)[0] if len(z_val)
-            else 0.0, cfg, rng, is_canceled)
+        rng = np.random.default_rng(self.config.seed)
+        params = _dense_init([H.shape[1], *self.config.hidden, 1], rng)
+        best, self.history, self.best_epoch, mean, std = _fit_standardised(
+            params, _dense_loss, lambda X, idx: X[idx], H, y, H_val, y_val, self.config, rng, is_canceled)
         self.weights, self.biases = best[0::2], best[1::2]
         self.weights[-1] = self.weights[-1] * std
         self.biases[-1] = self.biases[-1] * std + mean
@@ -318,18 +329,13 @@ class LSTMNet:
     def fit(self, S: np.ndarray, y: np.ndarray, S_val: np.ndarray, y_val: np.ndarray,
             is_canceled: Optional[Callable[[], bool]] = None) -> "LSTMNet":
         """Train on sequences ``S`` (T, n, D) → ``y``; early stopping on ``(S_val, y_val)``."""
-        cfg = self.config
-        rng = np.random.default_rng(cfg.seed)
-        z, mean, std = _standardised(np.asarray(y, dtype=np.float64))
-        z_val = (np.asarray(y_val, dtype=np.float64) - mean) / std
+        rng = np.random.default_rng(self.config.seed)
         D, H = S.shape[2], self.hidden
         params = [rng.normal(0.0, np.sqrt(1.0 / D), size=(D, 4 * H)), rng.normal(0.0, np.sqrt(1.0 / H), size=(H, 4 * H)),
                   np.concatenate([np.zeros(H), np.ones(H), np.zeros(2 * H)]),  # forget gate bias 1
                   rng.normal(0.0, np.sqrt(1.0 / H), size=(H, 1)), np.zeros(1)]
-        best, self.history, self.best_epoch = train_adam(
-            params, lambda p, idx: lstm_loss_and_grads(p, S[:, idx], z[idx]), len(z),
-            lambda p: lstm_loss_and_grads(p, S_val, z_val, need_grads=False)[0] if len(z_val) else 0.0,
-            cfg, rng, is_canceled)
+        best, self.history, self.best_epoch, mean, std = _fit_standardised(
+            params, lstm_loss_and_grads, lambda X, idx: X[:, idx], S, y, S_val, y_val, self.config, rng, is_canceled)
         best[3] = best[3] * std
         best[4] = best[4] * std + mean
         self.params = best

@@ -232,6 +232,18 @@ def _encoder_nodes(encoder, source: str, axis: int, ndim: int, nodes: list, cons
     return "enc"
 
 
+def _relu_layers(net, a: str, layer, nodes: list) -> None:
+    """Nodes of ``net``'s layers (``layer(i, input, W, b)`` → nodes ending in ``z{i}``), ReLU between them,
+    the last one's output named ``sm``."""
+    for i, (W, b) in enumerate(zip(net.weights, net.biases)):
+        nodes += layer(i, a, W, b)
+        a = f"z{i}"
+        if i < len(net.weights) - 1:
+            nodes.append(helper.make_node("Relu", [a], [f"a{i}"]))
+            a = f"a{i}"
+    nodes.append(helper.make_node("Identity", [a], [OUTPUT_NAME]))
+
+
 def _finish(nodes, inits, name: str, inputs, outputs) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, name, inputs, outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=PRODUCER)
@@ -254,16 +266,13 @@ def dense_net_to_onnx(net, encoder, name: str = "dnn") -> onnx.ModelProto:
     """ONNX graph of a :class:`core.learn.nn.DenseNet`: ``X`` [N, channels] raw → ``sm`` [N, 1]."""
     nodes, inits, const = _builder()
     a = _encoder_nodes(encoder, INPUT_NAME, 1, 2, nodes, const)
-    for i, (W, b) in enumerate(zip(net.weights, net.biases)):
+
+    def dense(i: int, x: str, W: np.ndarray, b: np.ndarray) -> list:
         const(f"W{i}", W)
         const(f"b{i}", b)
-        nodes += [helper.make_node("MatMul", [a, f"W{i}"], [f"mm{i}"]),
-                  helper.make_node("Add", [f"mm{i}", f"b{i}"], [f"z{i}"])]
-        a = f"z{i}"
-        if i < len(net.weights) - 1:
-            nodes.append(helper.make_node("Relu", [a], [f"a{i}"]))
-            a = f"a{i}"
-    nodes.append(helper.make_node("Identity", [a], [OUTPUT_NAME]))
+        return [helper.make_node("MatMul", [x, f"W{i}"], [f"mm{i}"]),
+                helper.make_node("Add", [f"mm{i}", f"b{i}"], [f"z{i}"])]
+    _relu_layers(net, a, dense, nodes)
     return _finish(nodes, inits, name, [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
                                                                        ["N", len(encoder.names)])],
                    [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])])
@@ -277,18 +286,13 @@ def conv_net_to_onnx(net, encoder, name: str = "cnn") -> onnx.ModelProto:
     k, p = net.kernel, net.kernel // 2
     const("pads", [0, 0, p, p, 0, 0, p, p], np.int64)
     nodes.append(helper.make_node("Pad", [a, "pads"], ["padded"], mode="edge"))
-    a = "padded"
-    for i, (W, b) in enumerate(zip(net.weights, net.biases)):
-        kernel = net.conv_weight if i == 0 else W.T[:, :, None, None]
-        const(f"K{i}", kernel)
+
+    def conv(i: int, x: str, W: np.ndarray, b: np.ndarray) -> list:
+        const(f"K{i}", net.conv_weight if i == 0 else W.T[:, :, None, None])
         const(f"b{i}", b)
         size = k if i == 0 else 1
-        nodes.append(helper.make_node("Conv", [a, f"K{i}", f"b{i}"], [f"z{i}"], kernel_shape=[size, size]))
-        a = f"z{i}"
-        if i < len(net.weights) - 1:
-            nodes.append(helper.make_node("Relu", [a], [f"a{i}"]))
-            a = f"a{i}"
-    nodes.append(helper.make_node("Identity", [a], [OUTPUT_NAME]))
+        return [helper.make_node("Conv", [x, f"K{i}", f"b{i}"], [f"z{i}"], kernel_shape=[size, size])]
+    _relu_layers(net, "padded", conv, nodes)
     return _finish(nodes, inits, name, [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
                                                                        [1, len(encoder.names), "H", "W"])],
                    [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [1, 1, "H", "W"])])
