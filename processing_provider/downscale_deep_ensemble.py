@@ -150,6 +150,10 @@ class DownscaleDeepEnsemble(SmAlgorithm):
 def _report(alg, feedback, res) -> None:
     """Held-out scores of every member and the ensemble, and the weights, in the log."""
     t = res.training
+    ct = t.get("coarse_trend_weight", {})
+    if "trend_weight" in ct:
+        feedback.pushInfo(alg.tr(f"Trend weight judged on the coarse samples: {ct['trend_weight']:.2f} (applied: the "
+                                 f"one judged on the fine trend, below)"))
     levels = ", ".join(f"{lv['name']} ({lv['cell_size']:g}, {lv['training_samples']} samples)" for lv in t["levels"])
     feedback.pushInfo(alg.tr(f"Training resolutions: {levels}"))
     for name, s in t["held_out_scores"].items():

@@ -17,7 +17,9 @@ After the 9 km → 30 m scheme of the deep-ensemble paper (``shared/papers/deep-
   training at every level: ``stopping_fraction`` of them stop the training early, ``held_out_fraction``
   score the members and the ensemble on the coarse product, weight the members (inverse held-out MSE,
   or their plain mean), measure the permutation importance of every input, and set the do-no-harm
-  trend weight (:func:`core.methods.trend_weight.held_out_trend_weight`). There the LSTM sees a
+  trend weight (:func:`core.methods.trend_weight.held_out_trend_weight`) — judged at prediction time on
+  the *fine* trend averaged back to the coarse cells (:func:`fine_trend_weight`); the same judgement on
+  the coarse samples is logged too (``coarse_trend_weight``) and can be far more optimistic. There the LSTM sees a
   held-out cell's earlier soil moisture only as filled in from the surrounding cells — as a fine pixel
   only knows the interpolated coarse field — so its scores are not flattered by the cell's own past.
 * **Trend → residual**: the ensemble is the trend of :func:`core.methods.pipeline.trend_plus_residual`
@@ -51,6 +53,7 @@ from ..io.output import (SPREAD_RAMP, RasterWriter, qml_pseudocolor, write_json_
 from ..learn.mlp import MLPConfig
 from ..learn.nn import ChannelEncoder, ConvNet, DenseNet, LSTMNet, patches_at
 from ..learn.verified_state import read_state, write_state
+from ..raster.aggregate import CellAccumulator
 from ..raster.grid import Grid, Window, cell_index, cubic_from_cells
 from .pipeline import trend_plus_residual
 from .residual import make_residual
@@ -436,10 +439,11 @@ def fit(scene: Scene, options: Optional[DeepEnsembleOptions] = None, progress: O
                     for m, net in members.items()},
         "held_out_scores": scores, "weighting": opts.weighting,
     }
-    training.update(_trend_weight(scene, model, levels, role, T, hidden_sm))
+    training["coarse_trend_weight"] = _trend_weight(scene, model, levels, role, T, hidden_sm)
     if opts.importance:
         prog(0.95, "permutation importance of every input on the held-out cells")
         training["importance"] = permutation_importance(model, data_held, held.y, opts.seed)
+    training["_roles"] = role.tolist()  # which coarse cells were held out (kept with the model, not logged)
     model.training = training
     prog(1.0, "deep ensemble fitted")
     return model
@@ -508,8 +512,9 @@ class _EnsembleTrend:
     the CNN's halo rows and the LSTM's earlier dates (kept while the pipeline walks the dates of a block),
     and writes the members' spread as a side output."""
 
-    def __init__(self, model: DeepEnsembleModel, scene: Scene, spread: Optional[RasterWriter]) -> None:
-        self.model, self.scene, self.spread = model, scene, spread
+    def __init__(self, model: DeepEnsembleModel, scene: Scene, spread: Optional[RasterWriter],
+                 hide: Optional[np.ndarray] = None) -> None:
+        self.model, self.scene, self.spread, self.hide = model, scene, spread, hide
         self.halo = model.options.kernel // 2 if "cnn" in model.members else 0
         self.T = max(1, model.options.sequence_length) if "lstm" in model.members else 1
         self._window: Optional[Window] = None
@@ -530,6 +535,8 @@ class _EnsembleTrend:
     def _sm_of(self, d: int, w: Window) -> np.ndarray:
         if d not in self._sm:
             sm = self.scene.coarse_sm(d).astype(np.float64) - self.model.options.coarse_offset
+            if self.hide is not None:
+                sm = _without_cells(sm, self.scene.coarse, self.hide)
             self._sm[d] = cubic_from_cells(sm, self.scene.coarse, self.scene.fine, w).ravel()
         return self._sm[d]
 
@@ -583,8 +590,48 @@ class _EnsembleTrend:
         return S
 
 
-def applied_trend_weight(model: DeepEnsembleModel) -> float:
-    return float(model.training.get("trend_weight", 1.0)) if model.options.shrink_trend else 1.0
+class _StoredTrend:
+    """The ensemble trend of the first pass, read back block by block by the pipeline."""
+
+    def __init__(self, stored: RasterWriter) -> None:
+        self.stored = stored
+
+    def predict_block(self, scene: Scene, t: int, w: Window, static: dict) -> np.ndarray:
+        return self.stored.read(t, w)
+
+
+def fine_trend_weight(model: DeepEnsembleModel, scene: Scene, cell_means: list[np.ndarray]) -> dict[str, Any]:
+    """The do-no-harm weight judged on the fine grid: the mean of the ensemble's *fine* trend in each coarse
+    cell against the coarse product, on the held-out cells (:func:`~core.methods.trend_weight.held_out_trend_weight`).
+
+    At the coarse level a CNN patch spans many coarse cells — regional context that can predict a held-out
+    cell well and means nothing for the fine pixels, where the same patch spans a few pixels. Averaging the
+    fine trend back to the cells asks whether the detail actually written to the fine grid adds up to what
+    the coarse product shows where the networks never trained."""
+    g = scene.coarse
+    held = _held_cells(model, scene)
+    ys, fs, cells, dates = [], [], [], []
+    for t, f in enumerate(cell_means):
+        z = scene.coarse_sm(t).astype(np.float64) - model.options.coarse_offset
+        ok = np.isfinite(z) & np.isfinite(f)
+        ys.append(z[ok])
+        fs.append(f[ok])
+        cells.append(np.flatnonzero(ok))
+        dates.append(np.full(int(ok.sum()), t))
+    y, f, cell, date = (np.concatenate(a) for a in (ys, fs, cells, dates))
+    rows, cols = np.divmod(np.arange(g.size), g.width)
+    cx, cy = g.pixel_size_m()
+    xy = np.column_stack([(cols + 0.5) * cx, (rows + 0.5) * cy])
+    return held_out_trend_weight(y, f, cell, date, held[cell], np.column_stack([rows, cols]), xy)
+
+
+def _held_cells(model: DeepEnsembleModel, scene: Scene) -> np.ndarray:
+    """The coarse cells held out of training (those of the fit when the grid is the same, else a new split:
+    every cell of another scene is out of sample)."""
+    role = model.training.get("_roles")
+    if role is None or len(role) != scene.coarse.size:
+        role = _roles(scene, model.options)
+    return np.asarray(role) == 2
 
 
 def predict(model: DeepEnsembleModel, scene: Scene, output_path: str, progress: Optional[Progress] = None,
@@ -608,35 +655,57 @@ def predict(model: DeepEnsembleModel, scene: Scene, output_path: str, progress: 
     spread_path = spread_path or base + "_spread.tif"
     report_path = report_path or base + "_report.html"
     sd_path = sd_path or base + "_kriging_sd.tif"
-    weight = applied_trend_weight(model)
+    canceled = canceled_fn(is_canceled)
     residual = make_residual(opts.residual, opts.residual_iterations, opts.kriging_neighbours, opts.variogram_model)
     band_names = [format_date(d) for d in scene.dates]
-    meta = {"SOIL_MOISTURE_UNITS": "m3/m3", "METHOD": f"deep ensemble ({', '.join(model.members)}) + {residual.label}",
-            "TREND_WEIGHT": f"{weight:.3f}", "TIMES": ",".join(band_names)}
     spread = RasterWriter(spread_path, scene.fine, band_names,
                           metadata={"SOIL_MOISTURE_UNITS": "m3/m3", "QUANTITY": "spread of the ensemble members",
                                     "TIMES": ",".join(band_names)})
     try:
-        piped = trend_plus_residual(scene, _EnsembleTrend(model, scene, spread), model.names, residual, output_path,
-                                    trend_weight=weight, coarse_offset=opts.coarse_offset, sd_path=sd_path,
-                                    metadata=meta, block_pixels=opts.block_pixels,
-                                    progress=lambda f, m: prog(0.95 * f, m), is_canceled=is_canceled)
+        with RasterWriter(output_path, scene.fine, band_names, temporary=True) as stored:
+            # 1. the members on every block and date (spread written), the trend stored, its cell means
+            # the LSTM's earlier soil moisture of the held-out cells is filled from their surroundings, so
+            # their fine trend can be judged (it changes only those cells' input, before the residual step)
+            ensemble = _EnsembleTrend(model, scene, spread, _held_cells(model, scene) if opts.shrink_trend else None)
+            windows = list(scene.fine.windows(opts.block_pixels))
+            acc = [CellAccumulator(scene.coarse.size) for _ in scene.dates]
+            for k, w in enumerate(windows):
+                static = scene.static_block(w)
+                idx = scene.cell_index(w)
+                for t in range(len(scene.dates)):
+                    if canceled():
+                        raise Canceled()
+                    tr = ensemble.predict_block(scene, t, w, static)
+                    stored.write(t, w, tr)
+                    acc[t].add(tr, idx)
+                prog(0.5 * (k + 1) / len(windows), "running the ensemble members on the fine grid")
+            # 2. do no harm, judged on the fine trend; 3. trend × weight + residual
+            fine_weight = fine_trend_weight(model, scene, [a.mean() for a in acc]) if opts.shrink_trend else {}
+            weight = float(fine_weight.get("trend_weight", 1.0))
+            meta = {"SOIL_MOISTURE_UNITS": "m3/m3", "TREND_WEIGHT": f"{weight:.3f}", "TIMES": ",".join(band_names),
+                    "METHOD": f"deep ensemble ({', '.join(model.members)}) + {residual.label}"}
+            piped = trend_plus_residual(scene, _StoredTrend(stored), model.names, residual, output_path,
+                                        trend_weight=weight, coarse_offset=opts.coarse_offset, sd_path=sd_path,
+                                        metadata=meta, block_pixels=opts.block_pixels,
+                                        progress=lambda f, m: prog(0.5 + 0.45 * f, m), is_canceled=is_canceled)
         spread.commit(overviews=True)
     except BaseException:
         spread.discard()
         raise
+    training = {k: v for k, v in model.training.items() if k != "_roles"}
+    training.update(fine_weight)  # the applied weight and its figures, as the regression family logs them
     style = write_soil_moisture_style(output_path)
     write_text_atomic(spread_path.rsplit(".", 1)[0] + ".qml", qml_pseudocolor(SPREAD_RAMP))
     if piped.sd_path:
         write_text_atomic(piped.sd_path.rsplit(".", 1)[0] + ".qml", qml_pseudocolor(SPREAD_RAMP))
-    write_text_atomic(report_path, training_report(model.training, list(model.members)))
+    write_text_atomic(report_path, training_report(training, list(model.members)))
     log_path = base + ".json"
-    result = DownscaleResult(output_path, log_path, list(scene.dates), piped.conservation, model.training,
+    result = DownscaleResult(output_path, log_path, list(scene.dates), piped.conservation, training,
                              time.time() - t0, extra={"spread": spread_path, "kriging_sd": piped.sd_path,
                                                       "report": report_path, "residual": piped.residual_log,
                                                       "trend_weight": weight})
     write_json_atomic(log_path, {
-        "method": METHOD, "options": asdict(opts), "scene": scene.describe(), "training": model.training,
+        "method": METHOD, "options": asdict(opts), "scene": scene.describe(), "training": training,
         "member_weights": model.weights, "trend_weight_applied": weight, "residual": piped.residual_log,
         "conservation": [{"date": format_date(d), **c} for d, c in zip(scene.dates, piped.conservation)],
         "outputs": {"raster": output_path, "style": style, "spread": spread_path, "kriging_sd": piped.sd_path,
@@ -680,12 +749,14 @@ def training_report(training: dict[str, Any], members: Sequence[str]) -> str:
              f"{len(training['levels'])} resolutions ({', '.join(lv['name'] for lv in training['levels'])}); "
              f"{training['held_out_cells']} held-out coarse cells ({training['samples']['held_out']} cell-dates).</p>",
              "<h2>Held-out coarse cells</h2>", f"<table><tr><th class='txt'>score</th>{head}</tr>{''.join(rows)}</table>"]
-    tw = training.get("trend_weight")
-    if tw is not None:
-        note = (f"held-out cells interpolated from their neighbours miss by {training['cv_rmse_interpolation']:.4f} "
-                f"m³/m³ (RMSE), with the ensemble's detail {training['cv_rmse_trend']:.4f}"
-                if "cv_rmse_interpolation" in training else html.escape(training.get("note", "")))
-        parts.append(f"<p>Do-no-harm trend weight <b>{tw:.2f}</b>: {note}.</p>")
+    for label, tw in (("judged on the coarse samples", training.get("coarse_trend_weight")),
+                      ("applied: judged on the fine trend averaged back to the cells", training)):
+        if not tw or "trend_weight" not in tw:
+            continue
+        note = (f"held-out cells interpolated from their neighbours miss by {tw['cv_rmse_interpolation']:.4f} "
+                f"m³/m³ (RMSE), with the ensemble's detail {tw['cv_rmse_trend']:.4f}"
+                if "cv_rmse_interpolation" in tw else html.escape(tw.get("note", "")))
+        parts.append(f"<p>Do-no-harm trend weight, {label}: <b>{tw['trend_weight']:.2f}</b> — {note}.</p>")
     imp = training.get("importance")
     if imp:
         parts.append("<h2>Permutation importance (increase of held-out RMSE, m³/m³)</h2>")
