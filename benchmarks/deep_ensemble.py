@@ -8,8 +8,8 @@ the regression defaults; and its prediction speed and peak memory on large synth
   its full trend; the held-out scores the fit logs are printed on the way.
 * **speed** — one model fitted on a synthetic 1 Mpx scene (30 m pixels, 3 km coarse cells, NDVI + DEM,
   3 dates), then applied (:func:`core.methods.deep_ensemble.predict`, defaults) to 1, 4 and 16 Mpx grids, each
-  in a fresh process: Mpx per second per date (the whole prediction: members, residual, writing) and the
-  process's peak resident memory.
+  in a fresh process with ``GDAL_CACHEMAX=128`` MB: Mpx per second per date (the whole prediction: members,
+  residual, writing) and the process's peak resident memory.
 
     <venv python> benchmarks/deep_ensemble.py [--data ../shared/data] [--only cross_scale|delaware|speed]
 
@@ -44,6 +44,8 @@ from core.raster.align import BandRef  # noqa: E402
 
 gdal.UseExceptions()
 SPEED_DATES = [dt.date(2020, 6, d) for d in (1, 4, 7)]
+#: GDAL block cache of the measured runs (as benchmarks/downscale_scaling.py): a fixed budget of its own.
+GDAL_CACHE_MB = 128
 
 
 def deep_estimates(scene: Scene, folder: str, name: str) -> dict[str, str]:
@@ -152,7 +154,8 @@ def speed() -> None:
         print("|---|---|---|---|---|")
         for side in (1000, 2000, 4000):
             subprocess.run([sys.executable, os.path.abspath(__file__), "--speed-one", str(side),
-                            os.path.join(folder, "model"), folder], check=True)
+                            os.path.join(folder, "model"), folder], check=True,
+                           env=dict(os.environ, GDAL_CACHEMAX=str(GDAL_CACHE_MB)))
 
 
 def main() -> int:

@@ -532,13 +532,13 @@ class _EnsembleTrend:
             self._raw[d] = np.stack([feats[n] for n in self.model.names]).astype(np.float32)
         return self._raw[d]
 
-    def _sm_of(self, d: int, w: Window) -> np.ndarray:
-        if d not in self._sm:
+    def _sm_of(self, d: int, w: Window, hidden: bool = False) -> np.ndarray:
+        if (d, hidden) not in self._sm:
             sm = self.scene.coarse_sm(d).astype(np.float64) - self.model.options.coarse_offset
-            if self.hide is not None:
+            if hidden:
                 sm = _without_cells(sm, self.scene.coarse, self.hide)
-            self._sm[d] = cubic_from_cells(sm, self.scene.coarse, self.scene.fine, w).ravel()
-        return self._sm[d]
+            self._sm[(d, hidden)] = cubic_from_cells(sm, self.scene.coarse, self.scene.fine, w).ravel()
+        return self._sm[(d, hidden)]
 
     def predict_block(self, scene: Scene, t: int, w: Window, static: dict) -> np.ndarray:
         hw = self._halo_window(w)
@@ -548,8 +548,8 @@ class _EnsembleTrend:
         keep = set(range(t - self.T + 1, t + 1))
         for d in [d for d in self._raw if d not in keep]:
             del self._raw[d]
-        for d in [d for d in self._sm if d + 1 not in keep]:
-            del self._sm[d]
+        for key in [key for key in self._sm if key[0] + 1 not in keep]:
+            del self._sm[key]
         top = w.row0 - hw.row0
         raw = self._raw_of(t, hw)
         inner = raw[:, top:top + w.nrows].reshape(raw.shape[0], -1)
@@ -566,6 +566,17 @@ class _EnsembleTrend:
             else:
                 preds[name] = net.predict(m.lstm_encoder.transform(self._sequence(t, w, hw, top), dtype=f32))
         trend = np.where(valid, m.combine(preds), np.nan)
+        # the trend judged for do no harm: at held-out cells the LSTM sees their past only through the
+        # surrounding cells (the map itself keeps the full input)
+        self.judged = trend
+        if self.hide is not None and "lstm" in preds:
+            idx = scene.cell_index(w).ravel()
+            sel = (idx >= 0) & self.hide[np.maximum(idx, 0)]
+            if sel.any():
+                lstm = preds["lstm"].copy()
+                S = self._sequence(t, w, hw, top, hidden=True)[:, sel]
+                lstm[sel] = m.members["lstm"].predict(m.lstm_encoder.transform(S, dtype=f32))
+                self.judged = np.where(valid, m.combine({**preds, "lstm": lstm}), np.nan)
         if self.spread is not None:
             stack = np.stack([preds[n] for n in preds])
             wts = np.array([m.weights[n] for n in preds])[:, None]
@@ -575,7 +586,7 @@ class _EnsembleTrend:
             self.spread.write(t, w, np.where(valid & has, sd, np.nan).reshape(w.nrows, -1).astype(np.float32))
         return trend.reshape(w.nrows, scene.fine.width).astype(np.float32)
 
-    def _sequence(self, t: int, w: Window, hw: Window, top: int) -> np.ndarray:
+    def _sequence(self, t: int, w: Window, hw: Window, top: int, hidden: bool = False) -> np.ndarray:
         n_ch = len(self.model.names)
         n = w.nrows * self.scene.fine.width
         S = np.full((self.T, n, n_ch + 1), np.nan, np.float32)
@@ -586,7 +597,7 @@ class _EnsembleTrend:
             raw = self._raw_of(d, hw)
             S[k, :, :n_ch] = raw[:, top:top + w.nrows].reshape(n_ch, -1).T
             if d >= 1:
-                S[k, :, n_ch] = self._sm_of(d - 1, w)
+                S[k, :, n_ch] = self._sm_of(d - 1, w, hidden)
         return S
 
 
@@ -664,8 +675,6 @@ def predict(model: DeepEnsembleModel, scene: Scene, output_path: str, progress: 
     try:
         with RasterWriter(output_path, scene.fine, band_names, temporary=True) as stored:
             # 1. the members on every block and date (spread written), the trend stored, its cell means
-            # the LSTM's earlier soil moisture of the held-out cells is filled from their surroundings, so
-            # their fine trend can be judged (it changes only those cells' input, before the residual step)
             ensemble = _EnsembleTrend(model, scene, spread, _held_cells(model, scene) if opts.shrink_trend else None)
             windows = list(scene.fine.windows(opts.block_pixels))
             acc = [CellAccumulator(scene.coarse.size) for _ in scene.dates]
@@ -677,7 +686,7 @@ def predict(model: DeepEnsembleModel, scene: Scene, output_path: str, progress: 
                         raise Canceled()
                     tr = ensemble.predict_block(scene, t, w, static)
                     stored.write(t, w, tr)
-                    acc[t].add(tr, idx)
+                    acc[t].add(ensemble.judged, idx)
                 prog(0.5 * (k + 1) / len(windows), "running the ensemble members on the fine grid")
             # 2. do no harm, judged on the fine trend; 3. trend × weight + residual
             fine_weight = fine_trend_weight(model, scene, [a.mean() for a in acc]) if opts.shrink_trend else {}
