@@ -65,10 +65,13 @@ class DownscaleDeepEnsemble(SmAlgorithm):
         lp.add_soil_moisture_params(self)
         lp.add_covariate_params(self)
         lp.add_grid_params(self)
-        for name, label, text in ((self.USE_DNN, "Member: DNN (per pixel)", "the dense network on the pixel's inputs"),
-                                  (self.USE_CNN, "Member: CNN (covariate patch)", "the convolutional network"),
-                                  (self.USE_LSTM, "Member: LSTM (preceding dates)", "the LSTM over the last dates")):
-            self.add_param(QgsProcessingParameterBoolean(name, self.tr(label), True),
+        for name, label, text, on in (
+                (self.USE_DNN, "Member: DNN (per pixel)", "the dense network on the pixel's inputs", True),
+                (self.USE_CNN, "Member: CNN (covariate patch)", "the convolutional network (off by default: on the "
+                 "Delaware sample its patch context put a wrong pattern inside the coarse cells, which no check on "
+                 "the coarse product can see — turn it on where a finer truth shows it helps)", False),
+                (self.USE_LSTM, "Member: LSTM (preceding dates)", "the LSTM over the last dates", True)):
+            self.add_param(QgsProcessingParameterBoolean(name, self.tr(label), on),
                            f"Include {text} in the ensemble (at least one member).", advanced=True)
         self.add_param(QgsProcessingParameterNumber(self.KERNEL, self.tr("CNN patch size (pixels, odd)"),
                                                     QgsProcessingParameterNumber.Integer, 5, minValue=1, maxValue=15),

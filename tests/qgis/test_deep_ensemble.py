@@ -22,7 +22,8 @@ def test_deep_ensemble_through_qgis_process_writes_every_output(qgis_process, ma
                       pixel=(6000.0, 6000.0)) for d in (2, 9, 16)]
     out, folder = tmp_path / "deep.tif", tmp_path / "members"
     proc = qgis_process("--json", "run", "soil_moisture_downscaling:downscale_deep_ensemble", "--",
-                        *[f"SOIL_MOISTURE={p}" for p in sm], f"DEM={dem}", f"OUTPUT={out}", f"MODEL_FOLDER={folder}")
+                        *[f"SOIL_MOISTURE={p}" for p in sm], f"DEM={dem}", "USE_CNN=true", f"OUTPUT={out}",
+                        f"MODEL_FOLDER={folder}")
     results = json.loads(proc.stdout)["results"]
     assert gdal.Open(str(out)).RasterCount == 3
     spread = gdal.Open(results["SPREAD"]).ReadAsArray()

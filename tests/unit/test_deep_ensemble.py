@@ -22,7 +22,7 @@ K = 6          # fine pixels per coarse cell side
 N = 8          # coarse cells per side
 DATES = [dt.date(2018, 1, d) for d in (3, 10, 17, 24)]
 ORIGIN = (500000.0, 4400000.0)
-FAST = de.DeepEnsembleOptions(max_epochs=25, patience=5, samples_per_level=1500, sequence_length=3,
+FAST = de.DeepEnsembleOptions(members=de.MEMBERS, max_epochs=25, patience=5, samples_per_level=1500, sequence_length=3,
                               hidden=(16, 8), conv_filters=8, lstm_hidden=8, residual="atpk")
 
 
