@@ -1,7 +1,8 @@
 """Throughput of ensemble inference: onnxruntime vs the same members in numpy / scikit-learn.
 
 Prints figures only (no asserts). Members are trained on synthetic stations with the sizes of
-the bundled recipes (6 Dense members 32-16; 3 random forests of 30 trees, depth 8), written as
+the recipes (6 Dense members 32-16; 3 random forests of 30 trees, depth 8; 6 boosted members of the
+bundled tiers: 100 iterations of 15 leaves + a line), written as
 ONNX and loaded through :class:`core.methods.insitu_ensemble.Ensemble` (verified cards and hashes); the numpy
 side predicts with the very same in-memory members (numpy MLP, scikit-learn ``predict``).
 Pixels are rows of (sm_coarse, doy, mtpi, lat), i.e. the per-pixel work of a raster run.
@@ -22,7 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.methods.insitu_ensemble import Ensemble, load_training_state, train_ensemble  # noqa: E402
-from core.learn.forest import ForestConfig  # noqa: E402
+from core.learn.boosting import BoostingConfig  # noqa: E402
+from core.learn.forest import ForestConfig, ForestMember  # noqa: E402
 from core.learn.mlp import MLPConfig  # noqa: E402
 from core.methods.insitu_ensemble.samples import Samples  # noqa: E402
 
@@ -74,6 +76,7 @@ def main() -> None:
         for label, archs, kw in [
             ("Dense, 6 members (32-16)", ["dense"], dict(mlp_config=MLPConfig(hidden=(32, 16), max_epochs=20))),
             ("RF, 3 forests (30 trees, depth 8)", ["rf"], dict(forest_config=ForestConfig())),
+            ("HGB, 6 members (100 × 15 leaves)", ["hgb"], dict(boosting_config=BoostingConfig(max_iter=100))),
         ]:
             folder = os.path.join(tmp, archs[0])
             train_ensemble(data, FEATS, archs, schemes, 0, 0, folder, save_training_state=True, **kw)
@@ -82,7 +85,7 @@ def main() -> None:
             for threads in args.threads:
                 ens = Ensemble.load(folder, intra_op_threads=threads)
                 for m in models:
-                    if hasattr(m, "model"):
+                    if isinstance(m, ForestMember):
                         m.model.set_params(n_jobs=threads)
 
                 def numpy_predict():
@@ -92,7 +95,7 @@ def main() -> None:
                     return acc / len(models)
 
                 onnx_rate = rate(lambda: ens.predict(X), n)
-                np_rate = rate(numpy_predict, n, repeat=1 if archs == ["rf"] else 2)
+                np_rate = rate(numpy_predict, n, repeat=1 if archs != ["dense"] else 2)
                 print(f"{label:<34}{threads:>8}{onnx_rate:>19.2f}{np_rate:>21.2f}{size / 1024:>11.0f}")
     root = Path(__file__).resolve().parents[1] / "models"
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("*.onnx"))):

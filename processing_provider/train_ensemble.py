@@ -29,9 +29,10 @@ from .base import CoreFeedback, SmAlgorithm, core_errors, steps
 # core.methods.insitu_ensemble imports onnx: this module must load without it, so names are listed here and a
 # test checks they equal core.methods.insitu_ensemble.FEATURES / SCHEMES. Order = enum index: append only.
 FEATURE_CHOICES: tuple[str, ...] = ("sm_coarse", "doy", "lat", "lon", "mtpi", "slope", "dem", "ndvi",
-                                    "field_capacity", "land_cover", "sand", "clay", "vv_db", "vh_db")
+                                    "field_capacity", "land_cover", "sand", "clay", "vv_db", "vh_db", "ndwi", "evi",
+                                    "nsdsi")
 SCHEME_CHOICES: tuple[str, ...] = ("free", "field_capacity", "land_cover", "climate_lat", "climate_wetness", "network")
-ARCHITECTURE_CHOICES: tuple[str, ...] = ("dense", "prob", "wdl", "rf")
+ARCHITECTURE_CHOICES: tuple[str, ...] = ("dense", "prob", "wdl", "rf", "hgb")
 DEFAULT_FEATURES: tuple[str, ...] = ("sm_coarse", "mtpi", "lat")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -59,13 +60,17 @@ class TrainEnsemble(SmAlgorithm):
         "• your own <i>rasters</i>: the coarse soil moisture, covariate layers, stations and an in-situ table. One "
         "sample per station and soil-moisture date with an in-situ value that day: the covariates at the station's "
         "pixel of the fine grid, the coarse soil moisture of the cell holding it, the in-situ value as target.<br>"
-        "<b>Members</b>: for each network architecture (dense, prob, wdl) one member per weighting scheme; for rf "
-        "one forest per soil class (terciles of field capacity). The ensemble estimate is the members' mean, its "
-        "spread their standard deviation.<br>"
+        "<b>Members</b>: for each network architecture (dense, prob, wdl) and for hgb (a straight line on the coarse "
+        "product plus histogram gradient boosting of its residual) one member per weighting scheme, the scheme's "
+        "weights as sample weights; for rf one forest per soil class (terciles of field capacity). The ensemble "
+        "estimate is the members' mean, its spread their standard deviation.<br>"
         "<b>Evaluation</b>: a station-grouped k-fold cross-validation (whole stations per fold) and optionally a "
-        "station holdout score every member, the ensemble and the coarse product per station (N, R, ubRMSE, bias, "
-        "RMSE; ubRMSE = sqrt(RMSE² − bias²)); the report gives them per station and their mean and median over "
-        "stations, and names the members that beat the ensemble. The scores go into the model card.<br>"
+        "station holdout score every member, the ensemble, the coarse product and the coarse product linearly "
+        "rescaled on the training stations of each fold per station (N, R, ubRMSE, bias, RMSE, amplitude = ratio of "
+        "standard deviations; ubRMSE = sqrt(RMSE² − bias²)); the report gives them per station and their mean and "
+        "median over stations, and names the members that beat the ensemble. The CV residuals calibrate a 90 % "
+        "interval (mean ± scale·(spread + floor)); its coverage at held-out stations is stated. The scores go into "
+        "the model card.<br>"
         "Nothing is saved when the run fails or is canceled."
     )
 
@@ -107,13 +112,15 @@ class TrainEnsemble(SmAlgorithm):
             defaultValue=[FEATURE_CHOICES.index(f) for f in DEFAULT_FEATURES]),
             "Inputs of every member, by the names the downscaling uses: sm_coarse (coarse soil moisture of the "
             "cell), doy (day of year), lat/lon (WGS84), mtpi/slope (from the DEM), dem, ndvi, land_cover, sand, "
-            "clay; from a station table also field_capacity, vv_db, vh_db. To downscale with the ensemble later, "
+            "clay; from a station table also field_capacity, vv_db, vh_db and the Sentinel-2 indices ndwi, evi, "
+            "nsdsi (derived from its bands). To downscale with the ensemble later, "
             "each must be available from your layers (sm_coarse, mtpi, lat: a DEM is enough).")
         self.add_param(QgsProcessingParameterEnum(
             self.ARCHITECTURES, self.tr("Architectures"), list(ARCHITECTURE_CHOICES), allowMultiple=True,
             defaultValue=[0]),
             "dense: a small fully connected network; prob: the same with a predicted spread; wdl: wide & deep "
-            "(adds a linear term over the inputs and land-cover classes); rf: random forests, one per soil class. "
+            "(adds a linear term over the inputs and land-cover classes); rf: random forests, one per soil class; "
+            "hgb: boosted trees (a line on the coarse product + histogram gradient boosting), one per scheme. "
             "Several architectures make one ensemble of all their members.")
         self.add_param(QgsProcessingParameterEnum(
             self.SCHEMES, self.tr("Weighting schemes (networks)"), list(SCHEME_CHOICES), allowMultiple=True,
@@ -200,7 +207,7 @@ class TrainEnsemble(SmAlgorithm):
             raise QgsProcessingException(self.tr("No input feature was chosen. Fix: choose at least sm_coarse."))
         archs = [ARCHITECTURE_CHOICES[i] for i in self.parameterAsEnums(parameters, self.ARCHITECTURES, context)]
         if not archs:
-            raise QgsProcessingException(self.tr("No architecture was chosen. Fix: choose dense, prob, wdl or rf."))
+            raise QgsProcessingException(self.tr("No architecture was chosen. Fix: choose dense, prob, wdl, rf or hgb."))
         # an empty optional multiple enum reads as [0] ("free") in QGIS 3.22: look at the raw value first
         raw = parameters.get(self.SCHEMES)
         schemes = [] if raw is None or raw == [] or raw == "" else \

@@ -51,14 +51,13 @@ def main() -> int:
         print(f"[demo] done in {time.time() - t0:.1f} s → {raster}")
         t0 = time.time()
         ens_raster = os.path.join(out, "delaware_sm_1km_201801_ensemble.tif")
-        print("[demo] downscaling the same days with the bundled in-situ-trained ensemble poehls_dense_dem …",
-              flush=True)
+        print("[demo] downscaling the same days with the richest bundled in-situ-trained ensemble these layers "
+              "satisfy (a DEM: insitu_hgb_dem) …", flush=True)
         qp.run("downscale_ensemble",
                SOIL_MOISTURE=sm_files, DEM=dem, DERIVE_TERRAIN=True,
-               MODEL_FOLDER=os.path.join(ROOT, "models", "poehls_dense_dem"),
                STATIONS_CSV=stations, INSITU_CSV=insitu, OUTPUT=ens_raster,
                SCORES_CSV=os.path.join(out, "station_scores_ensemble.csv"))
-        print(f"[demo] done in {time.time() - t0:.1f} s → {ens_raster} (+ _spread, _outside_domain)")
+        print(f"[demo] done in {time.time() - t0:.1f} s → {ens_raster} (+ _spread, _interval, _outside_domain)")
         t0 = time.time()
         report = os.path.join(out, "site_report.html")
         print("[demo] writing the site-metric report (both products vs ESA CCI, diagnostics) …", flush=True)
@@ -71,7 +70,7 @@ def main() -> int:
     sys.path.insert(0, os.path.dirname(ROOT))
     core = _core()
     for title, name in (("regression (SVR trend + residual)", "station_scores.csv"),
-                        ("ensemble poehls_dense_dem", "station_scores_ensemble.csv")):
+                        ("ensemble insitu_hgb_dem", "station_scores_ensemble.csv")):
         rows = list(csv.DictReader(open(os.path.join(out, name), encoding="utf-8")))
         print(f"\nStation scores, January 2018 — downscaled by {title} vs. ESA CCI (DEOS in-situ, m³/m³):")
         print(core.evaluation.score_table.format_table(rows, ["downscaled", "coarse"]))

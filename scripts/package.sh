@@ -20,7 +20,7 @@ git -C "$here" archive --format=tar HEAD | tar -x -C "$stage/$plugin_id"
 ( cd "$stage/$plugin_id"
   rm -rf tests benchmarks scripts .ci models/recipes .github \
          .gitignore .gitattributes pytest.ini setup.cfg conftest.py \
-         requirements.txt requirements-dev.txt requirements-dev-nodeps.txt constraints.txt
+         requirements.txt requirements-dev.txt requirements-dev-nodeps.txt constraints.txt pyproject.toml
   find . -name '__pycache__' -prune -exec rm -rf {} + )
 
 zip_path="$out_dir/$plugin_id-$version.zip"

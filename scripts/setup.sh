@@ -8,7 +8,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SMDS_VENV:-$HOME/.cache/soil_moisture_downscaling/venv}"
 need_apt=()
-for pkg in qgis python3-qgis python3-gdal python3-matplotlib python3-scipy python3-h5py python3-venv xvfb qgis-providers; do
+apt_pkgs="qgis python3-qgis python3-gdal python3-matplotlib python3-scipy python3-h5py python3-venv xvfb qgis-providers"
+# optional packages tested in CI: CatBoost imports pandas, shap needs numba — Debian builds match its numpy
+[ "${1:-}" = "dev" ] && apt_pkgs="$apt_pkgs python3-pandas python3-numba"
+for pkg in $apt_pkgs; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

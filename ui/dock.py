@@ -543,6 +543,9 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
             except ImportError as exc:  # onnx/onnxruntime missing: say so instead of failing
                 infos = []
                 self.modelCard.setHtml(f"<p>Trained models cannot be listed: {html.escape(str(exc))}</p>")
+            if any(i.valid and i.tier for i in infos):
+                from ..core.learn.model_folder import EnsembleInfo
+                self.modelCombo.addItem(AUTO_MODEL_LABEL, EnsembleInfo(AUTO_MODEL_LABEL, ""))
             for info in infos:
                 self.modelCombo.addItem(info.name + ("" if info.valid else " (cannot be used)"), info)
             i = next((k for k in range(self.modelCombo.count())
@@ -551,9 +554,41 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         self.modelCombo.blockSignals(False)
         self._model_changed()
 
+    def _auto_choice(self):
+        """``(info of the richest bundled tier the picked layers satisfy, TierChoice)``, or ``(None, reason)``."""
+        from ..core.errors import InputError
+        from ..core.methods.insitu_ensemble.tiers import LayerRoles, pick_tier
+
+        infos = [self.modelCombo.itemData(k) for k in range(self.modelCombo.count())]
+        infos = [i for i in infos if i is not None and i.folder]
+        roles = {role.value: len(p.selected()) for role, p in self.pickers.items() if p.selected()}
+        derive = bool(self.option_values().get("DERIVE_TERRAIN", True))
+        try:
+            choice = pick_tier(infos, LayerRoles.of(roles, derive))
+        except InputError as exc:
+            return None, str(exc)
+        return next(i for i in infos if i.folder == choice.folder), choice
+
+    def _resolved_info(self):
+        """The chosen model's info; for *Automatic*, that of the tier it resolves to — or, when the layers
+        satisfy none, the least demanding tier, so that the check names what is missing."""
+        info = self.modelCombo.currentData()
+        if info is not None and not info.folder and info.valid:
+            chosen, _ = self._auto_choice()
+            if chosen is None:
+                tiers = [self.modelCombo.itemData(k) for k in range(self.modelCombo.count())]
+                tiers = [i for i in tiers if i is not None and i.folder and i.valid and i.tier]
+                chosen = min(tiers, key=lambda i: int(i.tier["rank"]), default=None)
+            return chosen
+        return info
+
     def _model_changed(self, *_args) -> None:
         info = self.modelCombo.currentData()
-        if info is not None:
+        if info is not None and not info.folder:
+            chosen, why = self._auto_choice()
+            self.modelCard.setHtml(f"<p><i>{html.escape(why if chosen is None else why.message())}</i></p>"
+                                   + (card_html(chosen) if chosen is not None else ""))
+        elif info is not None:
             self.modelCard.setHtml(card_html(info))
         elif self.model_parameter():
             self.modelCard.setHtml("<p>No trained model found in: " + ", ".join(
@@ -561,7 +596,7 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
 
     def model_value(self) -> str:
         """The value passed to the method's model parameter: an option index for an enum, else the folder."""
-        info = self.modelCombo.currentData()
+        info = self._resolved_info()
         if info is None or not info.valid:
             return ""
         alg = self.current_algorithm()
@@ -575,7 +610,7 @@ class SoilMoistureDock(QDockWidget, FORM_CLASS):
         return info.folder
 
     def _model_card(self) -> Optional[dict]:
-        info = self.modelCombo.currentData() if self.model_parameter() else None
+        info = self._resolved_info() if self.model_parameter() else None
         if info is None or not info.valid:
             return None
         try:
@@ -867,6 +902,10 @@ def _compact(combo: QComboBox) -> None:
     combo.setMinimumContentsLength(10)
 
 
+#: First entry of the model list when bundled tiers exist: resolved to a tier at run time.
+AUTO_MODEL_LABEL = "Automatic: the richest bundled tier your layers satisfy"
+
+
 def card_html(info) -> str:
     """A model's card for the dock: what it needs, what it was trained on, how it scored."""
     e = html.escape
@@ -881,12 +920,18 @@ def card_html(info) -> str:
         def f(d, k):
             v = d.get(k)
             return "—" if v is None else f"{v:.3f}"
+        resc = (s.get("coarse_rescaled") or {}).get("mean", {})
+        cov = (s.get("interval") or {}).get("coverage")
         rows.append(f"<tr><td>{e(protocol)}</td><td>{f(ens, 'r')} / {f(coarse, 'r')}</td>"
-                    f"<td>{f(ens, 'ubrmse')} / {f(coarse, 'ubrmse')}</td></tr>")
+                    f"<td>{f(ens, 'ubrmse')} / {f(coarse, 'ubrmse')}</td><td>{f(resc, 'r')} / {f(resc, 'ubrmse')}</td>"
+                    f"<td>{'—' if cov is None else f'{cov:.0%}'}</td></tr>")
     table = ("<table border='0' cellspacing='0' cellpadding='2'><tr><th align='left'>Validation</th>"
-             "<th>R model / coarse</th><th>ubRMSE model / coarse</th></tr>" + "".join(rows) + "</table>") if rows else ""
+             "<th>R model / coarse</th><th>ubRMSE model / coarse</th><th>rescaled coarse R / ubRMSE</th>"
+             "<th>interval holds</th></tr>" + "".join(rows) + "</table>") if rows else ""
     return (f"<p><b>{e(info.name)}</b> — {info.n_members} members<br>{e(info.description)}</p>"
             f"<p><b>Inputs:</b> {e(', '.join(info.inputs))}<br>"
             f"<b>Trained on:</b> {e(td.get('description', ''))}"
             + (f"; {td.get('n_sites')} sites, {td.get('n_samples')} samples" if td.get("n_sites") else "")
-            + (f"; {e(period)}" if period else "") + "</p>" + table)
+            + (f"; {e(period)}" if period else "") + "</p>"
+            + (f"<p><b>Layers needed:</b> {e('; '.join(info.tier.get('layers', [])))}</p>" if info.tier else "")
+            + table)

@@ -17,6 +17,8 @@ class Role(str, Enum):
     DEM = "dem"
     LAND_COVER = "land_cover"
     OTHER = "other"
+    #: Zones for per-zone models (terrain units, basins): a class raster, not a predictor.
+    ZONE = "zone"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,9 @@ ROLE_INFO: dict[Role, RoleInfo] = {
     Role.DEM: RoleInfo("Elevation (DEM)", "m"),
     Role.LAND_COVER: RoleInfo("Land cover", "class code", categorical=True),
     Role.OTHER: RoleInfo("Other covariate", "as given"),
+    Role.ZONE: RoleInfo("Zones", "class code", categorical=True),
 }
 
 #: Covariate roles (everything but the coarse soil moisture itself).
-COVARIATE_ROLES: tuple[Role, ...] = tuple(r for r in Role if r is not Role.SOIL_MOISTURE)
+#: Zones are given by the methods that model per zone, not as a covariate of every method.
+COVARIATE_ROLES: tuple[Role, ...] = tuple(r for r in Role if r not in (Role.SOIL_MOISTURE, Role.ZONE))

@@ -155,7 +155,10 @@ class Scene:
                     or not np.allclose(g.transform, g0.transform, atol=1e-9 * max(1.0, abs(g0.x0))):
                 raise InputError(problem="its grid differs from the first soil-moisture date's grid.", layer=b.label,
                                  fix="give dates of one product on one grid.")
-        cov_grids = {(lay.name, i): source_grid(b) for lay in spec.covariates for i, b in enumerate(lay.bands)}
+        # zone layers (per-zone models) neither set the resolution nor cut the extent: outside them, the
+        # global model applies
+        grid_layers = [lay for lay in spec.covariates if lay.role is not Role.ZONE] or list(spec.covariates)
+        cov_grids = {(lay.name, i): source_grid(b) for lay in grid_layers for i, b in enumerate(lay.bands)}
         finest = cov_grids[min(cov_grids, key=lambda k: _metres(cov_grids[k]))]
         target_wkt = crs_to_wkt(spec.crs) if spec.crs else finest.crs_wkt
         if spec.resolution:
@@ -168,7 +171,7 @@ class Scene:
             res_y = float(spec.resolution_y)
         bounds = [(self.sm_bands[0].label, transform_bounds(sm_grids[0].bounds, sm_grids[0].crs_wkt, target_wkt))] \
             if sm_grids else []
-        for lay in spec.covariates:
+        for lay in grid_layers:
             g = cov_grids[(lay.name, 0)]
             bounds.append((lay.name, transform_bounds(g.bounds, g.crs_wkt, target_wkt)))
         if spec.extent is not None:
@@ -366,6 +369,14 @@ class Scene:
         out = {f.name: view[(f.name, self.band_index(f.name, t))] for f in self._features}
         out["doy"] = np.full(self.coarse.size, day_of_year(self.dates[t]), dtype=np.float32)
         return out
+
+    def summary_lines(self) -> list[str]:
+        """Dates, grids and covariates in two lines for a run log."""
+        d = self.describe()
+        return [f"{len(self.dates)} dates {d['dates'][0]} … {d['dates'][-1]}; fine grid "
+                f"{self.fine.width}×{self.fine.height} px of {self.fine.dx:g} in {d['crs']}; "
+                f"coarse grid {self.coarse.width}×{self.coarse.height} cells of {self.coarse.dx:g}",
+                "Covariates: " + ", ".join(f"{k} ← {v}" for k, v in d["covariates"].items())]
 
     def describe(self) -> dict:
         """A JSON-able summary for run logs."""

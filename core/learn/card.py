@@ -23,10 +23,20 @@ Schema (``schema_version`` 1); unknown keys are refused, so keys cannot drift:
 * ``artifacts`` — list of ``{file, kind, sha256}`` (joblib files written for retraining)
 * ``software`` — ``{package, onnx_opset}``
 
-Optional keys (:data:`OPTIONAL_SCHEMA`; absent in older cards):
+Optional keys (:data:`OPTIONAL_SCHEMA`; absent in older cards, which stay valid; schema_version stays 1):
 
 * ``cross_scale`` — the cross-scale network's settings and held-out validation
   (:mod:`core.methods.cross_scale`): scheme, inputs, scales, ratio, window, baselines' scores
+* ``uncertainty`` — ``{method, level, scale, floor, half_width, coverage}``: the calibrated
+  interval ``mean ± scale · (spread + floor)`` of an in-situ ensemble and the share of held-out
+  station values it held per protocol (:mod:`core.learn.calibration`)
+* ``tier`` — ``{name, rank, layers}``: the bundled feature tier (higher rank = richer inputs) and
+  the layers a user needs, in words
+* ``coarse_level`` — ``{station_mean_min, station_mean_p05, station_mean_median, station_mean_p95,
+  station_mean_max}``: distribution over the training stations of their mean coarse soil moisture
+  (m³/m³), for the level check of the domain mask
+* in each ``scores`` protocol: ``coarse_rescaled`` (stats of the coarse product linearly rescaled on
+  the training stations) and ``interval`` (the interval's coverage figures)
 """
 from __future__ import annotations
 
@@ -40,7 +50,7 @@ import onnx
 from .features import MODEL_INPUTS
 
 SCHEMA_VERSION = 1
-ARCHITECTURES: tuple[str, ...] = ("dense", "prob", "wdl", "rf")
+ARCHITECTURES: tuple[str, ...] = ("dense", "prob", "wdl", "rf", "hgb")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -69,9 +79,15 @@ SCHEMA: dict[str, Any] = {
     "software": {"package": _TEXT, "onnx_opset": _INT},
 }
 
-
-#: Keys a card may carry or not; validated like :data:`SCHEMA` when present.
-OPTIONAL_SCHEMA: dict[str, Any] = {"cross_scale": "dict"}
+#: Keys a card may carry or not; validated like :data:`SCHEMA` when present (see the module docstring).
+OPTIONAL_SCHEMA: dict[str, Any] = {
+    "cross_scale": "dict",
+    "uncertainty": {"method": _TEXT, "level": "number", "scale": "number", "floor": "number", "half_width": _TEXT,
+                    "coverage": "dict"},
+    "tier": {"name": _TEXT, "rank": _INT, "layers": [_TEXT]},
+    "coarse_level": {k: "number" for k in ("station_mean_min", "station_mean_p05", "station_mean_median",
+                                           "station_mean_p95", "station_mean_max")},
+}
 
 
 def validate_card(card: Mapping[str, Any]) -> None:
@@ -88,8 +104,9 @@ def validate_card(card: Mapping[str, Any]) -> None:
         raise CardError(f"Model card schema_version {card['schema_version']!r} is not {SCHEMA_VERSION}")
     for key, spec in SCHEMA.items():
         _check(card[key], spec, key)
-    for key in set(OPTIONAL_SCHEMA) & set(card):
-        _check(card[key], OPTIONAL_SCHEMA[key], key)
+    for key, spec in OPTIONAL_SCHEMA.items():
+        if key in card:
+            _check(card[key], spec, key)
     # semantic checks
     names = [m["name"] for m in card["members"]]
     if not names or len(set(names)) != len(names):
@@ -192,12 +209,22 @@ def _check(value: Any, spec: Any, where: str) -> None:
     elif spec == "dict":
         if not isinstance(value, dict):
             raise CardError(f"{where} must be a mapping")
+    elif spec == "number":
+        if not _is_num(value):
+            raise CardError(f"{where} must be a finite number")
     elif spec == "scores":
         if not isinstance(value, dict):
             raise CardError(f"{where} must be a mapping of protocol → scores")
         for proto, sc in value.items():
-            _check(sc, {"protocol": _TEXT, "n_sites": _INT, "ensemble": "stats", "coarse": "stats",
-                        "members": "dict"}, f"{where}.{proto}")
+            if not isinstance(sc, dict):
+                raise CardError(f"{where}.{proto} must be a mapping")
+            optional = {"coarse_rescaled": "stats", "interval": "dict"}
+            _check({k: v for k, v in sc.items() if k not in optional},
+                   {"protocol": _TEXT, "n_sites": _INT, "ensemble": "stats", "coarse": "stats", "members": "dict"},
+                   f"{where}.{proto}")
+            for k, spec_k in optional.items():
+                if k in sc:
+                    _check(sc[k], spec_k, f"{where}.{proto}.{k}")
             for mname, ms in sc["members"].items():
                 _check(ms, "stats", f"{where}.{proto}.members.{mname}")
     elif spec == "stats":

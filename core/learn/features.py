@@ -46,6 +46,11 @@ FEATURES: dict[str, FeatureInfo] = {
     "clay": FeatureInfo("clay", "%", "clay content"),
     "vv_db": FeatureInfo("other", "dB", "Sentinel-1 VV backscatter"),
     "vh_db": FeatureInfo("other", "dB", "Sentinel-1 VH backscatter"),
+    "ndwi": FeatureInfo("other", "1", "NDWI (McFeeters 1996) = (green − NIR) / (green + NIR); Sentinel-2 B3, B8"),
+    "evi": FeatureInfo("other", "1", "EVI = 2.5 (NIR − red) / (NIR + 6 red − 7.5 blue + 1), reflectances 0…1; "
+                                    "Sentinel-2 B8, B4, B2"),
+    "nsdsi": FeatureInfo("other", "1", "NSDSI (Yue et al. 2019) = (SWIR1 − SWIR2) / SWIR1, a soil dryness index; "
+                                      "Sentinel-2 B11, B12"),
 }
 
 #: Moving-window inputs of the cross-scale network (Alemohammad et al., :mod:`core.methods.cross_scale`):

@@ -29,6 +29,16 @@ class ForestConfig:
     seed: int = 0
 
 
+def missing_codes_to_minus_one(X: np.ndarray, categorical_columns: Sequence[int]) -> np.ndarray:
+    """A float32 copy of ``X`` whose NaN class codes (in ``categorical_columns``) are −1, as the tree
+    members see them in training and the ONNX prefix of :mod:`core.learn.onnx_export` at run time."""
+    X = np.array(X, dtype=np.float32, copy=True)
+    for c in categorical_columns:
+        col = X[:, c]
+        col[~np.isfinite(col)] = -1.0
+    return X
+
+
 class ForestMember:
     """One random forest on raw feature columns.
 
@@ -45,11 +55,7 @@ class ForestMember:
         self.model = None
 
     def _clean(self, X: np.ndarray) -> np.ndarray:
-        X = np.array(X, dtype=np.float32, copy=True)
-        for c in self.categorical_columns:
-            col = X[:, c]
-            col[~np.isfinite(col)] = -1.0
-        return X
+        return missing_codes_to_minus_one(X, self.categorical_columns)
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Optional[np.ndarray] = None) -> "ForestMember":
         """Fit on raw inputs ``X`` and targets ``y`` (m³/m³)."""

@@ -44,6 +44,7 @@ class EnsembleInfo:
     scores: dict = field(default_factory=dict)
     n_members: int = 0
     error: str = ""
+    tier: dict = field(default_factory=dict)  # the card's optional feature tier {name, rank, layers}
 
     @property
     def valid(self) -> bool:
@@ -251,7 +252,7 @@ def list_ensembles(folders: Iterable[str]) -> list[EnsembleInfo]:
                 continue
             out.append(EnsembleInfo(card["name"], folder, card["description"],
                                     [i["name"] for i in card["inputs"]], card["training_data"],
-                                    card["scores"], len(blobs)))
+                                    card["scores"], len(blobs), tier=dict(card.get("tier") or {})))
     return out
 
 

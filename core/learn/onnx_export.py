@@ -165,10 +165,44 @@ def forest_to_onnx(forest, n_features: int, categorical_columns: Sequence[int],
     does before scikit-learn sees it); NaN in a continuous column is left to the runtime,
     which masks such rows.
     """
+    def tail(tree_out: str) -> tuple[list, list]:
+        return [helper.make_node("Identity", [tree_out], [OUTPUT_NAME])], []
+
+    return _sklearn_trees_to_onnx(forest, n_features, categorical_columns, name, tail)
+
+
+def boosting_to_onnx(member, n_features: int, name: str = "member") -> onnx.ModelProto:
+    """ONNX graph of a fitted :class:`core.learn.boosting.BoostingMember`: the scikit-learn
+    ``HistGradientBoostingRegressor`` via skl2onnx (same NaN → −1 prefix for categorical
+    columns as :func:`forest_to_onnx`) plus the member's straight line on the coarse column,
+    ``sm = trees + intercept + slope · X[:, coarse_column]``.
+    """
+    col = member.coarse_column
+
+    def tail(tree_out: str) -> tuple[list, list]:
+        nodes = [helper.make_node("Add", [tree_out, "line_intercept"], ["tree_plus_b"])]
+        inits = [numpy_helper.from_array(np.asarray([member.intercept], dtype=np.float32), "line_intercept")]
+        if col is None:
+            nodes.append(helper.make_node("Identity", ["tree_plus_b"], [OUTPUT_NAME]))
+            return nodes, inits
+        nodes += [helper.make_node("Gather", [INPUT_NAME, "line_idx"], ["line_x"], axis=1),
+                  helper.make_node("Mul", ["line_x", "line_slope"], ["line_bx"]),
+                  helper.make_node("Add", ["tree_plus_b", "line_bx"], [OUTPUT_NAME])]
+        inits += [numpy_helper.from_array(np.asarray([col], dtype=np.int64), "line_idx"),
+                  numpy_helper.from_array(np.asarray([member.slope], dtype=np.float32), "line_slope")]
+        return nodes, inits
+
+    return _sklearn_trees_to_onnx(member.model, n_features, member.categorical_columns, name, tail)
+
+
+def _sklearn_trees_to_onnx(estimator, n_features: int, categorical_columns: Sequence[int], name: str,
+                           tail) -> onnx.ModelProto:
+    """A skl2onnx tree graph behind the NaN → −1 prefix of categorical columns, followed by the
+    nodes ``tail(tree_output_name) -> (nodes, initializers)`` that end in :data:`OUTPUT_NAME`."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
-    inner = convert_sklearn(forest, initial_types=[("X_clean", FloatTensorType([None, n_features]))],
+    inner = convert_sklearn(estimator, initial_types=[("X_clean", FloatTensorType([None, n_features]))],
                             target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET})
     g = inner.graph
     mask = np.zeros(n_features, dtype=bool)
@@ -176,10 +210,10 @@ def forest_to_onnx(forest, n_features: int, categorical_columns: Sequence[int],
     prefix = [helper.make_node("IsNaN", [INPUT_NAME], ["x_nan"]),
               helper.make_node("And", ["x_nan", "cat_mask"], ["cat_nan"]),
               helper.make_node("Where", ["cat_nan", "minus_one", INPUT_NAME], ["X_clean"])]
-    inner_out = g.output[0].name
-    nodes = prefix + list(g.node) + [helper.make_node("Identity", [inner_out], [OUTPUT_NAME])]
+    tail_nodes, tail_inits = tail(g.output[0].name)
+    nodes = prefix + list(g.node) + tail_nodes
     inits = [numpy_helper.from_array(mask, "cat_mask"),
-             numpy_helper.from_array(np.asarray(-1.0, dtype=np.float32), "minus_one"), *g.initializer]
+             numpy_helper.from_array(np.asarray(-1.0, dtype=np.float32), "minus_one"), *g.initializer, *tail_inits]
     graph = helper.make_graph(
         nodes, name,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", n_features])],

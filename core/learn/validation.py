@@ -5,7 +5,7 @@ downscaling model is used at places it has not seen, and samples of one station 
 strongly autocorrelated, so a sample-wise split would flatter the model.
 
 Per-site metrics are those of :func:`core.evaluation.metrics.pair_metrics` (N, R, ubRMSE, bias, RMSE,
-...), with ubRMSE = sqrt(RMSE² − bias²), bias = mean(estimate − in-situ); they are
+...) and the amplitude ratio (standard deviation of the estimate over that of the in-situ series), with ubRMSE = sqrt(RMSE² − bias²), bias = mean(estimate − in-situ); they are
 summarised by their mean and median over sites (as Poehls et al., Table 6).
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ try:  # the project's metrics module (core/metrics.py)
 except ImportError:  # pragma: no cover - only while core/metrics.py is absent
     _pair_metrics = None
 
-#: Metrics reported per site and summarised over sites.
-SITE_METRICS: tuple[str, ...] = ("n", "r", "ubrmse", "bias", "rmse")
+#: Metrics reported per site and summarised over sites (``amplitude``: see :func:`amplitude_ratio`).
+SITE_METRICS: tuple[str, ...] = ("n", "r", "ubrmse", "bias", "rmse", "amplitude")
 
 
 def group_kfold(site_id: Sequence | np.ndarray, n_folds: int, seed: int) -> np.ndarray:
@@ -79,16 +79,36 @@ def stratified_site_split(site_id: Sequence | np.ndarray, site_class: Sequence |
 
 def site_scores(obs: np.ndarray, est: np.ndarray, site_id: np.ndarray,
                 dates: Optional[np.ndarray] = None) -> dict[str, dict[str, float]]:
-    """Metrics per station: ``{site: {"n", "r", "ubrmse", "bias", "rmse"}}``."""
+    """Metrics per station: ``{site: {"n", "r", "ubrmse", "bias", "rmse", "amplitude"}}``."""
     obs = np.asarray(obs, dtype=np.float64)
     est = np.asarray(est, dtype=np.float64)
     g = np.asarray(site_id).astype(str)
     out = {}
     for s in np.unique(g):
         m = g == s
-        met = pair_metrics(obs[m], est[m])
+        met = dict(pair_metrics(obs[m], est[m]))
+        met["amplitude"] = amplitude_ratio(obs[m], est[m])
         out[str(s)] = {k: float(met[k]) for k in SITE_METRICS}
     return out
+
+
+def amplitude_ratio(obs: np.ndarray, est: np.ndarray, min_pairs: int = 3) -> float:
+    """Standard deviation of ``est`` over that of ``obs`` on their matched pairs (KGE's α).
+
+    1 means the estimate varies as much as the station; below 1 it is flattened. NaN with fewer
+    than ``min_pairs`` pairs or a constant station series.
+
+    Examples
+    --------
+    >>> round(amplitude_ratio([0.1, 0.2, 0.3], [0.15, 0.2, 0.25]), 6)
+    0.5
+    """
+    o = np.asarray(obs, dtype=np.float64)
+    e = np.asarray(est, dtype=np.float64)
+    ok = np.isfinite(o) & np.isfinite(e)
+    if ok.sum() < min_pairs or not o[ok].std() > 0:
+        return math.nan
+    return float(e[ok].std() / o[ok].std())
 
 
 def summarize_sites(scores: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:

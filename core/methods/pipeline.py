@@ -4,7 +4,8 @@ Given any fitted trend (an object with ``predict(X) -> float32`` over the featur
 ``names``, or with ``predict_block(scene, t, window, static) -> (rows, width)`` when it needs more than
 the pixel's own features — neighbouring rows, earlier dates) and any residual model (:mod:`core.methods.residual`), :func:`trend_plus_residual`
 
-1. predicts the trend on every fine pixel and date, block by block (scaled by ``trend_weight``, the
+1. predicts the trend on every fine pixel and date, block by block (on :func:`~core.methods.blocks.current_blocks`:
+   this process, or a Dask cluster; scaled by ``trend_weight``, the
    share of the trend's fine-scale detail the method trusts — 0 gives a pure interpolation of the
    coarse field), and its mean in each coarse cell;
 2. fits the residual model to the coarse residual (coarse soil moisture − mean fine trend) of
@@ -26,8 +27,8 @@ from ..inputs.scene import IsCanceled, Progress, Scene
 from ..io.output import RasterWriter
 from ..raster.aggregate import CellAccumulator
 from .residual import ResidualGeometry, ResidualModel, coarse_residual
+from .blocks import current_blocks
 from .result import canceled_fn
-from .trend import stack_features
 
 
 class Trend(Protocol):
@@ -65,21 +66,13 @@ def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residu
         sd_out = None
         # 1. fine trend, and its mean in each coarse cell
         trend_acc = [CellAccumulator(scene.coarse.size) for _ in range(T)]
-        for w in windows:
-            static = scene.static_block(w)
+        for w, block in current_blocks().trend_blocks(scene, trend, names, weight, windows, canceled):
             idx = scene.cell_index(w)
             for t in range(T):
-                if canceled():
-                    raise Canceled()
-                if hasattr(trend, "predict_block"):  # a trend that reads its own context (halo rows, past dates)
-                    tr = trend.predict_block(scene, t, w, static) * weight
-                else:
-                    feats = scene.features(t, w, static)
-                    tr = trend.predict(stack_features(feats, names)).reshape(w.nrows, scene.fine.width) * weight
-                trend_file.write(t, w, tr)
-                trend_acc[t].add(tr, idx)
-                step += 1
-                prog(0.9 * step / n_steps, "predicting the trend on the fine grid")
+                trend_file.write(t, w, block[t])
+                trend_acc[t].add(block[t], idx)
+            step += T
+            prog(0.9 * step / n_steps, "predicting the trend on the fine grid")
         # 2. the residual model, fitted on every date's coarse residual
         cell_trend = [_fill_cells(trend_acc[t].mean(), coarse[t]) for t in range(T)]
         targets = [coarse_residual(coarse[t], cell_trend[t]) for t in range(T)]

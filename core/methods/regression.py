@@ -29,11 +29,11 @@ from ..learn.verified_state import read_state, write_state
 from .pipeline import conservation_figures, trend_plus_residual
 from .residual import RESIDUALS, ResidualModel, make_residual
 from .result import DownscaleResult, canceled_fn, progress_span
-from .trend import REGRESSOR_LABELS, REGRESSORS, TrendModel, TrendOptions, stack_features
+from .trend import REGRESSOR_LABELS, REGRESSORS, TrendModel, TrendOptions, coarse_samples
 from .trend_weight import trend_weight
 
 __all__ = ["REGRESSORS", "REGRESSOR_LABELS", "RESIDUALS", "RegressionModel", "RegressionOptions", "downscale",
-           "fit", "predict", "conservation_figures", "coarse_samples"]
+           "fit", "predict", "conservation_figures"]
 
 METHOD = "regression"
 
@@ -118,22 +118,6 @@ def fit(scene: Scene, options: Optional[RegressionOptions] = None, progress: Opt
             raise Canceled()
     prog(1.0, "trend fitted")
     return RegressionModel(names, categorical, opts, trend, training)
-
-
-def coarse_samples(scene: Scene, view: dict, names: list[str], offset: float = 0.0
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Coarse training samples pooled over dates: features, soil moisture (minus ``offset``), the
-    flat coarse cell and the date index of each."""
-    Xs, ys, cs, ts = [], [], [], []
-    for t in range(len(scene.dates)):
-        y = scene.coarse_sm(t) - np.float32(offset)
-        X = stack_features(scene.coarse_features(view, t), names)
-        ok = np.isfinite(y) & np.isfinite(X).all(axis=1)
-        Xs.append(X[ok])
-        ys.append(y[ok])
-        cs.append(np.flatnonzero(ok))
-        ts.append(np.full(int(ok.sum()), t))
-    return np.concatenate(Xs), np.concatenate(ys), np.concatenate(cs), np.concatenate(ts)
 
 
 def trend_weight_of(scene: Scene, trend: TrendModel, X: np.ndarray, y: np.ndarray, cells: np.ndarray,

@@ -35,3 +35,31 @@ def never_canceled() -> bool:
 
 def canceled_fn(is_canceled: Optional[IsCanceled]) -> Callable[[], bool]:
     return is_canceled or never_canceled
+
+
+def trend_residual_summary(res: DownscaleResult) -> list[str]:
+    """The log lines of a trend → residual run: trend CV and weight, residual variogram, conservation per date."""
+    lines = []
+    t = res.training
+    tu = t.get("svr_tuning", {})
+    if "C" in tu:
+        lines.append(f"SVR tuned: C = {tu['C']:g}, ε = {tu['epsilon']:g}, γ = {tu['gamma']:.3g} "
+                     f"(grouped CV RMSE {tu['cv_rmse']:.4f} m³/m³)")
+    if "cv_r" in t:
+        lines.append(f"Trend on {t['n_samples']} coarse samples: 5-fold CV R = {t['cv_r']:.3f}, "
+                     f"RMSE = {t['cv_rmse']:.4f} m³/m³")
+    if "cv_rmse_interpolation" in t:
+        lines.append(f"Trend weight {res.extra['trend_weight']:.2f}: held-out coarse cells interpolated from "
+                     f"their neighbours miss by {t['cv_rmse_interpolation']:.4f} m³/m³ (RMSE), with the full "
+                     f"trend {t['cv_rmse_trend']:.4f}, with the weighted trend {t['cv_rmse_weighted']:.4f}")
+    elif "note" in t:
+        lines.append(f"Trend weight 1: {t['note']}")
+    vg = res.extra.get("residual", {}).get("variogram")
+    if vg:
+        pm = vg["point_model"]
+        lines.append(f"Residual variogram (point support): {pm['model']}, sill {pm['sill']:.3g} (m³/m³)², "
+                     f"range {pm['range'] / 1000:.1f} km")
+    for day, c in zip(res.dates, res.conservation):
+        lines.append(f"Conservation {day}: mean |fine mean − coarse| = {c['mean_abs_diff']:.4f}, "
+                     f"max = {c['max_abs_diff']:.4f} m³/m³ over {c['cells']} cells")
+    return lines

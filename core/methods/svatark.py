@@ -27,9 +27,9 @@ from ..evaluation.stations import Station
 from ..inputs.dates import as_date
 from ..inputs.scene import IsCanceled, Progress, Scene
 from . import regression
-from .regression import RegressionModel, RegressionOptions, coarse_samples
+from .regression import RegressionModel, RegressionOptions
 from .result import DownscaleResult, canceled_fn, progress_span
-from .trend import make_regressor
+from .trend import coarse_samples, make_regressor
 
 METHOD = "svatark"
 

@@ -163,3 +163,21 @@ def cv_scores(factory, X: np.ndarray, y: np.ndarray, seed: int, max_rows: int = 
 
 def stack_features(features: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
     return np.column_stack([np.asarray(features[n], dtype=np.float32).ravel() for n in names])
+
+
+
+def coarse_samples(scene, view: dict, names: Sequence[str], offset: float = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coarse training samples pooled over the scene's dates: the covariates of ``names`` aggregated
+    to each coarse cell (columns in that order; ``doy`` is the date's day of year), its soil moisture
+    (minus ``offset``), the flat coarse cell and the date index of each. Rows with a NaN are dropped."""
+    Xs, ys, cs, ts = [], [], [], []
+    for t in range(len(scene.dates)):
+        y = scene.coarse_sm(t) - np.float32(offset)
+        X = stack_features(scene.coarse_features(view, t), names)
+        ok = np.isfinite(y) & np.isfinite(X).all(axis=1)
+        Xs.append(X[ok])
+        ys.append(y[ok])
+        cs.append(np.flatnonzero(ok))
+        ts.append(np.full(int(ok.sum()), t))
+    return np.concatenate(Xs), np.concatenate(ys), np.concatenate(cs), np.concatenate(ts)

@@ -23,6 +23,8 @@ OPTIONAL = {
     "joblib": "joblib.numpy_pickle",
     "scipy": "scipy.ndimage",
     "matplotlib": "matplotlib.pyplot",
+    # the command line's --dask back end (requirements-dev): it must not bring a numpy/pandas that breaks QGIS
+    "distributed": "distributed.client",
 }
 
 

@@ -246,12 +246,15 @@ def test_ensemble_method_shows_models_with_cards_and_runs(dock, project):
     dock.methodCombo.setCurrentIndex(dock.methodCombo.findData(alg_id))
     assert not dock.modelBox.isHidden()
     names = [dock.modelCombo.itemText(i) for i in range(dock.modelCombo.count())]
-    assert "poehls_rf_dem" in names
-    dock.modelCombo.setCurrentIndex(names.index("poehls_rf_dem"))
+    assert names[0].startswith("Automatic") and "insitu_hgb_dem" in names
+    dock.modelCombo.setCurrentIndex(0)      # with a DEM and no NDVI: the DEM tier, and the card says why
+    assert "Chose the bundled tier 'insitu_hgb_dem'" in dock.modelCard.toPlainText()
+    assert dock.request().model.endswith("insitu_hgb_dem")
+    dock.modelCombo.setCurrentIndex(names.index("insitu_hgb_dem"))
     card = dock.modelCard.toPlainText()
     assert "Inputs: sm_coarse, mtpi, lat" in card and "Trained on:" in card and "R model / coarse" in card
     req = dock.request()
-    assert req.model_parameter == "MODEL_FOLDER" and req.model.endswith("poehls_rf_dem")
+    assert req.model_parameter == "MODEL_FOLDER" and req.model.endswith("insitu_hgb_dem")
     res = dock.check_inputs()
     assert res.ok, res.errors
     assert not any("'lat'" in w for w in res.warnings)  # Delaware lies inside the CONUS training area
@@ -274,6 +277,21 @@ def test_cross_scale_method_runs_self_supervised_from_the_dock(dock, project):
     from osgeo import gdal
     ds = gdal.Open(info["output"])
     assert (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (16, 20, 3)  # 0.25° ÷ 2
+
+
+def test_stacking_method_runs_from_the_dock_with_terrain_zones(dock, project):
+    alg_id = "soil_moisture_downscaling:downscale_stacking"
+    _setup_delaware_run(dock, days=3, stations=False)
+    dock.methodCombo.setCurrentIndex(dock.methodCombo.findData(alg_id))
+    dock.set_option("N_ESTIMATORS", 30)
+    res = dock.check_inputs()
+    assert res.ok, res.errors
+    info = _run_to_the_end(dock)
+    log = dock.messages.toPlainText()
+    assert "Terrain zones (relief" in log and "Stack weights:" in log  # the DEM gave zones by default
+    from osgeo import gdal
+    ds = gdal.Open(info["output"])
+    assert ds.RasterCount == 3 and (ds.RasterXSize, ds.RasterYSize) == (240, 300)  # the 1 km DEM grid
 
 
 def test_model_domain_and_missing_inputs_are_problems(dock, project):

@@ -12,7 +12,7 @@ from qgis.core import QgsProcessingException
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 SAMPLE = os.path.join(ROOT, "sample_data", "delaware")
-BUNDLED = os.path.join(ROOT, "models", "poehls_dense_dem")
+BUNDLED = os.path.join(ROOT, "models", "insitu_hgb_dem")
 
 
 def _sm(n=4):
@@ -34,7 +34,7 @@ def test_bundled_ensemble_downscales_the_delaware_sample(run_alg, tmp_path, feed
     assert ok.sum() > 10000
     assert 0.0 <= np.nanmin(mean) and np.nanmax(mean) < 0.6
     assert np.all(spread[ok] >= 0) and np.nanmean(spread) < 0.1
-    assert any("poehls_dense_dem" in i for i in feedback.infos)
+    assert any("insitu_hgb_dem" in i for i in feedback.infos)
     assert (tmp_path / "s.csv").exists()
 
 
@@ -62,3 +62,24 @@ def test_qgis_process_runs_the_bundled_ensemble(qgis_process, tmp_path):
                  *[f"SOIL_MOISTURE={p}" for p in _sm(2)], f"DEM={os.path.join(SAMPLE, 'elevation_1km.tif')}",
                  "MODEL=0", f"OUTPUT={out}")
     assert gdal.Open(str(out)).RasterCount == 2
+
+
+def test_automatic_choice_takes_the_richest_tier_the_layers_satisfy(run_alg, tmp_path, feedback, make_raster):
+    dem = os.path.join(SAMPLE, "elevation_1km.tif")
+    res = run_alg("downscale_ensemble", {"SOIL_MOISTURE": _sm(2), "DEM": [dem], "OUTPUT": str(tmp_path / "a.tif")},
+                  feedback=feedback)
+    chosen = [i for i in feedback.infos if "Chose the bundled tier" in i]
+    assert chosen and "'insitu_hgb_dem'" in chosen[0] and "'insitu_hgb_veg' (rank 2) would also need 'ndvi'" in chosen[0]
+    # the calibrated interval is written next to the output: scale · (spread + floor) of the tier's card
+    from soil_moisture_downscaling.core.learn.model_folder import Ensemble
+    cal = Ensemble.load(os.path.join(ROOT, "models", "insitu_hgb_dem")).card["uncertainty"]
+    half, sd = gdal.Open(res["INTERVAL"]).ReadAsArray(), gdal.Open(res["SPREAD"]).ReadAsArray()
+    ok = np.isfinite(half)
+    assert ok.sum() > 10000 and np.allclose(half[ok], cal["scale"] * (sd[ok] + cal["floor"]), atol=1e-6)
+    assert any("Interval: 90%" in i for i in feedback.infos)
+    nd = make_raster("ndvi.tif", np.full((300, 240), 0.5, np.float32), origin=(-76.5, 40.25),
+                     pixel=(1 / 120, 1 / 120), epsg=4326)
+    feedback.infos.clear()
+    run_alg("downscale_ensemble", {"SOIL_MOISTURE": _sm(1), "DEM": [dem], "NDVI": [str(nd)],
+                                   "OUTPUT": str(tmp_path / "b.tif")}, feedback=feedback)
+    assert any("Chose the bundled tier 'insitu_hgb_veg'" in i for i in feedback.infos)

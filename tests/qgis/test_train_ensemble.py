@@ -109,6 +109,21 @@ def test_train_from_station_table(run_alg, table, models_dir, tmp_path, feedback
     assert not [p for p in os.listdir(models_dir.parent) if p.startswith(".")]  # no temporary folder left
 
 
+def test_train_boosted_members_with_the_rescaled_baseline(run_alg, table, models_dir, tmp_path):
+    from soil_moisture_downscaling.core.methods.insitu_ensemble import Ensemble
+
+    hgb = alg_module.ARCHITECTURE_CHOICES.index("hgb")
+    res = run_alg("train_ensemble", _params(table, tmp_path, ARCHITECTURES=[hgb], SCHEMES=[0, 2]))
+    ens = Ensemble.load(res["ENSEMBLE_FOLDER"], intra_op_threads=1)
+    assert [m["name"] for m in ens.card["members"]] == ["hgb_free", "hgb_land_cover"]
+    cv = ens.card["scores"]["cv_3fold"]
+    # the table's coarse product is 2 · truth − 0.05: rescaled on the training stations it is nearly exact
+    assert cv["coarse_rescaled"]["mean"]["ubrmse"] < 0.3 * cv["coarse"]["mean"]["ubrmse"]
+    assert 0.0 < cv["interval"]["coverage"] <= 1.0 and ens.card["uncertainty"]["level"] == 0.9
+    page = open(res["REPORT"], encoding="utf-8").read()
+    assert "<td class='txt'>coarse_rescaled</td>" in page and "Against the rescaled coarse product" in page
+
+
 def test_existing_name_is_refused_then_replaced(run_alg, table, models_dir, tmp_path):
     from soil_moisture_downscaling.core.methods.insitu_ensemble import Ensemble
 
@@ -146,7 +161,7 @@ def test_bad_inputs_give_messages(run_alg, table, models_dir, tmp_path):
     _fails(run_alg, _params(table, tmp_path, FEATURES=[0, 5]), "'slope' cannot be read from a station table")
     _fails(run_alg, _params(table, tmp_path, CV_FOLDS=20), "20-fold", "at least 20 stations", "only 12")
     _fails(run_alg, _params(table, tmp_path, ENSEMBLE_NAME="../escape"), "cannot be a folder name")
-    _fails(run_alg, _params(table, tmp_path, ENSEMBLE_NAME="poehls_dense_dem"), "bundled with the plugin")
+    _fails(run_alg, _params(table, tmp_path, ENSEMBLE_NAME="insitu_hgb_dem"), "bundled with the plugin")
     _fails(run_alg, _params(table, tmp_path, HIDDEN_LAYERS="a,b"), "not a list of positive widths")
     few = write_table(tmp_path / "few.csv", n_rows=5)
     _fails(run_alg, _params(few, tmp_path), "No usable sample", "Minimum samples per station")

@@ -74,7 +74,8 @@ def test_card_records_inputs_scores_and_member_hashes(trained):
     assert card["inputs"][3]["domain"] == {"codes": [41, 52, 81]}
     assert card["inputs"][2]["domain"]["min"] == pytest.approx(float(data.X[:, 2].min()))
     cv = card["scores"]["cv_3fold"]
-    assert set(cv) == {"protocol", "n_sites", "ensemble", "coarse", "members"}
+    assert set(cv) == {"protocol", "n_sites", "ensemble", "coarse", "coarse_rescaled", "interval", "members"}
+    assert 0.0 <= cv["interval"]["coverage"] <= 1.0 and card["uncertainty"]["level"] == 0.9
     assert cv["coarse"]["mean"]["ubrmse"] > cv["ensemble"]["mean"]["ubrmse"]
     assert len(card["members"]) == 5 and all(len(m["sha256"]) == 64 for m in card["members"])
     assert card["artifacts"][0]["file"] == "training_state.joblib"

@@ -24,7 +24,8 @@ def test_report_lists_every_model_per_station_and_summary(run):
     assert page.startswith("<!DOCTYPE html>") and "tiny &lt;test&gt;" in page   # escaped
     assert "Station-grouped 3-fold cross-validation" in page and "Station holdout" in page
     cv = report.evaluations["cv_3fold"]
-    for key in ["coarse", "ensemble", "ensemble_dense", "ensemble_wdl", "dense_free", "wdl_land_cover"]:
+    for key in ["coarse", "coarse_rescaled", "ensemble", "ensemble_dense", "ensemble_wdl", "dense_free",
+                "wdl_land_cover"]:
         assert f"<td class='txt'>{key}</td>" in page
     # summary cells carry the numbers of the report
     assert f"{cv.summary['ensemble']['mean']['ubrmse']:.4f}" in page
@@ -35,6 +36,12 @@ def test_report_lists_every_model_per_station_and_summary(run):
     beats = cv.beats_ensemble["ubrmse"]
     assert f"mean station ubRMSE: <b>{', '.join(beats) if beats else 'none'}</b>" in page
     assert "synthetic stations" in page                     # provenance from samples.source
+    # the honest baseline, the amplitude and the interval coverage are stated
+    resc = cv.summary["coarse_rescaled"]["mean"]
+    verdict = "beats" if cv.beats_rescaled() else "does <b>not</b> beat"
+    assert f"the ensemble {verdict} it on both mean station R" in page and f"{resc['ubrmse']:.4f}" in page
+    assert "Amplitude (σ est / σ in-situ)" in page and f"{cv.summary['ensemble']['mean']['amplitude']:.3f}" in page
+    assert f"held <b>{cv.interval['coverage']:.1%}</b>" in page
 
 
 def test_summary_lines_name_both_products(run):

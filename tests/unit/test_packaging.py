@@ -47,3 +47,15 @@ def test_package_zip_has_plugin_folder_and_no_dev_files(tmp_path):
         rf"{PLUGIN_ID}/(tests|benchmarks|scripts|\.ci|models/recipes)/|{PLUGIN_ID}/(pytest\.ini|\.gitignore|requirements)", n)]
     assert not dev, dev
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_pyproject_maps_every_package_folder_and_the_metadata_version():
+    import tomllib
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    folders = sorted(p.parent.relative_to(ROOT) for p in ROOT.rglob("__init__.py")
+                     if not {"tests", ".git", "build"} & set(p.relative_to(ROOT).parts))
+    expected = sorted(".".join([PLUGIN_ID, *f.parts]) for f in folders)
+    assert sorted(project["tool"]["setuptools"]["packages"]) == expected
+    assert project["tool"]["setuptools"]["package-dir"] == {PLUGIN_ID: "."}
+    assert project["project"]["version"] == _metadata()["version"]
+    assert project["project"]["scripts"]["smds"] == f"{PLUGIN_ID}.cli.main:main"

@@ -18,7 +18,9 @@ from .schemes import SCHEMES
 from ...learn.weights import MISSING_CLASS, _labels, quantile_classes
 
 #: Architectures :func:`core.methods.insitu_ensemble.training.train_ensemble` knows.
-ARCHITECTURES: tuple[str, ...] = (*ARCHITECTURES_NN, "rf")
+ARCHITECTURES: tuple[str, ...] = (*ARCHITECTURES_NN, "rf", "hgb")
+#: Architectures with one member per weighting scheme.
+PER_SCHEME: tuple[str, ...] = (*ARCHITECTURES_NN, "hgb")
 
 #: Scheme whose classes split the ``rf`` forests and stratify the holdout split.
 SOIL_CLASS_SCHEME = "field_capacity"
@@ -69,13 +71,13 @@ def check_training_plan(samples: Samples, feature_names: Sequence[str], architec
     more stations for ``rf`` (forests are one per soil class); three stations for a holdout.
     """
     if not architectures:
-        raise InputError(problem="no architecture was chosen.", fix="choose at least one of dense, prob, wdl, rf.")
+        raise InputError(problem="no architecture was chosen.", fix="choose at least one of dense, prob, wdl, rf, hgb.")
     bad = [a for a in architectures if a not in ARCHITECTURES]
     if bad:
         raise InputError(problem=f"unknown architecture(s) {bad}.", fix=f"choose among {', '.join(ARCHITECTURES)}.")
-    if any(a in ARCHITECTURES_NN for a in architectures) and not schemes:
-        raise InputError(problem="network members (dense, prob, wdl) are one per weighting scheme, and no scheme "
-                                 "was chosen.", fix="choose at least the 'free' (unweighted) scheme.")
+    if any(a in PER_SCHEME for a in architectures) and not schemes:
+        raise InputError(problem="network and boosted members (dense, prob, wdl, hgb) are one per weighting scheme, "
+                                 "and no scheme was chosen.", fix="choose at least the 'free' (unweighted) scheme.")
     unknown = [s for s in schemes if s not in SCHEMES]
     if unknown:
         raise InputError(problem=f"unknown weighting scheme(s) {unknown}.", fix=f"choose among {', '.join(SCHEMES)}.")
@@ -105,7 +107,7 @@ def check_training_plan(samples: Samples, feature_names: Sequence[str], architec
                          fix="set the holdout fraction to 0.")
     support = scheme_support(samples)
     unsupported = {s: support[s] for s in schemes if support.get(s)}
-    if unsupported and any(a in ARCHITECTURES_NN for a in architectures):
+    if unsupported and any(a in PER_SCHEME for a in architectures):
         raise InputError(problem="these weighting schemes would weight every sample alike: "
                                  + "; ".join(f"{s} ({why})" for s, why in unsupported.items()) + ".",
                          fix="leave them out (schemes the data support: "
@@ -143,7 +145,8 @@ TABLE_REQUIRED_COLUMNS: tuple[str, ...] = ("network", "station", "lat", "lon", "
 #: Columns each input feature is read from in that table.
 TABLE_FEATURE_COLUMNS: dict[str, tuple[str, ...]] = {
     "sm_coarse": ("smap10km_ssm_mm",), "doy": ("start_date", "end_date"), "lat": ("lat",), "lon": ("lon",),
-    "mtpi": ("mtpi",), "ndvi": ("B4", "B8"), "land_cover": ("nlcd_landcover",),
+    "mtpi": ("mtpi",), "ndvi": ("B4", "B8"), "ndwi": ("B3", "B8"), "evi": ("B2", "B4", "B8"),
+    "nsdsi": ("B11", "B12"), "land_cover": ("nlcd_landcover",),
     "field_capacity": ("field_capacity",), "vv_db": ("vv_db",), "vh_db": ("vh_db",),
 }
 

@@ -2,8 +2,10 @@
 
 For each evaluation protocol of a :class:`core.methods.insitu_ensemble.training.TrainingReport` (station-grouped
 k-fold CV, optional station holdout): the mean and median over test stations of ubRMSE, R,
-bias and RMSE for the coarse product, the ensemble, each architecture's sub-ensemble and every
-member; which members beat the ensemble; then the per-station ubRMSE and R of all of them.
+bias, RMSE and amplitude for the coarse product as it is and linearly rescaled on the training
+stations, the ensemble, each architecture's sub-ensemble and every member; whether the ensemble
+beats the rescaled coarse product; which members beat the ensemble; the coverage of the
+calibrated interval; then the per-station ubRMSE and R of all of them.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from .samples import Samples
 #: Summary columns: metric key, label, what is better.
 _METRICS: tuple[tuple[str, str, str], ...] = (
     ("ubrmse", "ubRMSE (m³/m³)", "↓ better"), ("r", "R", "↑ better"), ("bias", "Bias (m³/m³)", "0 best"),
-    ("rmse", "RMSE (m³/m³)", "↓ better"),
+    ("rmse", "RMSE (m³/m³)", "↓ better"), ("amplitude", "Amplitude (σ est / σ in-situ)", "1 best"),
 )
 
 _CSS = """
@@ -57,7 +59,10 @@ def training_report_html(report, samples: Optional[Samples] = None, title: str =
         "over stations (Poehls et al., Table 6). Every split keeps whole stations together, so each score is that "
         "of stations the models never saw. ubRMSE = sqrt(RMSE² − bias²); bias = mean(estimate − in-situ). "
         "The ensemble estimate is the mean of its members; <i>ensemble_&lt;architecture&gt;</i> is the mean of "
-        "that architecture's members. The coarse product is scored on the same samples.</div>")
+        "that architecture's members. The coarse product is scored on the same samples, as it is and "
+        "<i>coarse_rescaled</i>: a + b · coarse with a, b fitted by least squares on the training stations of each "
+        "fold — the baseline an ensemble has to beat. Amplitude = standard deviation of the estimate over that of "
+        "the in-situ series at a station (below 1: flattened).</div>")
     members = [m.name for m in report.members]
     parts.append("<h2>Members</h2><table><tr><th class='txt'>member</th><th>architecture</th>"
                  "<th class='txt'>scheme / soil class</th></tr>"
@@ -76,7 +81,8 @@ def training_report_html(report, samples: Optional[Samples] = None, title: str =
 
 def _protocol_section(res, members: Sequence[str]) -> str:
     name = _protocol_label(res.protocol)
-    keys = ["coarse", "ensemble", *sorted(k for k in res.summary if k.startswith("ensemble_")),
+    keys = ["coarse", *(["coarse_rescaled"] if "coarse_rescaled" in res.summary else []), "ensemble",
+            *sorted(k for k in res.summary if k.startswith("ensemble_")),
             *[m for m in members if m in res.summary]]
     beats = {metric: set(names) for metric, names in res.beats_ensemble.items()}
     head = "".join(f"<th colspan='2'>{_e(label)}<small>{_e(hint)}</small></th>" for _, label, hint in _METRICS)
@@ -84,7 +90,7 @@ def _protocol_section(res, members: Sequence[str]) -> str:
     rows = []
     for k in keys:
         st = res.summary[k]
-        cls = " class='coarse'" if k == "coarse" else (" class='ens'" if k == "ensemble" else "")
+        cls = " class='coarse'" if k.startswith("coarse") else (" class='ens'" if k == "ensemble" else "")
         cells = []
         for metric, _, _ in _METRICS:
             mark = " class='beats'" if k in beats.get(metric, ()) else ""
@@ -103,6 +109,18 @@ def _protocol_section(res, members: Sequence[str]) -> str:
         verdict = "better than" if ens["ubrmse"] < coarse["ubrmse"] else "not better than"
         out.append(f"<p>The ensemble is <b>{verdict}</b> the coarse product on mean station ubRMSE "
                    f"({ens['ubrmse']:.4f} vs {coarse['ubrmse']:.4f} m³/m³).</p>")
+    if "coarse_rescaled" in res.summary:
+        resc = res.summary["coarse_rescaled"]["mean"]
+        verdict = "beats" if res.beats_rescaled() else "does <b>not</b> beat"
+        out.append(f"<p>Against the rescaled coarse product the ensemble {verdict} it on both mean station R "
+                   f"({_num(ens.get('r'), 'r')} vs {_num(resc.get('r'), 'r')}) and ubRMSE "
+                   f"({_num(ens.get('ubrmse'), 'ubrmse')} vs {_num(resc.get('ubrmse'), 'ubrmse')} m³/m³).</p>")
+    if res.interval:
+        iv = res.interval
+        out.append(f"<p>Interval: the {iv['level']:.0%} interval mean ± scale·(spread + floor), calibrated on the "
+                   f"cross-validation residuals, held <b>{iv['coverage']:.1%}</b> of these test values (median "
+                   f"station {iv['coverage_median_station']:.1%}; mean half-width {iv['mean_half_width']:.3f} m³/m³); "
+                   f"mean ± 2 spread, uncalibrated, would have held {iv['raw_2sd_coverage']:.1%}.</p>")
     sites = sorted(res.sites.get("ensemble", {}))
     for metric, label, lower_is_better in (("ubrmse", "ubRMSE (m³/m³)", True), ("r", "R", False)):
         ths = "".join(f"<th>{_e(k)}</th>" for k in keys)
@@ -112,7 +130,7 @@ def _protocol_section(res, members: Sequence[str]) -> str:
             tds = []
             for k in keys:
                 v = res.sites[k].get(s, {}).get(metric)
-                good = (k not in ("ensemble", "coarse") and _finite(v) and _finite(ens_v)
+                good = (k not in ("ensemble", "coarse", "coarse_rescaled") and _finite(v) and _finite(ens_v)
                         and (v < ens_v if lower_is_better else v > ens_v))
                 tds.append(f"<td{' class=beats' if good else ''}>{_num(v, metric)}</td>")
             n = res.sites["ensemble"][s].get("n")
@@ -138,7 +156,7 @@ def _finite(v) -> bool:
 def _num(v, metric: str) -> str:
     if not _finite(v):
         return "–"
-    return f"{v:.3f}" if metric == "r" else f"{v:.4f}"
+    return f"{v:.3f}" if metric in ("r", "amplitude") else f"{v:.4f}"
 
 
 def _e(text) -> str:

@@ -87,6 +87,35 @@ STATION_TABLE_CITATIONS: tuple[str, ...] = (
     "ensembles, SSRN 4743411",
 )
 
+#: Sentinel-2 bands the spectral indices are computed from, and the indices.
+_S2_BANDS = ("B2", "B3", "B4", "B8", "B11", "B12")
+_INDICES = ("ndvi", "ndwi", "evi", "nsdsi")
+#: Physical range of each index; values outside (a zero or corrupt reflectance) count as missing.
+_INDEX_RANGE = {"ndvi": (-1.0, 1.0), "ndwi": (-1.0, 1.0), "evi": (-1.0, 1.0), "nsdsi": (-1.0, 1.0)}
+
+
+def spectral_indices(bands: dict) -> dict[str, np.ndarray]:
+    """NDVI, NDWI, EVI and NSDSI from Sentinel-2 surface reflectances (0…1) ``B2, B3, B4, B8, B11, B12``.
+
+    Examples
+    --------
+    >>> r = spectral_indices({"B2": np.array([0.05]), "B3": np.array([0.08]), "B4": np.array([0.06]),
+    ...                       "B8": np.array([0.30]), "B11": np.array([0.20]), "B12": np.array([0.10])})
+    >>> {k: round(float(v[0]), 4) for k, v in r.items()}
+    {'ndvi': 0.6667, 'ndwi': -0.5789, 'evi': 0.4669, 'nsdsi': 0.5}
+    """
+    b = {k: np.asarray(v, dtype=np.float64) for k, v in bands.items()}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {"ndvi": (b["B8"] - b["B4"]) / (b["B8"] + b["B4"]),
+               "ndwi": (b["B3"] - b["B8"]) / (b["B3"] + b["B8"]),
+               "evi": 2.5 * (b["B8"] - b["B4"]) / (b["B8"] + 6.0 * b["B4"] - 7.5 * b["B2"] + 1.0),
+               "nsdsi": (b["B11"] - b["B12"]) / b["B11"]}
+        for k, (lo, hi) in _INDEX_RANGE.items():
+            v = out[k]
+            out[k] = np.where(np.isfinite(v) & (v >= lo) & (v <= hi), v, np.nan)
+    return out
+
+
 _TABLE_DIRECT = {"lat": "lat", "lon": "lon", "mtpi": "mtpi", "field_capacity": "field_capacity",
                  "vv_db": "vv_db", "vh_db": "vh_db"}
 
@@ -97,7 +126,10 @@ def samples_from_station_table(csv_path: str, feature_names: Sequence[str],
 
     Columns used: ``insitu_sm`` (target, m³/m³); ``smap10km_ssm_mm`` / 50 mm → ``sm_coarse``
     and the coarse product (m³/m³ of a 5 cm layer); the window's mid date → ``date`` and
-    ``doy``; ``B8``, ``B4`` → ``ndvi`` = (B8 − B4)/(B8 + B4); ``nlcd_landcover`` →
+    ``doy``; the Sentinel-2 bands (reflectance × 10000 → 0…1) → ``ndvi`` = (B8 − B4)/(B8 + B4),
+    ``ndwi`` = (B3 − B8)/(B3 + B8), ``evi`` = 2.5 (B8 − B4)/(B8 + 6 B4 − 7.5 B2 + 1) and
+    ``nsdsi`` = (B11 − B12)/B11 (an index outside its physical range, e.g. from a reflectance
+    of 0, counts as missing); ``nlcd_landcover`` →
     ``land_cover`` (averaged, non-integer codes → NaN, i.e. unknown class); ``lat``, ``lon``,
     ``mtpi``, ``field_capacity``, ``vv_db``, ``vh_db`` as they are.
 
@@ -122,17 +154,17 @@ def samples_from_station_table(csv_path: str, feature_names: Sequence[str],
         For a feature the table cannot provide (``slope``, ``dem``, ``sand``, ``clay``).
     """
     names = check_feature_names(feature_names)
-    missing = [n for n in names if n not in _TABLE_DIRECT and n not in ("sm_coarse", "doy", "ndvi", "land_cover")]
+    missing = [n for n in names if n not in _TABLE_DIRECT and n not in ("sm_coarse", "doy", "land_cover", *_INDICES)]
     if missing:
-        raise ValueError(f"The station table has no column for {missing}: choose among sm_coarse, doy, ndvi, "
-                         f"land_cover, {', '.join(_TABLE_DIRECT)}")
+        raise ValueError(f"The station table has no column for {missing}: choose among sm_coarse, doy, "
+                         f"{', '.join(_INDICES)}, land_cover, {', '.join(_TABLE_DIRECT)}")
     with open(csv_path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         raise ValueError(f"{csv_path} holds no rows")
     n = len(rows)
     col = {k: np.array([optional_float(r.get(k)) for r in rows]) for k in
-           ("insitu_sm", "smap10km_ssm_mm", "B8", "B4", "nlcd_landcover", *_TABLE_DIRECT.values())}
+           ("insitu_sm", "smap10km_ssm_mm", *_S2_BANDS, "nlcd_landcover", *_TABLE_DIRECT.values())}
     coarse = col["smap10km_ssm_mm"] / SMAP_LAYER_MM
     mid = np.empty(n, dtype="datetime64[D]")
     doy = np.empty(n)
@@ -142,14 +174,13 @@ def samples_from_station_table(csv_path: str, feature_names: Sequence[str],
         m = a + (b - a) / 2
         mid[i] = np.datetime64(m.isoformat())
         doy[i] = m.timetuple().tm_yday
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ndvi = (col["B8"] - col["B4"]) / (col["B8"] + col["B4"])
+    indices = spectral_indices({b: col[b] / 10000.0 for b in _S2_BANDS})
     lc = col["nlcd_landcover"]
     lc = np.where(np.isfinite(lc) & (np.abs(lc - np.round(lc)) < 1e-6), np.round(lc), np.nan)
     network = np.array([r.get("network", "") or "unknown" for r in rows])
     site = np.array([f"{r['network']}:{r['station']}" if r.get("station") else f"@{r['lat']},{r['lon']}"
                      for r in rows])
-    feats = {"sm_coarse": coarse, "doy": doy, "ndvi": ndvi, "land_cover": lc,
+    feats = {"sm_coarse": coarse, "doy": doy, **indices, "land_cover": lc,
              **{k: col[v] for k, v in _TABLE_DIRECT.items()}}
     X = np.stack([feats[k] for k in names], axis=1)
     keep = np.isfinite(col["insitu_sm"]) & np.isfinite(coarse)

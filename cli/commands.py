@@ -1,0 +1,55 @@
+"""What the command line offers: the downscaling methods, each tied to its Processing algorithm's specs.
+
+Adding a method's subcommand (``smds downscale <name>``) is one entry in :data:`DOWNSCALE_METHODS`: the
+CLI name, the Processing algorithm id, its help and method specs (:mod:`processing_provider.specs`), the
+function turning the parameter values into the method's options dataclass, and the ``core.methods``
+module whose ``downscale(scene, output, options, progress, is_canceled, sd_path)`` runs it. The shared
+scene, grid and output options come with every method.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..processing_provider import specs
+
+
+@dataclass(frozen=True)
+class DownscaleMethod:
+    name: str                                  #: subcommand: ``smds downscale <name>``
+    algorithm: str                             #: Processing id (``soil_moisture_downscaling:<algorithm>``)
+    title: str
+    help: str                                  #: the algorithm's help (simple HTML)
+    specs: tuple[specs.ParamSpec, ...]         #: the method's own parameters, in dialog order
+    options: Callable[[dict[str, Any]], Any]   #: parameter values → the method's options dataclass
+    module: str = ""                           #: ``core.methods.<module>.downscale`` runs it, or:
+    run: str = ""                              #: the function of ``cli/main.py`` that runs it
+    outputs: tuple[specs.ParamSpec, ...] = (specs.OUTPUT_SPEC, specs.KRIGING_SD_SPEC)
+
+
+DOWNSCALE_METHODS: tuple[DownscaleMethod, ...] = (
+    DownscaleMethod("regression", "downscale_regression", "regression trend + residual correction",
+                    specs.REGRESSION_HELP, specs.REGRESSION_SPECS, specs.regression_options, "regression"),
+    DownscaleMethod("svatark", "downscale_svatark", "SVATARK: SVR per stratum + area-to-point kriging",
+                    specs.SVATARK_HELP, specs.SVATARK_SPECS, specs.svatark_options, "svatark"),
+    DownscaleMethod("ensemble", "downscale_ensemble", "in-situ-trained ensemble (Poehls et al.): mean, spread, domain",
+                    specs.ENSEMBLE_HELP, (specs.ENSEMBLE_FOLDER_SPEC,), dict, run="run_ensemble",
+                    outputs=specs.ENSEMBLE_OUTPUT_SPECS),
+)
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand that mirrors one Processing algorithm outside ``downscale``."""
+    name: str                                  #: ``smds <name>``
+    algorithm: str
+    title: str
+    help: str
+    specs: tuple[specs.ParamSpec, ...]
+    run: str                                   #: the function of ``cli/main.py`` that runs it
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("import-product", "import_product", "SMAP HDF5 / ESA CCI NetCDF files → one dated GeoTIFF (m³/m³)",
+            specs.IMPORT_PRODUCT_HELP, specs.IMPORT_PRODUCT_SPECS, "run_import_product"),
+)
+

@@ -1,0 +1,350 @@
+"""Declarative, QGIS-free definitions of the algorithms' parameters: one :class:`ParamSpec` per parameter.
+
+The Processing algorithms build their QGIS parameters from these (``SmAlgorithm.add_spec``) and the
+command line (``cli/``) builds its options and ``--help`` from the same objects, so a name, a default,
+an enum's order or a help text is written once. An option is the parameter name in kebab case
+(``SOIL_MOISTURE`` → ``--soil-moisture``); an enum takes the short values of :attr:`ParamSpec.values`
+on the command line and their index in Processing (``qgis_process``: ``REGRESSOR=0``).
+
+Adding a method's parameters: write its specs here (a tuple), add them in the algorithm's
+``initAlgorithm`` with ``spec_params.add_specs(self, ...)``, read them with ``spec_params.spec_values``, register the
+method in ``cli/commands.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..core.inputs.roles import ROLE_INFO, Role
+from ..core.inputs.scene import DEFAULT_MAX_PIXELS
+from ..core.methods.residual import RESIDUAL_LABELS, RESIDUALS
+from ..core.methods.trend import REGRESSOR_LABELS, REGRESSORS
+from .param_names import (DERIVE_TERRAIN, EXTENT, MAX_PIXELS, OUTPUT, RESOLUTION, SM_DATES, SOIL_MOISTURE,
+                          TARGET_CRS, TOLERANCE_DAYS)
+
+# kinds
+LAYERS = "layers"          #: several rasters (QgsProcessingParameterMultipleLayers of rasters)
+NUMBER = "number"          #: a float
+INTEGER = "integer"
+BOOL = "bool"
+ENUM = "enum"              #: one of :attr:`ParamSpec.values` (Processing: its index)
+STRING = "string"
+CRS = "crs"                #: EPSG:xxxx, WKT or PROJ text
+AREA = "extent"            #: xmin,xmax,ymin,ymax (Processing's order), optionally followed by " [EPSG:xxxx]"
+RASTER_OUT = "raster_out"  #: a GeoTIFF to write
+FILES = "files"            #: several files of any kind (Processing: a multiple-layer parameter of files)
+FOLDER = "folder"          #: an existing folder
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    kind: str
+    label: str
+    help: str
+    default: Any = None
+    optional: bool = False
+    advanced: bool = False
+    #: enum: labels shown in QGIS, and the command line's short values, in the same order
+    choices: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+
+    @property
+    def option(self) -> str:
+        """The command-line option, e.g. ``--soil-moisture``."""
+        return "--" + self.name.lower().replace("_", "-")
+
+
+# -- shared: coarse soil moisture, covariates, target grid --------------------------------------
+SOIL_MOISTURE_SPEC = ParamSpec(
+    SOIL_MOISTURE, LAYERS, "Coarse soil moisture (m³/m³)",
+    "The coarse product (SMAP, ESA CCI, …) in m³/m³: either one multi-band raster with one band per date "
+    "(dates in the band descriptions) or several single-date rasters with the date in the file name "
+    "(YYYYMMDD or YYYY-MM-DD).")
+SM_DATES_SPEC = ParamSpec(
+    SM_DATES, STRING, "Dates of the soil-moisture bands",
+    "Only needed when neither band descriptions nor file names carry dates: the dates of all bands in "
+    "order, comma separated (2018-01-01, 2018-01-02, …).", optional=True, advanced=True)
+
+#: Parameter name of each covariate role, and the help a user sees.
+COVARIATE_PARAMS: tuple[tuple[str, Role, str], ...] = (
+    ("DEM", Role.DEM, "Elevation in metres. Slope and a multi-scale topographic position index (mTPI) "
+                      "are derived from it when 'Derive terrain covariates' is ticked."),
+    ("NDVI", Role.NDVI, "NDVI (−1…1): one layer per date (date in the file name or band description), "
+                        "a multi-band layer with dated bands, or one static layer."),
+    ("LST", Role.LST, "Land surface temperature in kelvin (MODIS: set scale 0.02), static or dated like NDVI."),
+    ("ET", Role.ET, "Evapotranspiration (mm/day), static or dated."),
+    ("PRECIPITATION", Role.PRECIPITATION, "Precipitation (mm/day), static or dated."),
+    ("SAND", Role.SAND, "Sand content in % (SoilGrids g/kg: set scale 0.1)."),
+    ("CLAY", Role.CLAY, "Clay content in % (SoilGrids g/kg: set scale 0.1)."),
+    ("PH", Role.PH, "Soil pH (SoilGrids pH×10: set scale 0.1)."),
+    ("LAND_COVER", Role.LAND_COVER, "Land-cover classes (integer codes); taken by majority when coarsened, "
+                                    "nearest when refined. Enables one model per class."),
+    ("OTHER", Role.OTHER, "Any other continuous covariates, used as given: each layer is a covariate of its own, "
+                          "named after the layer (a static multi-band layer: one per band; dated files whose "
+                          "names differ only by the date: one time series). An ensemble input such as "
+                          "field_capacity or vv_db takes the layer of that name, or the only Other layer."),
+)
+
+
+def covariate_specs(optional: bool = True) -> tuple[ParamSpec, ...]:
+    return tuple(ParamSpec(key, LAYERS, f"{ROLE_INFO[role].label} ({ROLE_INFO[role].units})", help_text,
+                           optional=optional) for key, role, help_text in COVARIATE_PARAMS)
+
+
+GRID_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec(TARGET_CRS, CRS, "Target CRS", "CRS of the output. Default: the CRS of the finest covariate.",
+              optional=True),
+    ParamSpec(RESOLUTION, NUMBER, "Target resolution (in target CRS units)",
+              "Pixel size of the output in the units of the target CRS (degrees for EPSG:4326). "
+              "0 = the finest covariate's pixel size.", default=0.0, minimum=0.0),
+    ParamSpec(EXTENT, AREA, "Area of interest", "Limit the output to this extent. Default: where all inputs overlap.",
+              optional=True),
+    ParamSpec(DERIVE_TERRAIN, BOOL, "Derive terrain covariates from the DEM",
+              "Add slope (degrees) and the multi-scale topographic position index (m; mean of TPIs at radii "
+              "1.2–115.8 km, Theobald et al. 2015) computed from the DEM on the target grid.", default=True),
+    ParamSpec(TOLERANCE_DAYS, INTEGER, "Date tolerance for dated covariates (days)",
+              "A dated covariate serves a soil-moisture date if it is at most this many days earlier "
+              "(8 = the 8-day composites of MODIS, as padded by Poehls et al.).", default=8, minimum=0, advanced=True),
+    ParamSpec(MAX_PIXELS, NUMBER, "Largest target grid (million pixels)",
+              "A run whose target grid has more pixels stops before any work, with an estimate of its time and "
+              "disk space (a resolution typed 100× too fine gives 10 000× the pixels). Raise it when you mean "
+              "such a grid; 0 = no limit.", default=DEFAULT_MAX_PIXELS / 1e6, minimum=0.0, advanced=True),
+)
+
+#: Everything a downscaling algorithm shares, in dialog order.
+SCENE_SPECS: tuple[ParamSpec, ...] = (SOIL_MOISTURE_SPEC, SM_DATES_SPEC) + covariate_specs() + GRID_SPECS
+
+
+def scene_spec_of(values: dict[str, Any], soil_moisture: list, covariates: list, crs: Optional[str],
+                  extent: Optional[tuple[float, float, float, float]], allow_no_soil_moisture: bool = False):
+    """The :class:`~core.inputs.scene.SceneSpec` of the values of :data:`GRID_SPECS` (a missing one: its default)."""
+    from ..core.inputs.scene import SceneSpec
+    v = {g.name: g.default for g in GRID_SPECS} | dict(values)
+    res, max_mpx = float(v[RESOLUTION]), float(v[MAX_PIXELS])
+    return SceneSpec(soil_moisture=soil_moisture, covariates=covariates, crs=crs, resolution=res if res > 0 else None,
+                     derive_terrain=bool(v[DERIVE_TERRAIN]), tolerance_days=int(v[TOLERANCE_DAYS]), extent=extent,
+                     allow_no_soil_moisture=allow_no_soil_moisture,
+                     max_pixels=int(max_mpx * 1e6) if max_mpx > 0 else None)
+
+
+# -- the trend → residual family (regression, SVATARK) -------------------------------------------
+REGRESSION_HELP = (
+    "Downscales a coarse soil-moisture time series to the grid of fine covariates.<br>"
+    "<b>Trend</b>: a regressor is fitted on the coarse grid — coarse soil moisture against the covariates "
+    "averaged over each coarse cell (land cover: majority) and the day of year — optionally one model per "
+    "land-cover class, and applied to every fine pixel and date.<br>"
+    "<b>Do no harm</b>: the trend is scaled by its skill in explaining the coarse field out of sample "
+    "(cross-validation on blocks of coarse cells; 0 = the covariates explain nothing beyond what neighbouring "
+    "cells already tell, and the map becomes a smooth interpolation of the coarse cells).<br>"
+    "<b>Residual</b>: the coarse soil moisture minus the mean fine trend in each cell is interpolated "
+    "(bilinear with refinement passes, point kriging, or area-to-point kriging) and added back, so the fine "
+    "pixels of a coarse cell average back to its value (the log reports this conservation per date). Kriged "
+    "residuals also give a kriging standard deviation per date.<br>"
+    "Output: a float32 GeoTIFF, one band per date (band description = date), styled, with the dates set "
+    "for the temporal controller, and a JSON run log beside it. With stations and an in-situ table, "
+    "N, R, ubRMSE, bias and RMSE of the downscaled and the coarse product are computed at each station "
+    "(ubRMSE = sqrt(RMSE² − bias²))."
+)
+
+def residual_spec(default_residual: str) -> ParamSpec:
+    return ParamSpec(
+        "RESIDUAL", ENUM, "Residual model",
+        "How the coarse residual (coarse soil moisture − mean fine trend per cell) is spread onto the fine "
+        "grid. <i>Chosen one scale up</i> (default) tries uniform, bilinear and area-to-point kriging on 2×2 "
+        "blocks of coarse cells spread back onto the cells, and keeps the one that best reproduces the cells' "
+        "own series (uniform unless interpolation clearly helps). Or: uniform per cell, bilinear between "
+        "cell centres (+ refinement passes; SVRB), ordinary kriging from the cell "
+        "centres (SVRK), or area-to-point kriging with a variogram deconvolved to point support (ATPK, as in "
+        "SVATARK): the fine pixels of each cell average back to its value exactly, and a kriging standard "
+        "deviation is written per date.",
+        default=RESIDUALS.index(default_residual), choices=tuple(RESIDUAL_LABELS[r] for r in RESIDUALS),
+        values=tuple(RESIDUALS))
+
+
+KRIGING_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("KRIGING_NEIGHBOURS", INTEGER, "Kriging: neighbouring coarse cells",
+              "Coarse cells used to krige each cell's fine pixels (Jin et al.: 25). Kriged residuals only.",
+              default=25, minimum=3, maximum=100, advanced=True),
+    ParamSpec("WEIGHT_TREND", BOOL, "Weight the trend by its cross-validated skill",
+              "Do no harm: the fine trend enters only as far as it explains the coarse field out of sample "
+              "(cross-validation on blocks of coarse cells, weight 0…1 in the log). Untick to add the full trend "
+              "(classic regression kriging), which can be worse than bilinear interpolation when the covariates "
+              "explain little.", default=True, advanced=True),
+)
+
+OUTPUT_SPEC = ParamSpec(OUTPUT, RASTER_OUT, "Downscaled soil moisture", "GeoTIFF, one band per date (m³/m³).")
+KRIGING_SD_SPEC = ParamSpec(
+    "KRIGING_SD", RASTER_OUT, "Kriging standard deviation",
+    "One band per date (m³/m³): the kriging standard deviation of the residual at each fine pixel — the "
+    "uncertainty band of a kriged residual (not of the trend). Written beside the output when not given; "
+    "none for the bilinear residual.", optional=True)
+
+
+def _svr_c(help_text: str) -> ParamSpec:
+    return ParamSpec("SVR_C", NUMBER, "SVR: C", help_text, default=1.0, minimum=1e-4, advanced=True)
+
+
+def _svr_epsilon(help_text: str) -> ParamSpec:
+    return ParamSpec("SVR_EPSILON", NUMBER, "SVR: epsilon (m³/m³)", help_text, default=0.01, minimum=0.0, advanced=True)
+
+
+REGRESSION_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("REGRESSOR", ENUM, "Regressor",
+              "Support-vector regression with an RBF kernel (as in Jin et al., SVATARK), a random forest, "
+              "or histogram gradient boosting.", default=0, choices=tuple(REGRESSOR_LABELS[r] for r in REGRESSORS),
+              values=tuple(REGRESSORS)),
+    ParamSpec("PER_CLASS", BOOL, "One model per land-cover class",
+              "Fit one trend per land-cover class (classes with fewer than 30 coarse samples use the global "
+              "model). Needs a land-cover layer.", default=False),
+    _svr_c("Regularisation of the SVR: larger C fits the coarse samples more closely."),
+    _svr_epsilon("Errors smaller than this are not penalised; larger values give fewer support vectors "
+                 "(faster prediction)."),
+    ParamSpec("N_ESTIMATORS", INTEGER, "Trees / boosting iterations",
+              "Number of trees of the random forest, or iterations of gradient boosting.", default=200, minimum=10,
+              advanced=True),
+    residual_spec("auto"),
+) + KRIGING_SPECS + (
+    ParamSpec("RESIDUAL_ITERATIONS", INTEGER, "Residual refinement passes",
+              "Each pass adjusts the coarse residual field so that, after bilinear interpolation, the fine "
+              "pixels of every coarse cell average back to its value more closely (each pass roughly halves "
+              "the difference). 0 = plain bilinear residual. Bilinear residual only.", default=3, minimum=0,
+              maximum=20, advanced=True),
+    ParamSpec("SEED", INTEGER, "Random seed", "Seed of the random forest / boosting, for reproducible runs.",
+              default=42, advanced=True),
+)
+
+SVATARK_HELP = (
+    "Support vector area-to-area regression kriging (Jin et al.).<br>"
+    "<b>Trend</b>: an ε-SVR with an RBF kernel fitted on the coarse grid — coarse soil moisture against the "
+    "covariates averaged over each coarse cell and the day of year — one per land-cover class when a land-cover "
+    "(or any class) layer is given; classes with fewer than 30 coarse samples use the global model. C, ε and γ "
+    "can be tuned by cross-validation grouped by coarse cell.<br>"
+    "<b>Residual</b>: area-to-point kriging of the coarse residual with the 25 nearest cells; its point-support "
+    "variogram is deconvolved from the areal one (Goovaerts 2008). The fine pixels of every coarse cell average "
+    "back to its value exactly, and a kriging standard deviation is written per date.<br>"
+    "<b>Do no harm</b>: the trend is weighted by its cross-validated skill on the coarse field, so uninformative "
+    "covariates leave a smooth, coherent interpolation of the coarse cells.<br>"
+    "Outputs: the downscaled series, the kriging standard deviation per date, and a JSON run log with the "
+    "fitted variograms (areal, deconvolved point model, sill per date). With stations and an in-situ table, "
+    "both products are scored; ticking the bias correction removes the mean coarse-minus-station difference "
+    "first, as in the paper."
+)
+
+SVATARK_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("PER_CLASS", BOOL, "One SVR per land-cover class",
+              "Stratify the trend by the land-cover layer (any class raster given as land cover). Without "
+              "such a layer one global SVR is fitted.", default=True),
+    ParamSpec("TUNE_SVR", BOOL, "Tune C, ε and γ by cross-validation",
+              "Grid search of the SVR's C, ε and RBF width γ, 5-fold cross-validation grouped by coarse cell "
+              "(on at most 3 000 coarse samples). Slower; the chosen values are in the run log.", default=False),
+    _svr_c("Regularisation of the SVR when not tuned: larger C fits the coarse samples more closely."),
+    _svr_epsilon("Errors smaller than this are not penalised (when not tuned)."),
+) + KRIGING_SPECS
+
+
+def residual_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The residual/kriging options among ``values`` (by parameter name) as dataclass fields."""
+    out = {"kriging_neighbours": int(values["KRIGING_NEIGHBOURS"]), "shrink_trend": bool(values["WEIGHT_TREND"])}
+    if "RESIDUAL" in values:
+        out["residual"] = RESIDUALS[int(values["RESIDUAL"])]
+    return out
+
+
+def regression_options(values: dict[str, Any]):
+    """:class:`~core.methods.regression.RegressionOptions` of the values of :data:`REGRESSION_SPECS`."""
+    from ..core.methods.regression import RegressionOptions
+    return RegressionOptions(
+        regressor=REGRESSORS[int(values["REGRESSOR"])], per_class=bool(values["PER_CLASS"]),
+        svr_c=float(values["SVR_C"]), svr_epsilon=float(values["SVR_EPSILON"]),
+        n_estimators=int(values["N_ESTIMATORS"]), seed=int(values["SEED"]),
+        residual_iterations=int(values["RESIDUAL_ITERATIONS"]), **residual_fields(values))
+
+
+def svatark_options(values: dict[str, Any]):
+    """:class:`~core.methods.svatark.SvatarkOptions` of the values of :data:`SVATARK_SPECS`."""
+    from ..core.methods.svatark import SvatarkOptions
+    return SvatarkOptions(per_class=bool(values["PER_CLASS"]), tune_svr=bool(values["TUNE_SVR"]),
+                          svr_c=float(values["SVR_C"]), svr_epsilon=float(values["SVR_EPSILON"]),
+                          **residual_fields(values))
+
+
+# -- import_product ------------------------------------------------------------------------------
+IMPORT_PRODUCT_HELP = (
+    "Turns the files as downloaded — SMAP L3 radiometer 36 km (SPL3SMP), enhanced 9 km (SPL3SMP_E), "
+    "SMAP L4 (SPL4SMGP) from NSIDC, or ESA CCI SM daily NetCDF (COMBINED, PASSIVE) — into one float32 GeoTIFF "
+    "in m³/m³, one band per date (band description = the ISO date), which the downscaling algorithms take "
+    "directly.<br>SMAP is placed on the global EASE-Grid 2.0 (EPSG:6933) from the grid definition; ESA CCI "
+    "files carry no CRS and are placed on EPSG:4326. Fill values, valid ranges and quality flags are honoured. "
+    "With an extent, only the cells intersecting it are read. Dates come from the file name or metadata."
+)
+
+#: L4 time steps a user can pick (UTC centres of the 3-hourly SPL4SMGP granules); index 0 = daily mean.
+L4_TIMES = ("", "01:30", "04:30", "07:30", "10:30", "13:30", "16:30", "19:30", "22:30")
+
+IMPORT_PRODUCT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("INPUT", FILES, "Product files (.h5, .nc)",
+              "The downloaded files of one product: SMAP granules (SMAP_L3_SM_P_YYYYMMDD_….h5, "
+              "SMAP_L3_SM_P_E_…, SMAP_L4_SM_gph_YYYYMMDDThhmmss_….h5) or ESA CCI SM files "
+              "(ESACCI-SOILMOISTURE-L3S-SSMV-…-YYYYMMDD000000-….nc)."),
+    ParamSpec("EXTENT", AREA, "Area to keep",
+              "Optional: the area of interest (any CRS). The product's cells that intersect it are kept; "
+              "empty = the whole globe.", optional=True),
+    ParamSpec("PASSES", ENUM, "SMAP L3: AM and PM retrievals",
+              "How the 6 am (descending) and 6 pm (ascending) retrievals of a day become one value: AM first "
+              "with PM filling its gaps, their mean where both exist (Poehls et al.), or one pass alone.", default=0,
+              choices=("AM, gaps filled with PM", "Mean of AM and PM", "AM only", "PM only"),
+              values=("am-then-pm", "mean", "am", "pm")),
+    ParamSpec("RECOMMENDED_ONLY", BOOL, "SMAP L3: recommended quality only",
+              "Keep only retrievals whose retrieval_qual_flag bit 0 is 0 (recommended quality).", default=True),
+    ParamSpec("L4_VARIABLE", ENUM, "SMAP L4: variable", "Which SMAP L4 soil moisture to import.", default=0,
+              choices=("Surface (sm_surface, 0–5 cm)", "Root zone (sm_rootzone, 0–100 cm)"),
+              values=("surface", "rootzone")),
+    ParamSpec("L4_TIME", ENUM, "SMAP L4: time step",
+              "SMAP L4 granules are 3-hourly: average every granule of a day, or keep the one of this UTC time step.",
+              default=0, choices=("Daily mean of the granules",) + tuple(f"{t} UTC" for t in L4_TIMES[1:]),
+              values=("daily",) + tuple(t.replace(":", "") for t in L4_TIMES[1:])),
+    ParamSpec("MASK_FLAGGED", BOOL, "ESA CCI: mask flagged cells",
+              "Mask cells whose ESA CCI 'flag' is not 0 (snow, frozen soil, dense vegetation, no convergence…).",
+              default=True, advanced=True),
+    ParamSpec("KEEP_EMPTY", BOOL, "Keep dates without any valid cell",
+              "By default a date with no valid cell in the area is left out (and named in the log): the "
+              "downscaling algorithms refuse an empty band.", default=False, advanced=True),
+    ParamSpec(OUTPUT, RASTER_OUT, "Soil moisture (dated GeoTIFF)",
+              "One float32 band per date in m³/m³ (NaN = no data), band description = ISO date."),
+)
+
+
+def product_options(values: dict[str, Any]):
+    """:class:`~core.io.products.ProductOptions` of the values of :data:`IMPORT_PRODUCT_SPECS`."""
+    from ..core.io.products import PASS_MODES, ProductOptions
+    return ProductOptions(passes=PASS_MODES[int(values["PASSES"])], recommended_only=bool(values["RECOMMENDED_ONLY"]),
+                          l4_variable=("sm_surface", "sm_rootzone")[int(values["L4_VARIABLE"])],
+                          l4_time=L4_TIMES[int(values["L4_TIME"])] or None, mask_flagged=bool(values["MASK_FLAGGED"]),
+                          drop_empty=not bool(values["KEEP_EMPTY"]))
+
+
+# -- downscale_ensemble --------------------------------------------------------------------------
+ENSEMBLE_HELP = (
+    "Runs an ensemble of simple models trained on in-situ soil moisture (Poehls et al.) on your layers: "
+    "every fine pixel, every date. The ensemble's model card says which inputs it needs (e.g. coarse soil "
+    "moisture, the DEM's multi-scale TPI, latitude) and in which units; the layers are mapped to them by "
+    "role, and a missing input, wrong units, or a model file whose hash does not match its card is "
+    "refused.<br>Outputs, one band per date: the members' mean (m³/m³), their spread (standard deviation) "
+    "and a mask of pixels whose inputs lie outside the training domain (1 = outside: treat with care). "
+    "Bundled ensembles live in the plugin's <i>models</i> folder; ensembles you train are saved in your "
+    "QGIS profile and listed here too."
+)
+ENSEMBLE_FOLDER_SPEC = ParamSpec(
+    "MODEL_FOLDER", FOLDER, "Ensemble folder (overrides the list)",
+    "A folder of ONNX members written by this plugin (e.g. shared by a colleague).", optional=True, advanced=True)
+ENSEMBLE_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec(OUTPUT, RASTER_OUT, "Downscaled soil moisture (ensemble mean)", "GeoTIFF, one band per date (m³/m³)."),
+    ParamSpec("SPREAD", RASTER_OUT, "Spread of the members (std)",
+              "Standard deviation of the members' estimates (m³/m³): their disagreement, not a calibrated error.",
+              optional=True),
+    ParamSpec("DOMAIN_MASK", RASTER_OUT, "Outside the training domain",
+              "1 where an input lies outside the range seen in training, 0 inside.", optional=True),
+)

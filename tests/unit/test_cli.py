@@ -1,0 +1,172 @@
+"""The command line: options and --help from the Processing parameter specs, runs on the engine with the
+algorithms' defaults and messages, Ctrl-C cancels cleanly, and Dask gives the single-process output."""
+from __future__ import annotations
+
+import datetime as dt
+import filecmp
+import glob
+import os
+import re
+import signal
+import time
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from tests.unit.cli_package import package, popen_cli, run_cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMPLE = os.path.join(ROOT, "sample_data", "delaware")
+DELAWARE = ["--soil-moisture", *sorted(glob.glob(os.path.join(SAMPLE, "esa_cci_sm", "*.tif"))),
+            "--dem", os.path.join(SAMPLE, "elevation_1km.tif")]
+K, N = 10, 6
+DATES = [dt.date(2018, 1, d) for d in (2, 9, 16)]
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.mark.parametrize("name", [m.name for m in package("cli.commands").DOWNSCALE_METHODS])
+def test_help_is_built_from_the_algorithms_parameter_specs(name):
+    main, commands, specs = package("cli.main"), package("cli.commands"), package("processing_provider.specs")
+    method = next(m for m in commands.DOWNSCALE_METHODS if m.name == name)
+    with pytest.raises(SystemExit) as done, _captured() as out:
+        main.main(["downscale", name, "--help"])
+    assert done.value.code == 0
+    text = _squash(out.getvalue())
+    for spec in specs.SCENE_SPECS + method.specs + method.outputs:
+        assert spec.option in text
+        # the spec's own help text, not a second copy written for the terminal
+        assert _squash(main.plain(spec.help).replace("%%", "%"))[:60] in text, spec.name
+    assert "--regressor {svr,rf,hgb}" in text if name == "regression" else "--regressor" not in text
+    assert f"downscale_{name}" in text
+
+
+def test_import_product_help_is_built_from_its_specs():
+    main, commands = package("cli.main"), package("cli.commands")
+    (command,) = [c for c in commands.COMMANDS if c.name == "import-product"]
+    with pytest.raises(SystemExit), _captured() as out:
+        main.main(["import-product", "--help"])
+    text = _squash(out.getvalue())
+    for spec in command.specs:
+        assert spec.option in text and _squash(main.plain(spec.help))[:60] in text, spec.name
+    assert "--passes {am-then-pm,mean,am,pm}" in text
+
+
+def test_spec_defaults_are_the_methods_option_defaults():
+    specs = package("processing_provider.specs")
+    regression, svatark = package("core.methods.regression"), package("core.methods.svatark")
+    defaults = lambda spec_list: {s.name: s.default for s in spec_list}  # noqa: E731
+    assert specs.regression_options(defaults(specs.REGRESSION_SPECS)) == regression.RegressionOptions()
+    assert specs.svatark_options(defaults(specs.SVATARK_SPECS)) == svatark.SvatarkOptions()
+    assert specs.product_options(defaults(specs.IMPORT_PRODUCT_SPECS)) == package("core.io.products").ProductOptions()
+
+
+class _captured:
+    def __enter__(self):
+        import contextlib
+        import io
+        self._buf = io.StringIO()
+        self._cm = contextlib.redirect_stdout(self._buf)
+        self._cm.__enter__()
+        return self._buf
+
+    def __exit__(self, *exc):
+        self._cm.__exit__(*exc)
+
+
+def _scene_files(make_raster):
+    n = N * K
+    y, x = np.mgrid[0:n, 0:n] / n
+    ndvi = (0.45 + 0.3 * np.sin(7 * x) * np.cos(5 * y)).astype(np.float32)
+    truth = [np.clip(0.1 + 0.03 * i + 0.3 * (0.8 - ndvi), 0.02, 0.6).astype(np.float32) for i in range(len(DATES))]
+    coarse = [f.reshape(N, K, N, K).mean(axis=(1, 3)) for f in truth]
+    sm = [str(make_raster(f"SM_{d:%Y%m%d}.tif", c, pixel=(10000.0, 10000.0))) for d, c in zip(DATES, coarse)]
+    return sm, str(make_raster("ndvi.tif", ndvi)), truth, coarse
+
+
+def test_a_cli_run_recovers_the_fine_pattern_and_conserves_the_cells(make_raster, tmp_path):
+    sm, ndvi, truth, coarse = _scene_files(make_raster)
+    out = tmp_path / "out" / "down.tif"
+    out.parent.mkdir()
+    proc = run_cli("downscale", "regression", "--soil-moisture", *sm, "--ndvi", ndvi, "--residual", "bilinear",
+                   "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f"OUTPUT: {out}" in proc.stdout and f"RUN_LOG: {out.with_suffix('.json')}" in proc.stdout
+    assert "Conservation 2018-01-09" in proc.stderr and "Trend weight" in proc.stderr
+    ds = gdal.Open(str(out))
+    assert [ds.GetRasterBand(i + 1).GetDescription() for i in range(3)] == [d.isoformat() for d in DATES]
+    for t in range(3):
+        got = ds.GetRasterBand(t + 1).ReadAsArray()
+        assert np.abs(got.reshape(N, K, N, K).mean(axis=(1, 3)) - coarse[t]).max() < 0.005
+        assert np.corrcoef(got.ravel(), truth[t].ravel())[0, 1] > 0.9
+    ds = None
+
+
+def test_input_errors_give_the_engines_text_and_exit_code_1(make_raster, tmp_path):
+    sm, ndvi, _, _ = _scene_files(make_raster)
+    errors = package("core.errors")
+    proc = run_cli("downscale", "regression", "--soil-moisture", *sm, "--output", str(tmp_path / "x.tif"))
+    expected = errors.InputError(problem="no fine-resolution covariate was given.", layer=None,
+                                 fix="add at least one covariate (e.g. a DEM, NDVI or LST layer).")
+    assert (proc.returncode, proc.stderr.strip().splitlines()[-1]) == (1, str(expected))
+    assert "Traceback" not in proc.stderr
+    proc = run_cli("downscale", "regression", "--soil-moisture", *sm, "--ndvi", ndvi, "--regressor", "xgb",
+                   "--output", str(tmp_path / "x.tif"))
+    assert proc.returncode == 2 and "invalid choice: 'xgb'" in proc.stderr
+    proc = run_cli("downscale", "regression", "--soil-moisture", *sm, "--ndvi", ndvi, "--kriging-neighbours", "2",
+                   "--output", str(tmp_path / "x.tif"))
+    assert proc.returncode == 2 and "outside 3 … 100" in proc.stderr
+    assert not os.path.exists(tmp_path / "x.tif")
+
+
+def test_ctrl_c_cancels_and_leaves_nothing_behind(tmp_path):
+    proc = popen_cli("downscale", "regression", *DELAWARE, "--output", str(tmp_path / "down.tif"))
+    for line in proc.stderr:
+        if line.startswith("Downscaling"):
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert err.strip().splitlines()[-1] == "Canceled."
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
+            distributed.Client(c) as client:
+        yield client
+
+
+def test_two_dask_workers_write_the_single_process_output_bit_for_bit(cluster, make_raster, tmp_path):
+    """In-process API on many row blocks, then the command line on the Delaware sample (--dask tcp://…)."""
+    sm, ndvi, _, _ = _scene_files(make_raster)
+    regression, blocks = package("core.methods.regression"), package("core.methods.blocks")
+    scene_mod, layers, roles = package("core.inputs.scene"), package("core.inputs.layers"), package("core.inputs.roles")
+    spec = scene_mod.SceneSpec(layers.soil_moisture_refs([layers.GivenLayer.of_file(p) for p in sm]),
+                               layers.covariate_inputs([(roles.Role.NDVI, [layers.GivenLayer.of_file(ndvi)])]))
+    opts = regression.RegressionOptions(residual="atpk", block_pixels=7 * N * K)  # 9 row blocks
+    serial = regression.downscale(scene_mod.Scene(spec), str(tmp_path / "serial.tif"), opts)
+    with blocks.use_blocks(blocks.DaskBlocks(cluster)):
+        on_dask = regression.downscale(scene_mod.Scene(spec), str(tmp_path / "dask.tif"), opts)
+    assert len(list(scene_mod.Scene(spec).fine.windows(opts.block_pixels))) == 9
+    assert filecmp.cmp(serial.path, on_dask.path, shallow=False)
+    assert filecmp.cmp(serial.extra["kriging_sd"], on_dask.extra["kriging_sd"], shallow=False)
+
+    address = cluster.scheduler.address
+    one = run_cli("downscale", "regression", *DELAWARE, "--quiet", "--output", str(tmp_path / "cli.tif"))
+    two = run_cli("downscale", "regression", *DELAWARE, "--output", str(tmp_path / "cli_dask.tif"), "--dask", address)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    assert f"Dask: 2 workers at {address}" in two.stderr
+    assert filecmp.cmp(tmp_path / "cli.tif", tmp_path / "cli_dask.tif", shallow=False)
+    one = run_cli("downscale", "ensemble", *DELAWARE, "--quiet", "--output", str(tmp_path / "ens.tif"))
+    two = run_cli("downscale", "ensemble", *DELAWARE, "--quiet", "--output", str(tmp_path / "ens_dask.tif"),
+                  "--dask", address)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    for suffix in ("", "_spread", "_outside_domain"):
+        assert filecmp.cmp(tmp_path / f"ens{suffix}.tif", tmp_path / f"ens_dask{suffix}.tif", shallow=False)
