@@ -150,7 +150,9 @@ def pixel_scores(est: np.ndarray, truth: np.ndarray, cell: np.ndarray) -> dict[s
             "pattern_R": pattern, "coverage": float(ok.sum() / np.isfinite(truth).sum())}
 
 
-def cross_scale(data: str, folder: str) -> list[tuple[str, dict]]:
+def cross_scale(data: str, folder: str, estimate=None) -> list[tuple[str, dict]]:
+    """Rows of the cross_scale_regions table; ``estimate(scene, folder, name) -> {label: raster}`` gives the
+    estimates scored besides the baselines (default: :func:`estimates`)."""
     d = os.path.join(data, "cross_scale_regions")
     spec = SceneSpec(dated_bands(os.path.join(d, "sm_20km.tif"), "SMAP 20 km"),
                      [LayerInput(Role.NDVI, "NDVI 10 km", dated_bands(os.path.join(d, "ndvi_10km.tif"), "NDVI")),
@@ -167,12 +169,13 @@ def cross_scale(data: str, folder: str) -> list[tuple[str, dict]]:
     uni, bil = baselines(scene)
     rows = [("uniform (coarse value per pixel)", pixel_scores(uni, truth, cell)),
             ("bilinear interpolation of the coarse cells", pixel_scores(bil, truth, cell))]
-    for label, path in estimates(scene, folder, "svatark_cross.tif").items():
+    for label, path in (estimate or estimates)(scene, folder, "svatark_cross.tif").items():
         rows.append((label, pixel_scores(read_stack(path), truth, cell)))
     return rows
 
 
-def delaware(data: str, folder: str) -> list[tuple[str, dict]]:
+def delaware(data: str, folder: str, estimate=None) -> list[tuple[str, dict]]:
+    """Rows of the Delaware station table (``estimate`` as in :func:`cross_scale`)."""
     sample = os.path.join(ROOT, "sample_data", "delaware")
     sm_dir = os.path.join(sample, "esa_cci_sm")
     sm_files = sorted(os.path.join(sm_dir, f) for f in os.listdir(sm_dir) if f.endswith(".tif"))
@@ -191,7 +194,7 @@ def delaware(data: str, folder: str) -> list[tuple[str, dict]]:
         p = os.path.join(folder, name.split()[0] + ".tif")
         _write_like(p, stack, scene)
         paths[name] = p
-    paths.update(estimates(scene, folder, "svatark_delaware.tif"))
+    paths.update((estimate or estimates)(scene, folder, "svatark_delaware.tif"))
     products = {name: sample_raster(p, stations) for name, p in paths.items()}
     products["coarse (ESA CCI at its 0.25° cell)"] = sample_raster_series(sm_files, stations)
     rows = score_products(stations, dates, insitu, products)

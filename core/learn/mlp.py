@@ -117,8 +117,6 @@ class MLP:
         is_canceled : callable, optional
             Polled once per epoch; when it returns True, :class:`core.errors.Canceled` is raised.
         """
-        from ..errors import Canceled
-
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
         X = np.asarray(X, dtype=np.float64)
@@ -144,45 +142,19 @@ class MLP:
             params.append(np.zeros(b))
         if cfg.architecture == "wdl":
             params.append(np.zeros(H.shape[1]))
-        m = [np.zeros_like(p) for p in params]
-        v = [np.zeros_like(p) for p in params]
-        b1, b2, eps, t = 0.9, 0.999, 1e-8, 0
-
         w_scale = float(w[tr].mean())  # weights normalised to mean 1 over the training rows
         w_va = w[va] / float(w[va].mean()) if va.size else w[va]
-        best, best_params, wait = np.inf, [p.copy() for p in params], 0
-        self.history = []
-        for epoch in range(cfg.max_epochs):
-            if is_canceled is not None and is_canceled():
-                raise Canceled("Training canceled")
-            order = tr[rng.permutation(tr.size)]
-            tot = 0.0
-            for start in range(0, order.size, cfg.batch_size):
-                idx = order[start:start + cfg.batch_size]
-                wb = w[idx] / w_scale
-                loss, grads = _loss_and_grads(params, H[idx], z[idx], wb, cfg.architecture, activation=cfg.activation)
-                tot += loss * idx.size
-                t += 1
-                lr_t = cfg.learning_rate * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-                for k, (p, g) in enumerate(zip(params, grads)):
-                    m[k] = b1 * m[k] + (1 - b1) * g
-                    v[k] = b2 * v[k] + (1 - b2) * g * g
-                    p -= lr_t * m[k] / (np.sqrt(v[k]) + eps)
-                    if p.ndim == 2:
-                        p -= cfg.learning_rate * cfg.weight_decay * p
-            train_loss = tot / max(order.size, 1)
-            if va.size:
-                val_loss, _ = _loss_and_grads(params, H[va], z[va], w_va, cfg.architecture, need_grads=False,
-                                              activation=cfg.activation)
-            else:
-                val_loss = train_loss
-            self.history.append((epoch, float(train_loss), float(val_loss)))
-            if val_loss < best - 1e-6:
-                best, best_params, wait, self.best_epoch = val_loss, [p.copy() for p in params], 0, epoch
-            else:
-                wait += 1
-                if wait >= cfg.patience:
-                    break
+
+        def batch(p: list[np.ndarray], rows: np.ndarray):
+            idx = tr[rows]
+            return _loss_and_grads(p, H[idx], z[idx], w[idx] / w_scale, cfg.architecture, activation=cfg.activation)
+
+        def validation(p: list[np.ndarray]) -> float:
+            return _loss_and_grads(p, H[va], z[va], w_va, cfg.architecture, need_grads=False,
+                                   activation=cfg.activation)[0]
+
+        best_params, self.history, self.best_epoch = train_adam(params, batch, tr.size,
+                                                                validation if va.size else None, cfg, rng, is_canceled)
         self._set_params(best_params, y_mean, y_std)
         return self
 
@@ -303,3 +275,66 @@ def _loss_and_grads(params: list[np.ndarray], H: np.ndarray, z: np.ndarray, w: n
 def with_seed(config: MLPConfig, seed: int) -> MLPConfig:
     """A copy of ``config`` with another seed."""
     return replace(config, seed=int(seed))
+
+
+def train_adam(params: list[np.ndarray], loss_and_grads: Callable[[list[np.ndarray], np.ndarray], tuple],
+               n_rows: int, validation_loss: Optional[Callable[[list[np.ndarray]], float]], config: MLPConfig,
+               rng: np.random.Generator, is_canceled: Optional[Callable[[], bool]] = None
+               ) -> tuple[list[np.ndarray], list[tuple[int, float, float]], int]:
+    """The training loop of :meth:`MLP.fit` (and of :mod:`core.learn.nn`'s networks): any network given as
+    parameters and a loss.
+
+    Adam on mini-batches of ``config.batch_size`` training rows (decoupled weight decay on the
+    matrices), early stopping when ``validation_loss`` has not improved for ``config.patience``
+    epochs; the best epoch's parameters are returned.
+
+    Parameters
+    ----------
+    params : list of numpy.ndarray
+        Initial parameters (updated in place during training).
+    loss_and_grads : callable
+        ``loss_and_grads(params, rows) -> (mean loss, gradients)`` on the training rows ``rows``.
+    n_rows : int
+        Number of training rows (indices ``0 … n_rows − 1``).
+    validation_loss : callable or None
+        ``validation_loss(params) -> float`` on the held-out rows; None: the epoch's training loss.
+
+    Returns
+    -------
+    best_params, history, best_epoch
+        ``history`` holds ``(epoch, train_loss, validation_loss)``.
+    """
+    from ..errors import Canceled
+
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    b1, b2, eps, t = 0.9, 0.999, 1e-8, 0
+    best, best_params, wait, best_epoch = np.inf, [p.copy() for p in params], 0, -1
+    history: list[tuple[int, float, float]] = []
+    for epoch in range(config.max_epochs):
+        if is_canceled is not None and is_canceled():
+            raise Canceled("Training canceled")
+        order = rng.permutation(n_rows)
+        tot = 0.0
+        for start in range(0, n_rows, config.batch_size):
+            idx = order[start:start + config.batch_size]
+            loss, grads = loss_and_grads(params, idx)
+            tot += loss * idx.size
+            t += 1
+            lr_t = config.learning_rate * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            for k, (p, g) in enumerate(zip(params, grads)):
+                m[k] = b1 * m[k] + (1 - b1) * g
+                v[k] = b2 * v[k] + (1 - b2) * g * g
+                p -= lr_t * m[k] / (np.sqrt(v[k]) + eps)
+                if p.ndim >= 2:
+                    p -= config.learning_rate * config.weight_decay * p
+        train_loss = tot / max(n_rows, 1)
+        val = float(validation_loss(params)) if validation_loss is not None else float(train_loss)
+        history.append((epoch, float(train_loss), val))
+        if val < best - 1e-6:
+            best, best_params, wait, best_epoch = val, [p.copy() for p in params], 0, epoch
+        else:
+            wait += 1
+            if wait >= config.patience:
+                break
+    return best_params, history, best_epoch

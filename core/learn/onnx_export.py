@@ -226,3 +226,133 @@ def _sklearn_trees_to_onnx(estimator, n_features: int, categorical_columns: Sequ
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+# ------------------------------------------------------------ deep-ensemble members (core.learn.nn)
+def _encoder_nodes(encoder, source: str, axis: int, ndim: int, nodes: list, const) -> str:
+    """Graph nodes of :meth:`core.learn.nn.ChannelEncoder.transform` along ``axis`` of an
+    ``ndim``-dimensional input ``source``; returns the name of the encoded tensor."""
+    def shaped(v) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float32).ravel()
+        shape = [1] * ndim
+        shape[axis] = v.size
+        return v.reshape(shape)
+
+    parts = []
+    for j, (kind, s) in enumerate(zip(encoder.kinds, encoder.specs)):
+        const(f"e{j}_idx", [j], np.int64)
+        nodes.append(helper.make_node("Gather", [source, f"e{j}_idx"], [f"e{j}_raw"], axis=axis))
+        if kind == "one_hot":
+            const(f"e{j}_codes", shaped(s["codes"]))
+            nodes += [helper.make_node("Equal", [f"e{j}_raw", f"e{j}_codes"], [f"e{j}_eq"]),
+                      helper.make_node("Cast", [f"e{j}_eq"], [f"e{j}_out"], to=TensorProto.FLOAT)]
+            parts.append(f"e{j}_out")
+        elif kind == "cyclic":
+            const(f"e{j}_w", 2.0 * np.pi / s["period"])
+            nodes += [helper.make_node("Mul", [f"e{j}_raw", f"e{j}_w"], [f"e{j}_a"]),
+                      helper.make_node("Sin", [f"e{j}_a"], [f"e{j}_sin"]),
+                      helper.make_node("Cos", [f"e{j}_a"], [f"e{j}_cos"])]
+            parts += [f"e{j}_sin", f"e{j}_cos"]
+        else:
+            const(f"e{j}_mean", s["mean"])
+            const(f"e{j}_inv", 1.0 / s["std"])
+            nodes += [helper.make_node("Sub", [f"e{j}_raw", f"e{j}_mean"], [f"e{j}_c"]),
+                      helper.make_node("Mul", [f"e{j}_c", f"e{j}_inv"], [f"e{j}_out"])]
+            parts.append(f"e{j}_out")
+    const("enc_zero", 0.0)
+    nodes += [helper.make_node("Concat", parts, ["enc_raw"], axis=axis),
+              helper.make_node("IsNaN", ["enc_raw"], ["enc_nan"]),
+              helper.make_node("Where", ["enc_nan", "enc_zero", "enc_raw"], ["enc"])]
+    return "enc"
+
+
+def _relu_layers(net, a: str, layer, nodes: list) -> None:
+    """Nodes of ``net``'s layers (``layer(i, input, W, b)`` → nodes ending in ``z{i}``), ReLU between them,
+    the last one's output named ``sm``."""
+    for i, (W, b) in enumerate(zip(net.weights, net.biases)):
+        nodes += layer(i, a, W, b)
+        a = f"z{i}"
+        if i < len(net.weights) - 1:
+            nodes.append(helper.make_node("Relu", [a], [f"a{i}"]))
+            a = f"a{i}"
+    nodes.append(helper.make_node("Identity", [a], [OUTPUT_NAME]))
+
+
+def _finish(nodes, inits, name: str, inputs, outputs) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=PRODUCER)
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _builder():
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+
+    def const(n: str, arr, dtype=np.float32) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(arr, dtype=dtype), n))
+        return n
+    return nodes, inits, const
+
+
+def dense_net_to_onnx(net, encoder, name: str = "dnn") -> onnx.ModelProto:
+    """ONNX graph of a :class:`core.learn.nn.DenseNet`: ``X`` [N, channels] raw → ``sm`` [N, 1]."""
+    nodes, inits, const = _builder()
+    a = _encoder_nodes(encoder, INPUT_NAME, 1, 2, nodes, const)
+
+    def dense(i: int, x: str, W: np.ndarray, b: np.ndarray) -> list:
+        const(f"W{i}", W)
+        const(f"b{i}", b)
+        return [helper.make_node("MatMul", [x, f"W{i}"], [f"mm{i}"]),
+                helper.make_node("Add", [f"mm{i}", f"b{i}"], [f"z{i}"])]
+    _relu_layers(net, a, dense, nodes)
+    return _finish(nodes, inits, name, [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
+                                                                       ["N", len(encoder.names)])],
+                   [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])])
+
+
+def conv_net_to_onnx(net, encoder, name: str = "cnn") -> onnx.ModelProto:
+    """ONNX graph of a :class:`core.learn.nn.ConvNet`, fully convolutional: ``X`` [1, channels, H, W]
+    raw → ``sm`` [1, 1, H, W] (``Pad`` repeating the edges, ``Conv`` k×k, then 1×1 ``Conv`` layers)."""
+    nodes, inits, const = _builder()
+    a = _encoder_nodes(encoder, INPUT_NAME, 1, 4, nodes, const)
+    k, p = net.kernel, net.kernel // 2
+    const("pads", [0, 0, p, p, 0, 0, p, p], np.int64)
+    nodes.append(helper.make_node("Pad", [a, "pads"], ["padded"], mode="edge"))
+
+    def conv(i: int, x: str, W: np.ndarray, b: np.ndarray) -> list:
+        const(f"K{i}", net.conv_weight if i == 0 else W.T[:, :, None, None])
+        const(f"b{i}", b)
+        size = k if i == 0 else 1
+        return [helper.make_node("Conv", [x, f"K{i}", f"b{i}"], [f"z{i}"], kernel_shape=[size, size])]
+    _relu_layers(net, "padded", conv, nodes)
+    return _finish(nodes, inits, name, [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
+                                                                       [1, len(encoder.names), "H", "W"])],
+                   [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [1, 1, "H", "W"])])
+
+
+def lstm_net_to_onnx(net, encoder, name: str = "lstm") -> onnx.ModelProto:
+    """ONNX graph of a :class:`core.learn.nn.LSTMNet`: ``X`` [T, N, channels] raw (oldest date first)
+    → ``sm`` [N, 1], with the ``LSTM`` operator (gates reordered to ONNX's i, o, f, c)."""
+    nodes, inits, const = _builder()
+    a = _encoder_nodes(encoder, INPUT_NAME, 2, 3, nodes, const)
+    Wx, Wh, b, Wo, bo = net.params
+    H = net.hidden
+
+    def onnx_gates(M: np.ndarray) -> np.ndarray:  # numpy blocks i, f, g, o → ONNX i, o, f, c
+        i, f, g, o = (M[..., j * H:(j + 1) * H] for j in range(4))
+        return np.concatenate([i, o, f, g], axis=-1)
+    const("lstm_W", onnx_gates(Wx).T[None])
+    const("lstm_R", onnx_gates(Wh).T[None])
+    const("lstm_B", np.concatenate([onnx_gates(b), np.zeros(4 * H)])[None])
+    const("sq_axes", [0], np.int64)
+    const("Wo", Wo)
+    const("bo", bo)
+    nodes += [helper.make_node("LSTM", [a, "lstm_W", "lstm_R", "lstm_B"], ["", "Y_h"], hidden_size=H),
+              helper.make_node("Squeeze", ["Y_h", "sq_axes"], ["h_last"]),
+              helper.make_node("MatMul", ["h_last", "Wo"], ["mm_o"]),
+              helper.make_node("Add", ["mm_o", "bo"], [OUTPUT_NAME])]
+    return _finish(nodes, inits, name, [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
+                                                                       ["T", "N", len(encoder.names)])],
+                   [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])])

@@ -28,6 +28,8 @@ Modules
 * :mod:`.regression` — trend + residual correction (SVR / random forest / gradient boosting).
 * :mod:`.svatark` — SVR per stratum + area-to-point kriging (Jin et al.), composed from the same pieces.
 * :mod:`.insitu_ensemble` — in-situ-trained ensembles (Poehls et al.): train, apply.
+* :mod:`.deep_ensemble` — DNN + CNN + LSTM trained over several resolutions, as the trend of the same
+  trend → residual pipeline (held-out scores, weights, permutation importance, spread).
 * shared pieces: :mod:`.trend` (trend regressors on the coarse grid), :mod:`.trend_weight` (how much
   of the trend to trust: its cross-validated skill), :mod:`.residual` (residual models spreading the
   coarse residual onto the fine grid, one interface), :mod:`.pipeline` (any trend → any residual

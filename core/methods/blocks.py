@@ -41,8 +41,11 @@ def trend_block(scene: Scene, trend: Any, names: Sequence[str], weight: np.float
     for t in range(len(scene.dates)):
         if canceled():
             raise Canceled()
-        feats = scene.features(t, window, static)
-        out[t] = trend.predict(stack_features(feats, names)).reshape(window.nrows, scene.fine.width) * weight
+        if hasattr(trend, "predict_block"):  # a trend that reads its own context (halo rows, past dates)
+            out[t] = trend.predict_block(scene, t, window, static) * weight
+        else:
+            feats = scene.features(t, window, static)
+            out[t] = trend.predict(stack_features(feats, names)).reshape(window.nrows, scene.fine.width) * weight
     return out
 
 

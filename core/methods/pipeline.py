@@ -1,7 +1,8 @@
 """The trend → residual pipeline every trend-based method composes.
 
 Given any fitted trend (an object with ``predict(X) -> float32`` over the feature columns
-``names``) and any residual model (:mod:`core.methods.residual`), :func:`trend_plus_residual`
+``names``, or with ``predict_block(scene, t, window, static) -> (rows, width)`` when it needs more than
+the pixel's own features — neighbouring rows, earlier dates) and any residual model (:mod:`core.methods.residual`), :func:`trend_plus_residual`
 
 1. predicts the trend on every fine pixel and date, block by block (on :func:`~core.methods.blocks.current_blocks`:
    this process, or a Dask cluster; scaled by ``trend_weight``, the

@@ -52,7 +52,6 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
         surroundings), ``cv_rmse_trend`` (with the full trend), ``cv_rmse_weighted`` (with α·trend),
         ``cv_samples``; ``trend_weight`` is 1 with a ``note`` when there are too few cells to judge.
     """
-    from scipy.spatial import cKDTree
     from sklearn.model_selection import GroupKFold
 
     cells = np.unique(cell)
@@ -73,18 +72,48 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
         is_test = np.zeros(len(y), bool)
         is_test[test] = True
         f_oof[test] = f[test]
-        for t in np.unique(date[test]):
-            tr = np.flatnonzero((date == t) & ~is_test)
-            te = np.flatnonzero((date == t) & is_test)
-            if len(tr) == 0 or len(te) == 0:
-                continue
-            k = min(_NEIGHBOURS, len(tr))
-            dist, nn = cKDTree(cell_xy[cell[tr]]).query(cell_xy[cell[te]], k=k)
-            dist, nn = dist.reshape(len(te), k), nn.reshape(len(te), k)
-            w = 1.0 / np.maximum(dist, 1e-9) ** 2
-            w /= w.sum(axis=1, keepdims=True)
-            e_all.append(y[te] - (w * y[tr][nn]).sum(axis=1))
-            d_all.append(f[te] - (w * f[tr][nn]).sum(axis=1))
+        _departures(y, f, cell, date, is_test, cell_xy, e_all, d_all)
+    return _weights(e_all, d_all, y, f_oof, rc, date)
+
+
+def held_out_trend_weight(y: np.ndarray, f: np.ndarray, cell: np.ndarray, date: np.ndarray, held: np.ndarray,
+                          cell_rc: np.ndarray, cell_xy: np.ndarray) -> dict[str, Any]:
+    """The trend weight of :func:`trend_weight` from one split fixed beforehand, for trends too costly
+    to refit per fold (networks): ``f`` is the trend fitted without the samples marked ``held``, predicted
+    at every sample; the held-out samples are judged exactly as a fold of :func:`trend_weight` (the
+    within-block part on the held-out samples only, so hold out whole 2×2 blocks of cells)."""
+    held = np.asarray(held, bool)
+    if len(np.unique(cell[held])) < 2:
+        return {"trend_weight": 1.0, "note": "fewer than 2 held-out coarse cells: too few to judge the trend"}
+    e_all: list[np.ndarray] = []
+    d_all: list[np.ndarray] = []
+    _departures(y, np.asarray(f, dtype=np.float64), cell, date, held, cell_xy, e_all, d_all)
+    f_held = np.where(held, f, np.nan)
+    return _weights(e_all, d_all, np.where(held, y, np.nan), f_held, cell_rc[cell], date)
+
+
+def _departures(y, f, cell, date, is_test, cell_xy, e_all: list, d_all: list) -> None:
+    """Per date, the held-out cells' departures from the inverse-distance interpolation of the kept
+    cells: observed ``e`` and the trend's ``d`` (appended to the lists)."""
+    from scipy.spatial import cKDTree
+
+    for t in np.unique(date[is_test]):
+        tr = np.flatnonzero((date == t) & ~is_test)
+        te = np.flatnonzero((date == t) & is_test)
+        if len(tr) == 0 or len(te) == 0:
+            continue
+        k = min(_NEIGHBOURS, len(tr))
+        dist, nn = cKDTree(cell_xy[cell[tr]]).query(cell_xy[cell[te]], k=k)
+        dist, nn = dist.reshape(len(te), k), nn.reshape(len(te), k)
+        w = 1.0 / np.maximum(dist, 1e-9) ** 2
+        w /= w.sum(axis=1, keepdims=True)
+        e_all.append(y[te] - (w * y[tr][nn]).sum(axis=1))
+        d_all.append(f[te] - (w * f[tr][nn]).sum(axis=1))
+
+
+def _weights(e_all: list, d_all: list, y: np.ndarray, f_oof: np.ndarray, rc: np.ndarray, date: np.ndarray
+             ) -> dict[str, Any]:
+    """α between cells (from the departures), within 2×2 blocks (out-of-sample ``f_oof``), and the figures."""
     if not e_all:
         return {"trend_weight": 1.0, "note": "no date had cells both held out and kept: cannot judge the trend"}
     e, d = np.concatenate(e_all), np.concatenate(d_all)

@@ -210,3 +210,31 @@ def cell_pixel_blocks(fine: Grid, coarse: Grid) -> np.ndarray:
     out[..., 0], out[..., 1] = r0[:, None], r1[:, None]
     out[..., 2], out[..., 3] = c0[None, :], c1[None, :]
     return out.reshape(-1, 4)
+
+
+def cubic_from_cells(values: np.ndarray, coarse: Grid, target: Grid, window: Optional[Window] = None) -> np.ndarray:
+    """Cubic (spline, order 3) interpolation of coarse cell-centre ``values`` at the pixel centres of
+    ``window`` of ``target`` (any grid of the same CRS), float32 ``(window.nrows, target.width)``.
+
+    Empty cells are filled from the nearest cell with a value before the spline is fitted (so gaps do
+    not spread NaN); pixels whose own coarse cell is empty, or that fall outside the coarse grid, are
+    NaN. Beyond the outermost cell centres the edge values are held.
+    """
+    from scipy import ndimage
+
+    w = window or Window(0, target.height)
+    v = np.asarray(values, dtype=np.float64).reshape(coarse.height, coarse.width)
+    valid = np.isfinite(v)
+    if not valid.any():
+        return np.full((w.nrows, target.width), np.nan, np.float32)
+    if not valid.all():
+        _, (ri, ci) = ndimage.distance_transform_edt(~valid, return_indices=True)
+        v = v[ri, ci]
+    xs, ys = target.centers(w)
+    fx = np.clip((xs - coarse.x0) / coarse.dx - 0.5, 0, coarse.width - 1)
+    fy = np.clip((coarse.y0 - ys) / coarse.dy - 0.5, 0, coarse.height - 1)
+    FY, FX = np.meshgrid(fy, fx, indexing="ij")
+    out = ndimage.map_coordinates(v, [FY.ravel(), FX.ravel()], order=3, mode="nearest").reshape(FY.shape)
+    idx = cell_index(target, coarse, w)
+    own = np.where(idx >= 0, np.asarray(values, dtype=np.float64).ravel()[np.maximum(idx, 0)], np.nan)
+    return np.where(np.isfinite(own), out, np.nan).astype(np.float32)
