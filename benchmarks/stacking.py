@@ -7,8 +7,9 @@ bilinear interpolation of the coarse cells — on the two real data sets of ``re
 * **delaware** — ESA CCI 0.25° → 1 km with elevation (+ slope, mTPI): R and ubRMSE at the DEOS
   stations (means over sites with ≥ 3 pairs). Zoned rows use the relief classes of the DEM.
 
-Every row is a full ``downscale_stacking`` run (defaults: the stack's detail weighted by its
-cross-validated skill, residual chosen one scale up) unless it says "full trend"; wall time per row.
+Every stacking row is a full ``downscale_stacking`` run (defaults: the stack's detail weighted by its
+cross-validated skill, residual chosen one scale up) unless it says "full trend"; wall time per row in
+the log lines.
 
     <venv python> benchmarks/stacking.py [--data ../shared/data] [--only cross_scale|delaware]
 
@@ -28,14 +29,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import residual_choices as rc  # noqa: E402  (scenes, baselines and scores shared with that benchmark)
 
-from core.evaluation.stations import read_insitu_csv, read_stations_csv, sample_raster, sample_raster_series, \
-    score_products  # noqa: E402
 from core.inputs.roles import Role  # noqa: E402
 from core.inputs.scene import LayerInput, Scene, SceneSpec  # noqa: E402
 from core.learn.stacking import DEFAULT_LEARNERS, missing_packages  # noqa: E402
 from core.methods import stacking  # noqa: E402
-from core.raster.align import BandRef  # noqa: E402
-from core.raster.grid import Window  # noqa: E402
 
 
 def variants() -> list[tuple[str, dict, bool]]:
@@ -80,54 +77,11 @@ def run_rows(spec: SceneSpec, folder: str, zones: bool) -> dict[str, tuple[str, 
     return out
 
 
-def cross_scale(data: str, folder: str) -> list[tuple[str, dict]]:
-    d = os.path.join(data, "cross_scale_regions")
-    spec = SceneSpec(rc.dated_bands(os.path.join(d, "sm_20km.tif"), "SMAP 20 km"),
-                     [LayerInput(Role.NDVI, "NDVI 10 km", rc.dated_bands(os.path.join(d, "ndvi_10km.tif"), "NDVI")),
-                      LayerInput(Role.OTHER, "VV 10 km", rc.dated_bands(os.path.join(d, "vv_10km.tif"), "VV")),
-                      LayerInput(Role.OTHER, "VH 10 km", rc.dated_bands(os.path.join(d, "vh_10km.tif"), "VH"))],
-                     derive_terrain=False, tolerance_days=0, check_units=False)
-    scene = Scene(spec)
-    truth = rc.read_stack(os.path.join(d, "sm_10km.tif"))
-    cell = scene.cell_index(Window(0, scene.fine.height))
-    uni, bil = rc.baselines(scene)
-    nan = float("nan")
-    rows = [("uniform (coarse value per pixel)", {**rc.pixel_scores(uni, truth, cell), "seconds": nan}),
-            ("bilinear interpolation of the coarse cells", {**rc.pixel_scores(bil, truth, cell), "seconds": nan})]
-    for label, (path, seconds, _) in run_rows(spec, folder, zones=False).items():
-        rows.append((label, {**rc.pixel_scores(rc.read_stack(path), truth, cell), "seconds": seconds}))
-    return rows
-
-
-def delaware(folder: str) -> list[tuple[str, dict]]:
-    sample = os.path.join(ROOT, "sample_data", "delaware")
-    sm_dir = os.path.join(sample, "esa_cci_sm")
-    sm_files = sorted(os.path.join(sm_dir, f) for f in os.listdir(sm_dir) if f.endswith(".tif"))
-    from core.inputs.dates import parse_date
-    spec = SceneSpec([BandRef(p, 1, "ESA CCI", parse_date(os.path.basename(p))) for p in sm_files],
-                     [LayerInput(Role.DEM, "elevation 1 km", [BandRef(os.path.join(sample, "elevation_1km.tif"), 1, "DEM")])])
-    scene = Scene(spec)
-    stations = read_stations_csv(os.path.join(sample, "deos_stations.csv"))
-    dates, insitu = read_insitu_csv(os.path.join(sample, "deos_daily_vwc.csv"))
-    uni, bil = rc.baselines(scene)
-    paths, seconds = {}, {}
-    for name, stack in (("uniform (coarse value per pixel)", uni), ("bilinear interpolation of the coarse cells", bil)):
-        p = os.path.join(folder, name.split()[0] + ".tif")
-        rc._write_like(p, stack, scene)
-        paths[name] = p
-    for label, (path, sec, _) in run_rows(spec, folder, zones=True).items():
-        paths[label], seconds[label] = path, sec
-    products = {name: sample_raster(p, stations) for name, p in paths.items()}
-    coarse = "coarse (ESA CCI at its 0.25° cell)"
-    products[coarse] = sample_raster_series(sm_files, stations)
-    scored = score_products(stations, dates, insitu, products)
-    out = []
-    for name in [*paths, coarse]:
-        sel = [r for r in scored if r["product"] == name and r.get("n", 0) >= 3]
-        out.append((name, {"R": float(sum(r["r"] for r in sel) / len(sel)),
-                           "ubRMSE": float(sum(r["ubrmse"] for r in sel) / len(sel)),
-                           "sites": len(sel), "seconds": seconds.get(name, float("nan"))}))
-    return out
+def stack_estimates(scene: Scene, folder: str, _name: str) -> dict[str, str]:
+    """The estimate function of ``residual_choices.cross_scale`` / ``delaware``: every stacking row
+    (zoned rows where the scene has a DEM), {row label: output raster}; wall times are printed."""
+    has_dem = any(c.role is Role.DEM for c in scene.spec.covariates)
+    return {label: path for label, (path, _, _) in run_rows(scene.spec, folder, zones=has_dem).items()}
 
 
 def main() -> int:
@@ -138,13 +92,13 @@ def main() -> int:
     data = args.data if os.path.isdir(args.data) else "/work/shared/data"
     with tempfile.TemporaryDirectory(prefix="smds-stacking-bench-") as folder:
         if args.only in (None, "cross_scale"):
-            rows = cross_scale(data, folder)
+            rows = rc.cross_scale(data, folder, stack_estimates)
             rc.print_table("cross_scale_regions: SMAP 20 km → 10 km with NDVI, VV, VH (truth: SMAP 10 km)", rows,
-                           ["R", "ubRMSE", "RMSE", "pattern_R", "seconds"])
+                           ["R", "ubRMSE", "RMSE", "pattern_R"])
         if args.only in (None, "delaware"):
-            rows = delaware(folder)
+            rows = rc.delaware(data, folder, stack_estimates)
             rc.print_table("delaware: ESA CCI 0.25° → 1 km with elevation, slope, mTPI; DEOS stations "
-                           "(means over sites with ≥ 3 pairs)", rows, ["R", "ubRMSE", "sites", "seconds"])
+                           "(means over sites with ≥ 3 pairs)", rows, ["R", "ubRMSE", "bias", "sites"])
     return 0
 
 
