@@ -55,7 +55,7 @@ from ..learn.nn import ChannelEncoder, ConvNet, DenseNet, LSTMNet, patches_at
 from ..learn.verified_state import read_state, write_state
 from ..raster.aggregate import CellAccumulator
 from ..raster.grid import Grid, Window, cell_index, cubic_from_cells
-from .pipeline import trend_plus_residual
+from .pipeline import ResidualOptions, trend_plus_residual
 from .residual import make_residual
 from .result import DownscaleResult, canceled_fn, progress_span
 from .trend_weight import held_out_trend_weight
@@ -71,7 +71,7 @@ SM_PREVIOUS = "sm_previous"
 
 
 @dataclass
-class DeepEnsembleOptions:
+class DeepEnsembleOptions(ResidualOptions):
     """Options of the deep ensemble (defaults = the Processing algorithm's)."""
     #: Members. The CNN is off by default: on the Delaware sample its patch context scored well on held-out
     #: coarse cells yet put a wrong pattern inside the cells (station R 0.25 vs 0.42 for bilinear) — harm
@@ -97,13 +97,6 @@ class DeepEnsembleOptions:
     #: ``skill`` (inverse held-out MSE) or ``mean``.
     weighting: str = "skill"
     importance: bool = True
-    residual: str = "auto"
-    residual_iterations: int = 3
-    kriging_neighbours: int = 25
-    variogram_model: str = "exponential"
-    #: Scale the ensemble trend by its held-out skill on the coarse field (do no harm).
-    shrink_trend: bool = True
-    coarse_offset: float = 0.0
     block_pixels: int = 1 << 18
     seed: int = 42
 

@@ -31,6 +31,27 @@ from .blocks import current_blocks
 from .result import canceled_fn
 
 
+@dataclass
+class ResidualOptions:
+    """How a trend-based method spreads its coarse residual and how far it trusts its trend — the
+    options every method on this pipeline shares (their Processing parameters are the same too)."""
+    #: Residual model: ``auto`` (chosen one scale up among uniform, bilinear and ATPK), ``uniform``,
+    #: ``bilinear``, ``point_kriging`` or ``atpk`` (:mod:`core.methods.residual`).
+    residual: str = "auto"
+    #: Extra passes that adjust the bilinear residual field so the fine pixels of each coarse cell
+    #: average back to the coarse value (0 = plain bilinear residual).
+    residual_iterations: int = 3
+    #: Coarse cells per kriging neighbourhood (kriged residuals).
+    kriging_neighbours: int = 25
+    variogram_model: str = "exponential"
+    #: Scale the trend by its cross-validated skill on the coarse field (do no harm): with
+    #: uninformative covariates the map falls back to an interpolation of the coarse field.
+    shrink_trend: bool = True
+    #: Subtracted from the coarse soil moisture before fitting and downscaling (m³/m³): a bias
+    #: correction, e.g. the mean coarse-minus-station difference.
+    coarse_offset: float = 0.0
+
+
 class Trend(Protocol):
     def predict(self, X: np.ndarray) -> np.ndarray: ...
 

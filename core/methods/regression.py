@@ -26,7 +26,7 @@ from ..inputs.dates import format_date
 from ..inputs.scene import IsCanceled, Progress, Scene
 from ..io.output import SPREAD_RAMP, qml_pseudocolor, write_json_atomic, write_soil_moisture_style, write_text_atomic
 from ..learn.verified_state import read_state, write_state
-from .pipeline import conservation_figures, trend_plus_residual
+from .pipeline import ResidualOptions, conservation_figures, trend_plus_residual
 from .residual import RESIDUALS, ResidualModel, make_residual
 from .result import DownscaleResult, canceled_fn, progress_span
 from .trend import REGRESSOR_LABELS, REGRESSORS, TrendModel, TrendOptions, coarse_samples
@@ -39,23 +39,8 @@ METHOD = "regression"
 
 
 @dataclass
-class RegressionOptions(TrendOptions):
-    """Trend options plus the residual step and block size."""
-    #: Residual model: ``auto`` (chosen one scale up among uniform, bilinear and ATPK), ``uniform``,
-    #: ``bilinear``, ``point_kriging`` or ``atpk`` (:mod:`core.methods.residual`).
-    residual: str = "auto"
-    #: Extra passes that adjust the bilinear residual field so the fine pixels of each coarse cell
-    #: average back to the coarse value (0 = plain bilinear residual).
-    residual_iterations: int = 3
-    #: Coarse cells per kriging neighbourhood (kriged residuals).
-    kriging_neighbours: int = 25
-    variogram_model: str = "exponential"
-    #: Scale the trend by its cross-validated skill on the coarse field (do no harm): with
-    #: uninformative covariates the map falls back to an interpolation of the coarse field.
-    shrink_trend: bool = True
-    #: Subtracted from the coarse soil moisture before fitting and downscaling (m³/m³): a bias
-    #: correction, e.g. the mean coarse-minus-station difference.
-    coarse_offset: float = 0.0
+class RegressionOptions(TrendOptions, ResidualOptions):
+    """Trend options, the residual step (:class:`core.methods.pipeline.ResidualOptions`) and block size."""
     block_pixels: int = 1 << 20
 
 

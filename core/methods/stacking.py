@@ -35,6 +35,7 @@ from ..raster.align import AlignedBand, BandRef, source_grid
 from ..raster.grid import Grid
 from ..raster.zones import ZoneRule, decimation_grid, derive_zones
 from . import regression
+from .pipeline import ResidualOptions
 from .result import DownscaleResult, canceled_fn, progress_span
 from .trend import coarse_samples
 
@@ -44,8 +45,8 @@ CARD_SCHEMA_VERSION = 1
 
 
 @dataclass
-class StackingMethodOptions(StackingOptions):
-    """Stacking options plus zoning, evaluation and the residual step (as the regression family's)."""
+class StackingMethodOptions(StackingOptions, ResidualOptions):
+    """Stacking options plus zoning, evaluation and the residual step (:class:`~.pipeline.ResidualOptions`)."""
     #: A zone gets its own stack only with at least this many coarse samples (cells × dates).
     min_zone_samples: int = 300
     #: Folds group blocks of ``block_cells`` × ``block_cells`` coarse cells (neighbours are alike).
@@ -55,14 +56,6 @@ class StackingMethodOptions(StackingOptions):
     importance: str = "auto"
     #: Repeats of each permutation when measuring predictor importance by permutation.
     importance_repeats: int = 3
-    #: Residual model (``auto``, ``uniform``, ``bilinear``, ``point_kriging``, ``atpk``), as in
-    #: :class:`core.methods.regression.RegressionOptions`.
-    residual: str = "auto"
-    residual_iterations: int = 3
-    kriging_neighbours: int = 25
-    variogram_model: str = "exponential"
-    #: Scale the stack's fine-scale detail by its cross-validated skill on the coarse field (do no harm).
-    shrink_trend: bool = True
     block_pixels: int = 1 << 20
 
     def regression_options(self) -> regression.RegressionOptions:
@@ -70,7 +63,7 @@ class StackingMethodOptions(StackingOptions):
         return regression.RegressionOptions(
             regressor=METHOD, seed=self.seed, residual=self.residual, residual_iterations=self.residual_iterations,
             kriging_neighbours=self.kriging_neighbours, variogram_model=self.variogram_model,
-            shrink_trend=self.shrink_trend, block_pixels=self.block_pixels)
+            shrink_trend=self.shrink_trend, coarse_offset=self.coarse_offset, block_pixels=self.block_pixels)
 
 
 class OnnxStack:
