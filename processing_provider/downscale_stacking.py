@@ -243,10 +243,11 @@ class DownscaleStacking(SmAlgorithm):
                   self.tr("Downscaling")] + ([self.tr("Scoring at stations")] if scoring else [])
         results = {}
         with core_errors(), tempfile.TemporaryDirectory(prefix="smds-zones-") as tmp:
+            saved = stacking.StackingModel.load(model_in) if model_in else None
             for i, fb in steps(feedback, labels):
                 if i == 0:
                     spec = lp.scene_spec(self, parameters, context)
-                    if not model_in or stacking.StackingModel.load(model_in).trend.zone_name:
+                    if saved is None or saved.trend.zone_name:
                         zone = self._zone_layer(parameters, context, spec, rule, tmp, fb)
                         if zone is not None:
                             spec.covariates.append(zone)
@@ -257,8 +258,7 @@ class DownscaleStacking(SmAlgorithm):
                                         f"coarse grid {scene.coarse.width}×{scene.coarse.height} cells"))
                 elif i == 1:
                     cf = CoreFeedback(fb)
-                    model = stacking.StackingModel.load(model_in) if model_in else \
-                        stacking.fit(scene, opts, cf.progress, cf.is_canceled)
+                    model = saved or stacking.fit(scene, opts, cf.progress, cf.is_canceled)
                     t = model.training
                     for k, cmd in t.get("skipped_learners", {}).items():
                         fb.pushWarning(self.tr(f"{LEARNERS[k][0]} is not installed and was left out. To use it: "

@@ -167,6 +167,7 @@ class Stack:
         canceled = is_canceled or (lambda: False)
         missing = missing_packages(self.options.learners)
         self.learners = [n for n in self.options.learners if n not in missing]
+        self.models, self.oof_scores, self.fit_seconds = [], {}, {}
         if not self.learners:
             raise ValueError("no base learner is available: " + ", ".join(f"{k} needs pip install {v}"
                                                                         for k, v in missing.items()))
@@ -207,6 +208,15 @@ class Stack:
         if not np.any(self.weights > 0):  # every learner useless out of fold: their mean
             self.weights = np.full(len(self.learners), 1.0 / len(self.learners))
         return self
+
+    def refit(self, X: np.ndarray, y: np.ndarray) -> "Stack":
+        """A new stack of this one's learners fitted on ``X``, ``y`` (no folds), combined with this one's
+        meta-learner weights — for held-out checks of a fitted stack."""
+        from dataclasses import replace
+
+        other = Stack(replace(self.options, learners=tuple(self.learners), folds=0)).fit(X, y, np.zeros(len(y)))
+        other.weights, other.intercept = self.weights, self.intercept
+        return other
 
     def predict_learners(self, X: np.ndarray) -> np.ndarray:
         """Native prediction of each base learner, shape ``(n, n_learners)``."""

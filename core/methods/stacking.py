@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -218,9 +218,7 @@ def permutation_importance(fitted: Stack, X: np.ndarray, y: np.ndarray, groups: 
     uniq = np.unique(groups)
     test_groups = rng.choice(uniq, max(1, len(uniq) // 5), replace=False)
     te = np.isin(groups, test_groups)
-    opts = replace(fitted.options, learners=tuple(fitted.learners), folds=0)
-    stack = Stack(opts).fit(X[~te], y[~te], groups[~te])
-    stack.weights, stack.intercept = fitted.weights, fitted.intercept
+    stack = fitted.refit(X[~te], y[~te])
     base = float(np.sqrt(np.mean((stack.predict(X[te]) - y[te]) ** 2)))
     out = []
     for j, name in enumerate(names):
@@ -334,21 +332,15 @@ class _RefitZonedStack:
     def __init__(self, glob: Stack, zone_stacks: dict[int, Stack], zone_col: Optional[int]) -> None:
         self.glob, self.zone_stacks, self.zone_col = glob, zone_stacks, zone_col
 
-    @staticmethod
-    def _refit(fitted: Stack, X: np.ndarray, y: np.ndarray) -> Stack:
-        st = Stack(replace(fitted.options, learners=tuple(fitted.learners), folds=0)).fit(X, y, np.zeros(len(y)))
-        st.weights, st.intercept = fitted.weights, fitted.intercept
-        return st
-
     def fit_predict(self, X_train: np.ndarray, y_train: np.ndarray, X: np.ndarray) -> np.ndarray:
         zc = self.zone_col
         P_train = X_train if zc is None else np.delete(X_train, zc, axis=1)
         P = X if zc is None else np.delete(X, zc, axis=1)
-        out = self._refit(self.glob, P_train, y_train).predict(P).astype(np.float64)
+        out = self.glob.refit(P_train, y_train).predict(P).astype(np.float64)
         for code, fitted in self.zone_stacks.items():
             tr, te = X_train[:, zc] == code, X[:, zc] == code
             if tr.sum() >= 10 and te.any():
-                out[te] = self._refit(fitted, P_train[tr], y_train[tr]).predict(P[te])
+                out[te] = fitted.refit(P_train[tr], y_train[tr]).predict(P[te])
         return out
 
 
