@@ -1,0 +1,51 @@
+"""What this machine can do right now, measured in the same run as a benchmark: single-precision
+matrix multiply (GFLOP/s through numpy's BLAS) and memory copy (GB/s). Printing these next to a
+method's throughput lets figures from a busy, shared machine be read as ratios.
+
+Usage: python benchmarks/machine.py
+"""
+from __future__ import annotations
+
+import resource
+import time
+
+import numpy as np
+
+
+def _best_of(fn, repeat: int) -> float:
+    fn()  # warm-up
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def sgemm_gflops(n: int = 1024, repeat: int = 5) -> float:
+    """float32 ``n × n`` matrix product, all BLAS threads: 2·n³ operations per call."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    return 2.0 * n ** 3 / _best_of(lambda: a @ b, repeat) / 1e9
+
+
+def copy_gbps(megabytes: int = 256, repeat: int = 5) -> float:
+    """Copy of a ``megabytes`` float32 array into another: bytes read plus bytes written per second."""
+    src = np.ones(megabytes * (1 << 20) // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    return 2.0 * src.nbytes / _best_of(lambda: np.copyto(dst, src), repeat) / 1e9
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def describe() -> str:
+    """One line for a benchmark's header."""
+    return f"machine now: sgemm {sgemm_gflops():.1f} GFLOP/s, copy {copy_gbps():.1f} GB/s"
+
+
+if __name__ == "__main__":
+    print(describe())
