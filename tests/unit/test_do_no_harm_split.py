@@ -127,3 +127,23 @@ def test_interpolated_residual_is_shrunk_to_uniform_where_cells_do_not_share_the
     for t in (0, 5):
         got = fitted.predict(t, whole)[0]
         np.testing.assert_allclose(got.reshape(16, 4, 16, 4).mean(axis=(1, 3)).ravel(), smooth[t], atol=1e-5)
+
+
+def test_the_two_pattern_correlations_differ_exactly_by_the_cells_level():
+    """``pattern_r`` measures departures from the coarse value, ``pattern_r_cell`` from the cell's own mean:
+    an estimate with the right shape inside each cell but a level offset per cell scores 1 on the second only."""
+    from core.evaluation.cross_scale_scores import score_series
+    rng = np.random.default_rng(7)
+    cell = np.repeat(np.arange(10), 4)                        # 10 cells of 4 pixels
+    coarse = np.repeat(rng.uniform(0.1, 0.4, size=(6, 10)), 4, axis=1)
+    shape = rng.normal(scale=0.02, size=(6, 40))
+    shape -= np.repeat(shape.reshape(6, 10, 4).mean(axis=2), 4, axis=1)   # zero mean in each cell
+    truth = coarse + shape
+    offset = np.repeat(rng.normal(scale=0.05, size=(6, 10)), 4, axis=1)   # each cell's level off
+    sc = score_series(truth + offset, truth, coarse, cell)
+    assert sc["pattern_r_cell"] == pytest.approx(1.0)
+    assert sc["pattern_r"] < 0.6
+    assert sc["coverage"] == 1.0
+    half = truth + offset
+    half[:, :20] = np.nan
+    assert score_series(half, truth, coarse, cell)["coverage"] == pytest.approx(0.5)
