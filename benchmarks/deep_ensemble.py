@@ -73,9 +73,12 @@ def deep_estimates(scene: Scene, folder: str, name: str) -> dict[str, str]:
     r = res.training
     print(f"  deep ensemble predicted in {time.time() - t0:.0f} s; applied trend weight (fine trend averaged back to "
           f"the held-out cells) {r['trend_weight']:.3f} (interpolation RMSE {r.get('cv_rmse_interpolation', float('nan')):.4f}, "
-          f"with the fine detail {r.get('cv_rmse_trend', float('nan')):.4f})", flush=True)
+          f"with the fine detail {r.get('cv_rmse_trend', float('nan')):.4f}); static / date-to-date weights "
+          f"{r.get('trend_weight_static', float('nan')):.3f} / {r.get('trend_weight_dynamic', float('nan')):.3f}; residual "
+          f"{res.extra['residual'].get('residual')} (departure weights {res.extra['residual'].get('departure_weight_static', 1.0):.3f}"
+          f" / {res.extra['residual'].get('departure_weight_dynamic', 1.0):.3f})", flush=True)
     out["deep ensemble (defaults: held-out trend weight, auto residual)"] = path
-    full = replace(model, options=replace(model.options, shrink_trend=False))
+    full = replace(model, options=replace(model.options, shrink_trend=False, shrink_residual=False))
     path = os.path.join(folder, "deep_full_" + name)
     de.predict(full, scene, path)
     out["deep ensemble, full trend (weight 1)"] = path
@@ -171,11 +174,11 @@ def main() -> int:
         if args.only in (None, "cross_scale"):
             rows = rc.cross_scale(data, folder, deep_estimates)
             rc.print_table("cross_scale_regions: SMAP 20 km → 10 km with NDVI, VV, VH (truth: SMAP 10 km), per fine "
-                           "pixel over 109 windows", rows, ["R", "ubRMSE", "RMSE", "pattern_R", "coverage"])
+                           "pixel over 109 windows", rows, rc.CROSS_SCALE_COLUMNS)
         if args.only in (None, "delaware"):
             rows = rc.delaware(data, folder, deep_estimates)
             rc.print_table("delaware: ESA CCI 0.25° → 1 km with elevation, slope, mTPI; DEOS stations (means over "
-                           "sites with ≥ 3 pairs)", rows, ["R", "ubRMSE", "bias", "sites"])
+                           "sites with ≥ 3 pairs)", rows, rc.DELAWARE_COLUMNS)
     if args.only in (None, "speed"):
         speed()
     return 0

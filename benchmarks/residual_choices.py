@@ -29,7 +29,6 @@ import os
 import sys
 import tempfile
 import time
-import warnings
 
 import numpy as np
 
@@ -38,6 +37,7 @@ sys.path.insert(0, ROOT)
 
 from osgeo import gdal  # noqa: E402
 
+from core.evaluation.cross_scale_scores import score_series  # noqa: E402
 from core.evaluation.stations import raster_dates, read_insitu_csv, read_stations_csv, sample_raster, \
     sample_raster_series, score_products  # noqa: E402
 from core.inputs.roles import Role  # noqa: E402
@@ -48,15 +48,22 @@ from core.raster.grid import bilinear_from_cells  # noqa: E402
 
 gdal.UseExceptions()
 
-#: (row label, residual, trend weighted?) for the SVR trend variants
+#: (row label, residual, trend and residual weighted?) for the SVR trend variants
 VARIANTS = [("SVR + uniform residual, full trend", "uniform", False),
             ("SVRB (SVR + bilinear residual), full trend", "bilinear", False),
             ("SVRK (SVR + point kriging), full trend", "point_kriging", False),
             ("SVATARK (SVR + ATPK), full trend", "atpk", False),
             ("SVR + uniform, weighted trend", "uniform", True),
-            ("SVR + bilinear, weighted trend", "bilinear", True),
-            ("SVR + point kriging, weighted trend", "point_kriging", True),
-            ("SVR + ATPK, weighted trend", "atpk", True)]
+            ("SVR + bilinear, weighted trend and residual", "bilinear", True),
+            ("SVR + point kriging, weighted trend and residual", "point_kriging", True),
+            ("SVR + ATPK, weighted trend and residual", "atpk", True)]
+
+#: Columns of the cross-scale table (keys of :func:`core.evaluation.cross_scale_scores.score_series`): mean
+#: per-pixel R and ubRMSE, pooled RMSE, pattern R against each cell's own mean and against the coarse value.
+CROSS_SCALE_COLUMNS = ["r_mean", "ubrmse_mean", "rmse", "pattern_r_cell", "pattern_r", "coverage"]
+#: Columns of the Delaware table: station means, and R paired with the coarse product at the same sites
+#: (mean difference, its standard error, sites where R drops by more than 0.001).
+DELAWARE_COLUMNS = ["R", "ubRMSE", "bias", "sites", "dR_vs_coarse", "dR_se", "sites_worse"]
 
 
 def dated_bands(path: str, label: str) -> list[BandRef]:
@@ -69,34 +76,52 @@ def estimates(scene: Scene, folder: str, svatark_folder_name: str) -> dict[str, 
     out: dict[str, str] = {}
     t0 = time.time()
     base = regression.fit(scene, regression.RegressionOptions(regressor="svr"))
-    tw = base.training.get("trend_weight")
-    print(f"  SVR trend fitted on {base.training['n_samples']} coarse samples, CV R = {base.training.get('cv_r', float('nan')):.3f}; "
-          f"cross-validated trend weight α = {tw:.3f} (between cells {base.training.get('trend_weight_between_cells', float('nan')):.3f}, "
-          f"within blocks {base.training.get('trend_weight_within_blocks', float('nan')):.3f}; {time.time() - t0:.0f} s)",
+    tr = base.training
+    print(f"  SVR trend fitted on {tr['n_samples']} coarse samples, CV R = {tr.get('cv_r', float('nan')):.3f} "
+          f"({time.time() - t0:.0f} s); cross-validated trend weights (between cells / within 2×2 blocks → applied):",
           flush=True)
+    for part, key in (("cell means", "trend_weight"), ("static within-cell pattern", "trend_weight_static"),
+                      ("date-to-date anomaly", "trend_weight_dynamic")):
+        print(f"    {part}: {tr[key + '_between_cells']:.3f} / {tr[key + '_within_blocks']:.3f} → {tr[key]:.3f}")
+    print(f"    held-out cells, RMSE (ubRMSE): interpolated {tr['cv_rmse_interpolation']:.4f} "
+          f"({tr['cv_ubrmse_interpolation']:.4f}), full trend {tr['cv_rmse_trend']:.4f} ({tr['cv_ubrmse_trend']:.4f}), "
+          f"weighted {tr['cv_rmse_weighted']:.4f} ({tr['cv_ubrmse_weighted']:.4f})", flush=True)
     for label, residual, weighted in VARIANTS:
-        opts = dataclasses.replace(base.options, residual=residual, shrink_trend=weighted)
+        opts = dataclasses.replace(base.options, residual=residual, shrink_trend=weighted, shrink_residual=weighted)
         model = regression.RegressionModel(base.names, base.categorical, opts, base.trend, base.training)
         path = os.path.join(folder, f"{residual}_{int(weighted)}.tif")
         t0 = time.time()
         regression.predict(model, scene, path)
         print(f"  {label}: {time.time() - t0:.1f} s", flush=True)
         out[label] = path
+    opts = dataclasses.replace(base.options, residual="atpk", shrink_trend=True, shrink_residual=False)
+    model = regression.RegressionModel(base.names, base.categorical, opts, base.trend, base.training)
+    path = os.path.join(folder, "atpk_full_departure.tif")
+    regression.predict(model, scene, path)
+    out["SVR + ATPK (full departure), weighted trend"] = path
+    zero = {"trend_weight": 0.0, "trend_weight_static": 0.0, "trend_weight_dynamic": 0.0}
     for residual, label in (("bilinear", "bilinear + refinement of the coarse field alone (trend weight 0)"),
                             ("atpk", "ATPK of the coarse field alone (trend weight 0)")):
-        opts = dataclasses.replace(base.options, residual=residual, shrink_trend=True)
-        model = regression.RegressionModel(base.names, base.categorical, opts, base.trend,
-                                           {**base.training, "trend_weight": 0.0})
+        opts = dataclasses.replace(base.options, residual=residual, shrink_trend=True, shrink_residual=False)
+        model = regression.RegressionModel(base.names, base.categorical, opts, base.trend, {**base.training, **zero})
         path = os.path.join(folder, f"{residual}_alone.tif")
         regression.predict(model, scene, path)
         out[label] = path
     path = os.path.join(folder, "regression_defaults.tif")
     res = regression.downscale(scene, path)
-    print(f"  downscale_regression defaults: residual chosen one scale up = {res.extra['residual']['residual']} "
-          f"{res.extra['residual'].get('one_scale_up')}", flush=True)
+    log = res.extra["residual"]
+    print(f"  downscale_regression defaults: residual chosen one scale up = {log['residual']}, departure weights "
+          f"{log.get('departure_weight_static', 1.0):.3f} static / {log.get('departure_weight_dynamic', 1.0):.3f} "
+          "date-to-date; one scale up (mean per-cell ubRMSE, full → weighted; β static, dynamic):", flush=True)
+    for name, sc in log.get("one_scale_up", {}).items():
+        print(f"    {name}: {sc['cell_ubrmse']:.5f} → {sc['weighted_cell_ubrmse']:.5f}; "
+              f"β {sc.get('beta_static', float('nan')):.3f}, {sc.get('beta_dynamic', float('nan')):.3f}", flush=True)
     out["downscale_regression defaults"] = path
     path = os.path.join(folder, svatark_folder_name)
-    svatark.downscale(scene, path)
+    res = svatark.downscale(scene, path)
+    log = res.extra["residual"]
+    print(f"  downscale_svatark defaults: ATPK departure weights {log.get('departure_weight_static', 1.0):.3f} static / "
+          f"{log.get('departure_weight_dynamic', 1.0):.3f} date-to-date", flush=True)
     out["downscale_svatark defaults"] = path
     return out
 
@@ -120,36 +145,6 @@ def baselines(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     return np.array(uni), np.array(bil)
 
 
-def pixel_scores(est: np.ndarray, truth: np.ndarray, cell: np.ndarray) -> dict[str, float]:
-    """Per-pixel R and ubRMSE (means over pixels with ≥ 10 pairs), pooled RMSE, within-cell pattern R."""
-    ok = np.isfinite(est) & np.isfinite(truth)
-    e, y = np.where(ok, est, np.nan), np.where(ok, truth, np.nan)
-    n = ok.sum(axis=0)
-    keep = n >= 10
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # pixels without pairs
-        de, dy = e - np.nanmean(e, axis=0), y - np.nanmean(y, axis=0)
-        r = np.nansum(de * dy, axis=0) / np.sqrt(np.nansum(de ** 2, axis=0) * np.nansum(dy ** 2, axis=0))
-        ub = np.sqrt(np.nanmean((de - dy) ** 2, axis=0))
-    pooled = float(np.sqrt(np.nanmean((e - y) ** 2)))
-    # within-cell pattern: departures from the mean of the cell's pixels that have both values
-    dev_e, dev_y = [], []
-    flat = cell.ravel()
-    for t in range(e.shape[0]):
-        et, yt, okt = e[t].ravel(), y[t].ravel(), ok[t].ravel() & (flat >= 0)
-        c = flat[okt]
-        cnt = np.bincount(c, minlength=flat.max() + 1)
-        me = np.bincount(c, weights=et[okt], minlength=len(cnt)) / np.maximum(cnt, 1)
-        my = np.bincount(c, weights=yt[okt], minlength=len(cnt)) / np.maximum(cnt, 1)
-        multi = cnt[c] > 1
-        dev_e.append((et[okt] - me[c])[multi])
-        dev_y.append((yt[okt] - my[c])[multi])
-    pe, py = np.concatenate(dev_e), np.concatenate(dev_y)
-    pattern = float(np.corrcoef(pe, py)[0, 1]) if np.std(pe) > 1e-12 else float("nan")
-    return {"R": float(np.nanmean(r[keep])), "ubRMSE": float(np.nanmean(ub[keep])), "RMSE": pooled,
-            "pattern_R": pattern, "coverage": float(ok.sum() / np.isfinite(truth).sum())}
-
-
 def cross_scale(data: str, folder: str, estimate=None) -> list[tuple[str, dict]]:
     """Rows of the cross_scale_regions table; ``estimate(scene, folder, name) -> {label: raster}`` gives the
     estimates scored besides the baselines (default: :func:`estimates`)."""
@@ -165,12 +160,16 @@ def cross_scale(data: str, folder: str, estimate=None) -> list[tuple[str, dict]]
     print(f"cross_scale_regions: {len(scene.dates)} windows, fine {scene.fine.width}×{scene.fine.height}, "
           f"coarse {scene.coarse.width}×{scene.coarse.height}", flush=True)
     from core.raster.grid import Window
-    cell = scene.cell_index(Window(0, scene.fine.height))
+    cell = scene.cell_index(Window(0, scene.fine.height)).ravel()
     uni, bil = baselines(scene)
-    rows = [("uniform (coarse value per pixel)", pixel_scores(uni, truth, cell)),
-            ("bilinear interpolation of the coarse cells", pixel_scores(bil, truth, cell))]
+    T = len(scene.dates)
+
+    def scores(stack: np.ndarray) -> dict:
+        return score_series(stack.reshape(T, -1), truth.reshape(T, -1), uni.reshape(T, -1), cell, min_pairs=10)
+
+    rows = [("uniform (coarse value per pixel)", scores(uni)), ("bilinear interpolation of the coarse cells", scores(bil))]
     for label, path in (estimate or estimates)(scene, folder, "svatark_cross.tif").items():
-        rows.append((label, pixel_scores(read_stack(path), truth, cell)))
+        rows.append((label, scores(read_stack(path))))
     return rows
 
 
@@ -198,12 +197,20 @@ def delaware(data: str, folder: str, estimate=None) -> list[tuple[str, dict]]:
     products = {name: sample_raster(p, stations) for name, p in paths.items()}
     products["coarse (ESA CCI at its 0.25° cell)"] = sample_raster_series(sm_files, stations)
     rows = score_products(stations, dates, insitu, products)
+    coarse_name = "coarse (ESA CCI at its 0.25° cell)"
+    coarse_r = {r["station"]: r["r"] for r in rows if r["product"] == coarse_name and r.get("n", 0) >= 3}
     out = []
-    for name in [*paths, "coarse (ESA CCI at its 0.25° cell)"]:
+    for name in [*paths, coarse_name]:
         sel = [r for r in rows if r["product"] == name and r.get("n", 0) >= 3]
+        # paired with the coarse product at the same sites: mean R difference, its standard error, sites worse
+        diff = np.array([r["r"] - coarse_r[r["station"]] for r in sel if r["station"] in coarse_r], dtype=np.float64)
+        diff = diff[np.isfinite(diff)]
         out.append((name, {"R": float(np.nanmean([r["r"] for r in sel])),
                            "ubRMSE": float(np.nanmean([r["ubrmse"] for r in sel])),
-                           "bias": float(np.nanmean([r["bias"] for r in sel])), "sites": len(sel)}))
+                           "bias": float(np.nanmean([r["bias"] for r in sel])), "sites": len(sel),
+                           "dR_vs_coarse": float(diff.mean()) if diff.size else float("nan"),
+                           "dR_se": float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("nan"),
+                           "sites_worse": int(np.sum(diff < -1e-3))}))
     return out
 
 
@@ -235,11 +242,11 @@ def main() -> int:
         if args.only in (None, "cross_scale"):
             rows = cross_scale(data, folder)
             print_table("cross_scale_regions: SMAP 20 km → 10 km with NDVI, VV, VH (truth: SMAP 10 km), "
-                        "per fine pixel over 109 windows", rows, ["R", "ubRMSE", "RMSE", "pattern_R", "coverage"])
+                        "per fine pixel over 109 windows", rows, CROSS_SCALE_COLUMNS)
         if args.only in (None, "delaware"):
             rows = delaware(data, folder)
             print_table("delaware: ESA CCI 0.25° → 1 km with elevation, slope, mTPI; DEOS stations "
-                        "(means over sites with ≥ 3 pairs)", rows, ["R", "ubRMSE", "bias", "sites"])
+                        "(means over sites with ≥ 3 pairs)", rows, DELAWARE_COLUMNS)
     return 0
 
 

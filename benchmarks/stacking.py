@@ -94,11 +94,11 @@ def main() -> int:
         if args.only in (None, "cross_scale"):
             rows = rc.cross_scale(data, folder, stack_estimates)
             rc.print_table("cross_scale_regions: SMAP 20 km → 10 km with NDVI, VV, VH (truth: SMAP 10 km)", rows,
-                           ["R", "ubRMSE", "RMSE", "pattern_R"])
+                           rc.CROSS_SCALE_COLUMNS)
         if args.only in (None, "delaware"):
             rows = rc.delaware(data, folder, stack_estimates)
             rc.print_table("delaware: ESA CCI 0.25° → 1 km with elevation, slope, mTPI; DEOS stations "
-                           "(means over sites with ≥ 3 pairs)", rows, ["R", "ubRMSE", "bias", "sites"])
+                           "(means over sites with ≥ 3 pairs)", rows, rc.DELAWARE_COLUMNS)
     return 0
 
 

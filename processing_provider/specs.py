@@ -138,7 +138,10 @@ REGRESSION_HELP = (
     "land-cover class, and applied to every fine pixel and date.<br>"
     "<b>Do no harm</b>: the trend is scaled by its skill in explaining the coarse field out of sample "
     "(cross-validation on blocks of coarse cells; 0 = the covariates explain nothing beyond what neighbouring "
-    "cells already tell, and the map becomes a smooth interpolation of the coarse cells).<br>"
+    "cells already tell, and the map becomes a smooth interpolation of the coarse cells); its static "
+    "within-cell pattern and its date-to-date part get weights of their own, since only the latter changes "
+    "a pixel's series. An interpolated residual's departure from each cell's own value is weighted the same "
+    "way, by how well it rebuilds the coarse cells from 2×2 blocks of cells (all weights in the log).<br>"
     "<b>Residual</b>: the coarse soil moisture minus the mean fine trend in each cell is interpolated "
     "(bilinear with refinement passes, point kriging, or area-to-point kriging) and added back, so the fine "
     "pixels of a coarse cell average back to its value (the log reports this conservation per date). Kriged "
@@ -173,6 +176,11 @@ KRIGING_SPECS: tuple[ParamSpec, ...] = (
               "(cross-validation on blocks of coarse cells, weight 0…1 in the log). Untick to add the full trend "
               "(classic regression kriging), which can be worse than bilinear interpolation when the covariates "
               "explain little.", default=True, advanced=True),
+    ParamSpec("WEIGHT_RESIDUAL", BOOL, "Weight the interpolated residual by its skill one scale up",
+              "Do no harm at stations: a bilinear or kriged residual's departure from the uniform one (each cell's "
+              "own value) enters only as far as it reproduces the coarse cells from 2×2 blocks of cells, its "
+              "static pattern and its date-to-date part weighted apart (weights 0…1 in the log). Untick to add "
+              "the full interpolated residual (e.g. plain area-to-point kriging).", default=True, advanced=True),
 )
 
 OUTPUT_SPEC = ParamSpec(OUTPUT, RASTER_OUT, "Downscaled soil moisture", "GeoTIFF, one band per date (m³/m³).")
@@ -247,7 +255,8 @@ SVATARK_SPECS: tuple[ParamSpec, ...] = (
 
 def residual_fields(values: dict[str, Any]) -> dict[str, Any]:
     """The residual/kriging options among ``values`` (by parameter name) as dataclass fields."""
-    out = {"kriging_neighbours": int(values["KRIGING_NEIGHBOURS"]), "shrink_trend": bool(values["WEIGHT_TREND"])}
+    out = {"kriging_neighbours": int(values["KRIGING_NEIGHBOURS"]), "shrink_trend": bool(values["WEIGHT_TREND"]),
+           "shrink_residual": bool(values.get("WEIGHT_RESIDUAL", True))}
     if "RESIDUAL" in values:
         out["residual"] = RESIDUALS[int(values["RESIDUAL"])]
     return out

@@ -56,9 +56,8 @@ from ..learn.verified_state import read_state, write_state
 from ..raster.aggregate import CellAccumulator
 from ..raster.grid import Grid, Window, cell_index, cubic_from_cells
 from .pipeline import ResidualOptions, trend_plus_residual
-from .residual import make_residual
 from .result import DownscaleResult, canceled_fn, progress_span
-from .trend_weight import held_out_trend_weight
+from .trend_weight import TrendWeights, held_out_trend_weight
 
 __all__ = ["MEMBERS", "METHOD", "DeepEnsembleModel", "DeepEnsembleOptions", "downscale", "fit", "predict"]
 
@@ -663,7 +662,7 @@ def predict(model: DeepEnsembleModel, scene: Scene, output_path: str, progress: 
     report_path = report_path or base + "_report.html"
     sd_path = sd_path or base + "_kriging_sd.tif"
     canceled = canceled_fn(is_canceled)
-    residual = make_residual(opts.residual, opts.residual_iterations, opts.kriging_neighbours, opts.variogram_model)
+    residual = opts.residual_model()
     band_names = [format_date(d) for d in scene.dates]
     spread = RasterWriter(spread_path, scene.fine, band_names,
                           metadata={"SOIL_MOISTURE_UNITS": "m3/m3", "QUANTITY": "spread of the ensemble members",
@@ -686,11 +685,13 @@ def predict(model: DeepEnsembleModel, scene: Scene, output_path: str, progress: 
                 prog(0.5 * (k + 1) / len(windows), "running the ensemble members on the fine grid")
             # 2. do no harm, judged on the fine trend; 3. trend × weight + residual
             fine_weight = fine_trend_weight(model, scene, [a.mean() for a in acc]) if opts.shrink_trend else {}
-            weight = float(fine_weight.get("trend_weight", 1.0))
-            meta = {"SOIL_MOISTURE_UNITS": "m3/m3", "TREND_WEIGHT": f"{weight:.3f}", "TIMES": ",".join(band_names),
+            weights = TrendWeights.of(fine_weight)
+            weight = weights.cells
+            meta = {"SOIL_MOISTURE_UNITS": "m3/m3", "TREND_WEIGHT": f"{weight:.3f}", "TREND_WEIGHTS": weights.describe(),
+                    "TIMES": ",".join(band_names),
                     "METHOD": f"deep ensemble ({', '.join(model.members)}) + {residual.label}"}
             piped = trend_plus_residual(scene, _StoredTrend(stored), model.names, residual, output_path,
-                                        trend_weight=weight, coarse_offset=opts.coarse_offset, sd_path=sd_path,
+                                        trend_weight=weights, coarse_offset=opts.coarse_offset, sd_path=sd_path,
                                         metadata=meta, block_pixels=opts.block_pixels,
                                         progress=lambda f, m: prog(0.5 + 0.45 * f, m), is_canceled=is_canceled)
         spread.commit(overviews=True)
@@ -708,10 +709,11 @@ def predict(model: DeepEnsembleModel, scene: Scene, output_path: str, progress: 
     result = DownscaleResult(output_path, log_path, list(scene.dates), piped.conservation, training,
                              time.time() - t0, extra={"spread": spread_path, "kriging_sd": piped.sd_path,
                                                       "report": report_path, "residual": piped.residual_log,
-                                                      "trend_weight": weight})
+                                                      "trend_weight": weight, "trend_weights": asdict(weights)})
     write_json_atomic(log_path, {
         "method": METHOD, "options": asdict(opts), "scene": scene.describe(), "training": training,
-        "member_weights": model.weights, "trend_weight_applied": weight, "residual": piped.residual_log,
+        "member_weights": model.weights, "trend_weight_applied": weight,
+        "trend_weights_applied": asdict(weights), "residual": piped.residual_log,
         "conservation": [{"date": format_date(d), **c} for d, c in zip(scene.dates, piped.conservation)],
         "outputs": {"raster": output_path, "style": style, "spread": spread_path, "kriging_sd": piped.sd_path,
                     "report": report_path},

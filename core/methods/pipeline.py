@@ -5,9 +5,10 @@ Given any fitted trend (an object with ``predict(X) -> float32`` over the featur
 the pixel's own features — neighbouring rows, earlier dates) and any residual model (:mod:`core.methods.residual`), :func:`trend_plus_residual`
 
 1. predicts the trend on every fine pixel and date, block by block (on :func:`~core.methods.blocks.current_blocks`:
-   this process, or a Dask cluster; scaled by ``trend_weight``, the
-   share of the trend's fine-scale detail the method trusts — 0 gives a pure interpolation of the
-   coarse field), and its mean in each coarse cell;
+   this process, or a Dask cluster), scaled by ``trend_weight``, the share of the trend the method
+   trusts — 0 gives a pure interpolation of the coarse field; a
+   :class:`~core.methods.trend_weight.TrendWeights` scales the trend's cell means, each pixel's static
+   (time-mean) departure from its cell mean and the date-to-date rest apart — and its mean in each coarse cell;
 2. fits the residual model to the coarse residual (coarse soil moisture − mean fine trend) of
    every date;
 3. writes trend + residual (clipped at 0, empty where the coarse cell has no soil moisture; a pixel
@@ -16,6 +17,7 @@ the pixel's own features — neighbouring rows, earlier dates) and any residual 
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
 
@@ -26,9 +28,14 @@ from ..inputs.dates import format_date
 from ..inputs.scene import IsCanceled, Progress, Scene
 from ..io.output import RasterWriter
 from ..raster.aggregate import CellAccumulator
-from .residual import ResidualGeometry, ResidualModel, coarse_residual
+from ..raster.grid import Window
+from .residual import ResidualGeometry, ResidualModel, coarse_residual, make_residual
 from .blocks import current_blocks
 from .result import canceled_fn
+from .trend_weight import TrendWeights
+
+#: Values (dates × pixels) read at once when the trend is split into its static and dynamic parts.
+_SPLIT_VALUES = 1 << 22
 
 
 @dataclass
@@ -47,9 +54,17 @@ class ResidualOptions:
     #: Scale the trend by its cross-validated skill on the coarse field (do no harm): with
     #: uninformative covariates the map falls back to an interpolation of the coarse field.
     shrink_trend: bool = True
+    #: Scale a bilinear or kriged residual's departure from the uniform one by its skill one scale
+    #: up (static and date-to-date parts apart): 0 keeps each cell's own series (do no harm).
+    shrink_residual: bool = True
     #: Subtracted from the coarse soil moisture before fitting and downscaling (m³/m³): a bias
     #: correction, e.g. the mean coarse-minus-station difference.
     coarse_offset: float = 0.0
+
+    def residual_model(self) -> ResidualModel:
+        """The residual model these options ask for."""
+        return make_residual(self.residual, self.residual_iterations, self.kriging_neighbours, self.variogram_model,
+                             shrink=self.shrink_residual)
 
 
 class Trend(Protocol):
@@ -65,7 +80,7 @@ class PipelineOutput:
 
 
 def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residual_model: ResidualModel,
-                        output_path: str, *, trend_weight: float = 1.0, coarse_offset: float = 0.0,
+                        output_path: str, *, trend_weight: float | TrendWeights = 1.0, coarse_offset: float = 0.0,
                         sd_path: Optional[str] = None, metadata: Optional[dict[str, str]] = None,
                         block_pixels: int = 1 << 20, progress: Optional[Progress] = None,
                         is_canceled: Optional[IsCanceled] = None) -> PipelineOutput:
@@ -78,7 +93,8 @@ def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residu
     T = len(dates)
     windows = list(scene.fine.windows(block_pixels))
     band_names = [format_date(d) for d in dates]
-    weight = np.float32(trend_weight)
+    weights = trend_weight if isinstance(trend_weight, TrendWeights) else TrendWeights(*(3 * [float(trend_weight)]))
+    weight = np.float32(weights.cells if weights.is_uniform else 1.0)
     coarse = [scene.coarse_sm(t) - np.float32(coarse_offset) for t in range(T)]
     n_steps = 2 * len(windows) * T
     step = 0
@@ -94,6 +110,9 @@ def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residu
                 trend_acc[t].add(block[t], idx)
             step += T
             prog(0.9 * step / n_steps, "predicting the trend on the fine grid")
+        if not weights.is_uniform:
+            prog(0.9 * step / n_steps, "weighting the trend's cell means, static and dynamic departures")
+            trend_acc = _split_trend(trend_file, [a.mean() for a in trend_acc], weights, scene, windows, canceled)
         # 2. the residual model, fitted on every date's coarse residual
         cell_trend = [_fill_cells(trend_acc[t].mean(), coarse[t]) for t in range(T)]
         targets = [coarse_residual(coarse[t], cell_trend[t]) for t in range(T)]
@@ -145,6 +164,32 @@ def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residu
                 sd_out.discard()
             raise
     return PipelineOutput(conservation, fitted.log(), sd_out.path if sd_out is not None else None)
+
+
+def _split_trend(trend_file: RasterWriter, cell_mean: list[np.ndarray], weights: TrendWeights, scene: Scene,
+                 windows: Sequence[Window], canceled) -> list[CellAccumulator]:
+    """Rewrite the stored trend ``f`` as ``α·f̄ + α_s·s + α_d·(f − f̄ − s)`` (``f̄`` its cell mean on the
+    date, ``s`` the pixel's mean departure from it over the dates) and return the new cell means."""
+    T = len(cell_mean)
+    acc = [CellAccumulator(scene.coarse.size) for _ in range(T)]
+    rows = max(1, _SPLIT_VALUES // max(1, T * scene.fine.width))
+    for big in windows:
+        for row0 in range(big.row0, big.row0 + big.nrows, rows):
+            if canceled():
+                raise Canceled()
+            w = Window(row0, min(rows, big.row0 + big.nrows - row0))
+            idx = scene.cell_index(w)
+            mean = np.stack([np.where(idx >= 0, cell_mean[t][np.maximum(idx, 0)], np.nan) for t in range(T)])
+            dep = np.stack([trend_file.read(t, w) for t in range(T)]).astype(np.float64) - mean
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # pixels without any trend
+                static = np.nanmean(dep, axis=0)
+            out = weights.cells * mean + weights.static * static + weights.dynamic * (dep - static)
+            for t in range(T):
+                block = out[t].astype(np.float32)
+                trend_file.write(t, w, block)
+                acc[t].add(block, idx)
+    return acc
 
 
 def _fill_cells(cell_trend: np.ndarray, coarse: np.ndarray) -> np.ndarray:

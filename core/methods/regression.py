@@ -27,10 +27,10 @@ from ..inputs.scene import IsCanceled, Progress, Scene
 from ..io.output import SPREAD_RAMP, qml_pseudocolor, write_json_atomic, write_soil_moisture_style, write_text_atomic
 from ..learn.verified_state import read_state, write_state
 from .pipeline import ResidualOptions, conservation_figures, trend_plus_residual
-from .residual import RESIDUALS, ResidualModel, make_residual
+from .residual import RESIDUALS
 from .result import DownscaleResult, canceled_fn, progress_span
 from .trend import REGRESSOR_LABELS, REGRESSORS, TrendModel, TrendOptions, coarse_samples
-from .trend_weight import trend_weight
+from .trend_weight import TrendWeights, trend_weight
 
 __all__ = ["REGRESSORS", "REGRESSOR_LABELS", "RESIDUALS", "RegressionModel", "RegressionOptions", "downscale",
            "fit", "predict", "conservation_figures"]
@@ -125,14 +125,9 @@ def _check_scene(model: RegressionModel, scene: Scene) -> None:
                          fix="give layers with the same roles as when the model was fitted (its card lists them).")
 
 
-def residual_model_of(opts: RegressionOptions) -> ResidualModel:
-    """The residual model the options ask for."""
-    return make_residual(opts.residual, opts.residual_iterations, opts.kriging_neighbours, opts.variogram_model)
-
-
-def applied_trend_weight(model: RegressionModel) -> float:
-    """The share of the trend applied: the cross-validated weight when the options ask for it, else 1."""
-    return float(model.training.get("trend_weight", 1.0)) if model.options.shrink_trend else 1.0
+def applied_trend_weight(model: RegressionModel) -> TrendWeights:
+    """The shares of the trend applied: the cross-validated weights when the options ask for them, else 1."""
+    return TrendWeights.of(model.training) if model.options.shrink_trend else TrendWeights()
 
 
 def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Optional[Progress] = None,
@@ -150,12 +145,13 @@ def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Op
     opts = model.options
     t_start = time.time()
     prog = progress or (lambda f, m: None)
-    residual = residual_model_of(opts)
-    weight = applied_trend_weight(model)
+    residual = opts.residual_model()
+    weights = applied_trend_weight(model)
     meta = {"SOIL_MOISTURE_UNITS": "m3/m3", "METHOD": f"trend ({opts.regressor}) + {residual.label}",
-            "TREND_WEIGHT": f"{weight:.3f}", "TIMES": ",".join(format_date(d) for d in scene.dates)}
+            "TREND_WEIGHT": f"{weights.cells:.3f}", "TREND_WEIGHTS": weights.describe(),
+            "TIMES": ",".join(format_date(d) for d in scene.dates)}
     sd_path = sd_path or output_path.rsplit(".", 1)[0] + "_kriging_sd.tif"
-    piped = trend_plus_residual(scene, model.trend, model.names, residual, output_path, trend_weight=weight,
+    piped = trend_plus_residual(scene, model.trend, model.names, residual, output_path, trend_weight=weights,
                                 coarse_offset=opts.coarse_offset, sd_path=sd_path, metadata=meta, block_pixels=opts.block_pixels,
                                 progress=lambda f, m: prog(0.95 * f, m), is_canceled=is_canceled)
     style = write_soil_moisture_style(output_path)
@@ -165,13 +161,15 @@ def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Op
     dates = scene.dates
     result = DownscaleResult(output_path, log_path, list(dates), piped.conservation, model.training,
                              time.time() - t_start, extra={"kriging_sd": piped.sd_path, "residual": piped.residual_log,
-                                                           "trend_weight": weight})
+                                                           "trend_weight": weights.cells,
+                                                           "trend_weights": asdict(weights)})
     write_json_atomic(log_path, {
         "method": method,
         "options": asdict(opts),
         "scene": scene.describe(),
         "training": model.training,
-        "trend_weight_applied": weight,
+        "trend_weight_applied": weights.cells,
+        "trend_weights_applied": asdict(weights),
         "residual": piped.residual_log,
         "conservation": [{"date": format_date(d), **c} for d, c in zip(dates, piped.conservation)],
         "outputs": {"raster": output_path, "style": style, "kriging_sd": piped.sd_path},

@@ -52,9 +52,22 @@ def trend_residual_summary(res: DownscaleResult) -> list[str]:
         lines.append(f"Trend weight {res.extra['trend_weight']:.2f}: held-out coarse cells interpolated from "
                      f"their neighbours miss by {t['cv_rmse_interpolation']:.4f} m³/m³ (RMSE), with the full "
                      f"trend {t['cv_rmse_trend']:.4f}, with the weighted trend {t['cv_rmse_weighted']:.4f}")
+        if "trend_weight_static" in t:
+            lines.append(f"Trend weights applied: {t['trend_weight']:.2f} to the cell means, "
+                         f"{t['trend_weight_static']:.2f} to the static within-cell pattern (between cells "
+                         f"{t['trend_weight_static_between_cells']:.2f}, within 2×2 blocks "
+                         f"{t['trend_weight_static_within_blocks']:.2f}), {t['trend_weight_dynamic']:.2f} to its "
+                         f"date-to-date anomaly (between cells {t['trend_weight_dynamic_between_cells']:.2f}, within "
+                         f"blocks {t['trend_weight_dynamic_within_blocks']:.2f}); held-out anomalies (ubRMSE) "
+                         f"{t['cv_ubrmse_interpolation']:.4f} interpolated, {t['cv_ubrmse_trend']:.4f} with the full "
+                         f"trend, {t['cv_ubrmse_weighted']:.4f} weighted")
     elif "note" in t:
         lines.append(f"Trend weight 1: {t['note']}")
-    vg = res.extra.get("residual", {}).get("variogram")
+    rl = res.extra.get("residual", {})
+    if "departure_weight_static" in rl:
+        lines.append(f"Residual ({rl.get('residual')}) departure from the uniform residual weighted one scale up: "
+                     f"{rl['departure_weight_static']:.2f} static, {rl['departure_weight_dynamic']:.2f} date-to-date")
+    vg = rl.get("variogram")
     if vg:
         pm = vg["point_model"]
         lines.append(f"Residual variogram (point support): {pm['model']}, sill {pm['sill']:.3g} (m³/m³)², "

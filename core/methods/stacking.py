@@ -63,7 +63,8 @@ class StackingMethodOptions(StackingOptions, ResidualOptions):
         return regression.RegressionOptions(
             regressor=METHOD, seed=self.seed, residual=self.residual, residual_iterations=self.residual_iterations,
             kriging_neighbours=self.kriging_neighbours, variogram_model=self.variogram_model,
-            shrink_trend=self.shrink_trend, coarse_offset=self.coarse_offset, block_pixels=self.block_pixels)
+            shrink_trend=self.shrink_trend, shrink_residual=self.shrink_residual, coarse_offset=self.coarse_offset,
+            block_pixels=self.block_pixels)
 
 
 class OnnxStack:

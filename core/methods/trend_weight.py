@@ -18,12 +18,40 @@ to [0, 1]), each the share of the trend's departures that the coarse data confir
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .shrinkage import shrinkage_weight, static_dynamic
+
 #: Neighbours of the inverse-distance interpolation of held-out cells.
 _NEIGHBOURS = 8
+
+
+@dataclass(frozen=True)
+class TrendWeights:
+    """The shares of a trend a method applies: ``cells`` to the trend's mean in each coarse cell,
+    ``static`` to each pixel's time-mean departure from it, ``dynamic`` to the date-to-date rest."""
+    cells: float = 1.0
+    static: float = 1.0
+    dynamic: float = 1.0
+
+    @classmethod
+    def of(cls, training: Mapping[str, Any]) -> "TrendWeights":
+        """The weights a trend-weight dict holds (a plain ``trend_weight`` applies to all three parts;
+        none at all means the full trend)."""
+        w = float(training.get("trend_weight", 1.0))
+        return cls(w, float(training.get("trend_weight_static", w)), float(training.get("trend_weight_dynamic", w)))
+
+    @property
+    def is_uniform(self) -> bool:
+        """Whether one factor scales the whole trend (no split into cell, static and dynamic parts)."""
+        return self.cells == self.static == self.dynamic
+
+    def describe(self) -> str:
+        return (f"α {self.cells:.3f} (cell means), {self.static:.3f} (static within-cell pattern), "
+                f"{self.dynamic:.3f} (its date-to-date anomaly)")
 
 
 def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], X: np.ndarray,
@@ -48,7 +76,8 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
     Returns
     -------
     dict
-        ``trend_weight`` (α), ``cv_rmse_interpolation`` (held-out cells interpolated from their
+        ``trend_weight`` (α), ``trend_weight_static`` and ``trend_weight_dynamic`` (α_static,
+        α_dynamic; each with its ``_between_cells`` and ``_within_blocks`` figures), ``cv_rmse_interpolation`` (held-out cells interpolated from their
         surroundings), ``cv_rmse_trend`` (with the full trend), ``cv_rmse_weighted`` (with α·trend),
         ``cv_samples``; ``trend_weight`` is 1 with a ``note`` when there are too few cells to judge.
     """
@@ -64,7 +93,9 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
     if n_groups < folds:
         groups = cell
     rng = np.random.default_rng(seed)
-    e_all, d_all = [], []
+    e_all: list[np.ndarray] = []
+    d_all: list[np.ndarray] = []
+    c_all: list[np.ndarray] = []
     f_oof = np.full(len(y), np.nan)
     for train, test in GroupKFold(folds).split(X, y, groups):
         fit_rows = train if len(train) <= max_rows else rng.choice(train, max_rows, replace=False)
@@ -72,8 +103,8 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
         is_test = np.zeros(len(y), bool)
         is_test[test] = True
         f_oof[test] = f[test]
-        _departures(y, f, cell, date, is_test, cell_xy, e_all, d_all)
-    return _weights(e_all, d_all, y, f_oof, rc, date)
+        _departures(y, f, cell, date, is_test, cell_xy, e_all, d_all, c_all)
+    return _weights(e_all, d_all, c_all, y, f_oof, cell, rc, date)
 
 
 def held_out_trend_weight(y: np.ndarray, f: np.ndarray, cell: np.ndarray, date: np.ndarray, held: np.ndarray,
@@ -87,14 +118,15 @@ def held_out_trend_weight(y: np.ndarray, f: np.ndarray, cell: np.ndarray, date: 
         return {"trend_weight": 1.0, "note": "fewer than 2 held-out coarse cells: too few to judge the trend"}
     e_all: list[np.ndarray] = []
     d_all: list[np.ndarray] = []
-    _departures(y, np.asarray(f, dtype=np.float64), cell, date, held, cell_xy, e_all, d_all)
+    c_all: list[np.ndarray] = []
+    _departures(y, np.asarray(f, dtype=np.float64), cell, date, held, cell_xy, e_all, d_all, c_all)
     f_held = np.where(held, f, np.nan)
-    return _weights(e_all, d_all, np.where(held, y, np.nan), f_held, cell_rc[cell], date)
+    return _weights(e_all, d_all, c_all, np.where(held, y, np.nan), f_held, cell, cell_rc[cell], date)
 
 
-def _departures(y, f, cell, date, is_test, cell_xy, e_all: list, d_all: list) -> None:
+def _departures(y, f, cell, date, is_test, cell_xy, e_all: list, d_all: list, c_all: list) -> None:
     """Per date, the held-out cells' departures from the inverse-distance interpolation of the kept
-    cells: observed ``e`` and the trend's ``d`` (appended to the lists)."""
+    cells: observed ``e`` and the trend's ``d``, and the cells (appended to the lists)."""
     from scipy.spatial import cKDTree
 
     for t in np.unique(date[is_test]):
@@ -109,17 +141,19 @@ def _departures(y, f, cell, date, is_test, cell_xy, e_all: list, d_all: list) ->
         w /= w.sum(axis=1, keepdims=True)
         e_all.append(y[te] - (w * y[tr][nn]).sum(axis=1))
         d_all.append(f[te] - (w * f[tr][nn]).sum(axis=1))
+        c_all.append(cell[te])
 
 
-def _weights(e_all: list, d_all: list, y: np.ndarray, f_oof: np.ndarray, rc: np.ndarray, date: np.ndarray
-             ) -> dict[str, Any]:
-    """α between cells (from the departures), within 2×2 blocks (out-of-sample ``f_oof``), and the figures."""
+def _weights(e_all: list, d_all: list, c_all: list, y: np.ndarray, f_oof: np.ndarray, cell: np.ndarray,
+             rc: np.ndarray, date: np.ndarray) -> dict[str, Any]:
+    """α between cells (from the departures), within 2×2 blocks (out-of-sample ``f_oof``), each also
+    split into static and dynamic parts, and the figures."""
     if not e_all:
         return {"trend_weight": 1.0, "note": "no date had cells both held out and kept: cannot judge the trend"}
-    e, d = np.concatenate(e_all), np.concatenate(d_all)
+    e, d, c = np.concatenate(e_all), np.concatenate(d_all), np.concatenate(c_all)
     ok = np.isfinite(e) & np.isfinite(d)
-    e, d = e[ok], d[ok]
-    alpha_between = _ls_weight(e, d)
+    e, d, c = e[ok], d[ok], c[ok]
+    between = _split_weights(e, d, c)
     # one scale up: the departures of the coarse cells from their 2×2 block mean, observed vs the
     # (out-of-fold) trend's — the very question the fine pixels pose inside a coarse cell
     block = (rc[:, 0] // 2) * 100000 + rc[:, 1] // 2
@@ -129,19 +163,28 @@ def _weights(e_all: list, d_all: list, y: np.ndarray, f_oof: np.ndarray, rc: np.
     ew = (y - _group_mean(y, inv))[multi]
     dw = (f_oof - _group_mean(f_oof, inv))[multi]
     okw = np.isfinite(ew) & np.isfinite(dw)
-    alpha_within = _ls_weight(ew[okw], dw[okw]) if okw.sum() >= 10 else alpha_between
-    alpha = min(alpha_between, alpha_within)
-    return {"trend_weight": alpha, "trend_weight_between_cells": alpha_between,
-            "trend_weight_within_blocks": alpha_within, "cv_samples": int(len(e)),
+    within = _split_weights(ew[okw], dw[okw], cell[multi][okw]) if okw.sum() >= 10 else between
+    alpha, alpha_s, alpha_d = (min(a, b) for a, b in zip(between, within))
+    es, ea = static_dynamic(e, c)
+    ds, da = static_dynamic(d, c)
+    return {"trend_weight": alpha, "trend_weight_between_cells": between[0], "trend_weight_within_blocks": within[0],
+            "trend_weight_static": alpha_s, "trend_weight_static_between_cells": between[1],
+            "trend_weight_static_within_blocks": within[1],
+            "trend_weight_dynamic": alpha_d, "trend_weight_dynamic_between_cells": between[2],
+            "trend_weight_dynamic_within_blocks": within[2], "cv_samples": int(len(e)),
             "cv_rmse_interpolation": float(np.sqrt(np.mean(e ** 2))),
             "cv_rmse_trend": float(np.sqrt(np.mean((e - d) ** 2))),
-            "cv_rmse_weighted": float(np.sqrt(np.mean((e - alpha * d) ** 2)))}
+            "cv_rmse_weighted": float(np.sqrt(np.mean((e - alpha_s * ds - alpha_d * da) ** 2))),
+            "cv_ubrmse_interpolation": float(np.sqrt(np.mean(ea ** 2))),
+            "cv_ubrmse_trend": float(np.sqrt(np.mean((ea - da) ** 2))),
+            "cv_ubrmse_weighted": float(np.sqrt(np.mean((ea - alpha_d * da) ** 2)))}
 
 
-def _ls_weight(e: np.ndarray, d: np.ndarray) -> float:
-    """argmin over α ∈ [0, 1] of Σ (e − α d)²."""
-    dd = float(np.sum(d * d))
-    return float(np.clip(np.sum(e * d) / dd, 0.0, 1.0)) if dd > 0 else 0.0
+def _split_weights(e: np.ndarray, d: np.ndarray, cell: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares weights of ``d`` for ``e``: whole, of the per-cell time means, of the anomalies."""
+    es, ea = static_dynamic(e, cell)
+    ds, da = static_dynamic(d, cell)
+    return shrinkage_weight(e, d, cell), shrinkage_weight(es, ds, cell), shrinkage_weight(ea, da, cell)
 
 
 def _group_mean(v: np.ndarray, inv: np.ndarray) -> np.ndarray:

@@ -12,6 +12,9 @@ kriging variance where the model has one), block by block. The trend → residua
   with a kriging variance;
 * ``auto`` (:mod:`.auto`) — one of uniform, bilinear and ATPK, chosen one scale up (2×2 blocks of
   coarse cells spread back onto the cells) by the cells' own series.
+
+With ``shrink`` (:func:`make_residual`, the methods' default) a bilinear or kriged residual's
+departure from the uniform one is weighted by its skill one scale up (:mod:`.shrunk`).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from .auto import AutoResidual
 from .base import FittedResidual, ResidualGeometry, ResidualModel, coarse_residual
 from .bilinear import BilinearResidual, bilinear_residual, refine_residual
 from .point_kriging import PointKrigingResidual
+from .shrunk import ShrunkResidual
 from .uniform import UniformResidual
 
 RESIDUALS = ("auto", "uniform", "bilinear", "point_kriging", "atpk")
@@ -30,22 +34,22 @@ RESIDUAL_LABELS = {"auto": "Chosen one scale up (uniform, bilinear or area-to-po
                    "atpk": "Area-to-point kriging (coherent, with kriging variance)"}
 
 __all__ = ["RESIDUALS", "RESIDUAL_LABELS", "AtpkResidual", "AutoResidual", "BilinearResidual", "UniformResidual", "FittedResidual",
-           "PointKrigingResidual", "ResidualGeometry", "ResidualModel", "bilinear_residual", "coarse_residual",
+           "PointKrigingResidual", "ResidualGeometry", "ResidualModel", "ShrunkResidual", "bilinear_residual", "coarse_residual",
            "make_residual", "refine_residual"]
 
 
 def make_residual(name: str, refinement_passes: int = 3, neighbours: int = 25,
-                  variogram_model: str = "exponential") -> ResidualModel:
-    """The residual model called ``name`` (one of :data:`RESIDUALS`)."""
+                  variogram_model: str = "exponential", shrink: bool = False) -> ResidualModel:
+    """The residual model called ``name`` (one of :data:`RESIDUALS`); with ``shrink`` its departure from
+    the uniform residual is weighted by its skill one scale up (:class:`.shrunk.ShrunkResidual`)."""
     if name == "auto":
         return AutoResidual([UniformResidual(), BilinearResidual(refinement_passes),
-                             AtpkResidual(neighbours, variogram_model)])
+                             AtpkResidual(neighbours, variogram_model)], shrink=shrink)
     if name == "uniform":
         return UniformResidual()
-    if name == "bilinear":
-        return BilinearResidual(refinement_passes)
-    if name == "point_kriging":
-        return PointKrigingResidual(neighbours, variogram_model)
-    if name == "atpk":
-        return AtpkResidual(neighbours, variogram_model)
+    models = {"bilinear": lambda: BilinearResidual(refinement_passes),
+              "point_kriging": lambda: PointKrigingResidual(neighbours, variogram_model),
+              "atpk": lambda: AtpkResidual(neighbours, variogram_model)}
+    if name in models:
+        return ShrunkResidual(models[name]()) if shrink else models[name]()
     raise ValueError(f"unknown residual model '{name}' (choose one of {', '.join(RESIDUALS)})")

@@ -7,10 +7,15 @@ ubRMSE wins (ties within 1 % go to the simpler, earlier candidate) and is then f
 coarse → fine geometry (if it cannot be fitted there — kriging tables too large for a very fine
 pixel — the next best is). Uniform is a candidate, so where interpolation from neighbouring cells does
 not help the cells' own series, none is applied.
+
+With ``shrink`` (the default) each candidate's departure from the uniform residual is first
+weighted by its skill in the same test (:mod:`.shrunk`: static and date-to-date parts apart), the
+candidates are ranked by their weighted scores, and the winner is fitted with its weights.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -18,6 +23,7 @@ import numpy as np
 from ...errors import InputError
 from ...raster.aggregate import CellAccumulator
 from ...raster.grid import Grid, Window, cell_index
+from ..shrinkage import shrinkage_weight
 from .base import FittedResidual, ResidualGeometry, ResidualModel
 
 #: Relative margin a candidate must win by to replace an earlier (simpler) one.
@@ -29,22 +35,28 @@ class AutoResidual(ResidualModel):
     name = "auto"
     label = "residual chosen one scale up"
 
-    def __init__(self, candidates: Sequence[ResidualModel]) -> None:
+    def __init__(self, candidates: Sequence[ResidualModel], shrink: bool = True) -> None:
         self.candidates = list(candidates)
+        self.shrink = shrink
 
     def fit(self, residuals: Sequence[np.ndarray], geometry: ResidualGeometry,
             canceled: Callable[[], bool]) -> FittedResidual:
         table = one_scale_up_scores(residuals, geometry.coarse, self.candidates, canceled)
+        score = "weighted_cell_ubrmse" if self.shrink else "cell_ubrmse"
         ranked = [self.candidates[0]]
         for cand in self.candidates[1:]:  # a later candidate must beat the best so far by the margin
-            s = table.get(cand.name, {}).get("cell_ubrmse", math.inf)
-            best = table.get(ranked[0].name, {}).get("cell_ubrmse", math.inf)
+            s = table.get(cand.name, {}).get(score, math.inf)
+            best = table.get(ranked[0].name, {}).get(score, math.inf)
             if s < best * (1 - _MARGIN):
                 ranked.insert(0, cand)
             else:
                 ranked.append(cand)
         refused = {}
         for cand in ranked:
+            scores = table.get(cand.name, {})
+            if self.shrink and "beta_static" in scores:
+                from .shrunk import ShrunkResidual
+                cand = ShrunkResidual(cand, (scores["beta_static"], scores["beta_dynamic"]), scores)
             try:
                 fitted = cand.fit(residuals, geometry, canceled)
             except InputError as e:  # e.g. kriging tables too large for this pixel size: the next best
@@ -74,7 +86,10 @@ class _Chosen(FittedResidual):
 def one_scale_up_scores(residuals: Sequence[np.ndarray], coarse: Grid, candidates: Sequence[ResidualModel],
                         canceled: Callable[[], bool]) -> dict[str, dict[str, float]]:
     """Mean per-cell ubRMSE and pooled RMSE of each candidate spreading 2×2-block means back onto
-    the coarse cells (candidates that cannot be fitted there are left out)."""
+    the coarse cells (candidates that cannot be fitted there are left out), and, for a candidate that
+    departs from the uniform spreading (the block mean at each of its cells), the least-squares
+    weights of the static (per-cell time mean) and date-to-date parts of that departure
+    (``beta_static``, ``beta_dynamic``) with the scores of the candidate so weighted (``weighted_…``)."""
     block = Grid(coarse.crs_wkt, coarse.x0, coarse.y0, 2 * coarse.dx, 2 * coarse.dy,
                  int(math.ceil(coarse.width / 2)), int(math.ceil(coarse.height / 2)))
     whole = Window(0, coarse.height)
@@ -88,6 +103,7 @@ def one_scale_up_scores(residuals: Sequence[np.ndarray], coarse: Grid, candidate
     geom = ResidualGeometry(coarse, block, [whole], support=lambda t, w: present[t],
                             cell_index=lambda w: cell_index(coarse, block, w))
     truth = np.array([np.asarray(r, dtype=np.float64) for r in residuals])
+    uniform = np.array([f.astype(np.float64)[idx] for f in fields])
     table: dict[str, dict[str, float]] = {}
     for cand in candidates:
         try:
@@ -95,14 +111,35 @@ def one_scale_up_scores(residuals: Sequence[np.ndarray], coarse: Grid, candidate
         except InputError:
             continue
         est = np.array([fitted.predict(t, whole)[0].ravel() for t in range(len(fields))], dtype=np.float64)
-        ok = np.isfinite(est) & np.isfinite(truth)
-        e = np.where(ok, est - truth, np.nan)
-        n = ok.sum(axis=0)
-        keep = n >= 3
+        ok = np.isfinite(est) & np.isfinite(truth) & np.isfinite(uniform)
+        keep = ok.sum(axis=0) >= 3
         if not keep.any():
             continue
-        with np.errstate(invalid="ignore"):
-            ub = np.sqrt(np.nanmean((e[:, keep] - np.nanmean(e[:, keep], axis=0)) ** 2, axis=0))
-        table[cand.name] = {"cell_ubrmse": float(np.mean(ub)),
-                            "pooled_rmse": float(np.sqrt(np.nanmean(e[:, keep] ** 2)))}
+        row = _scores(est, truth, ok, keep)
+        dep, obs = np.where(ok, est - uniform, np.nan)[:, keep], np.where(ok, truth - uniform, np.nan)[:, keep]
+        if np.nanmax(np.abs(dep)) > 0:
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                dep_s, obs_s = np.nanmean(dep, axis=0), np.nanmean(obs, axis=0)
+            cells = np.broadcast_to(np.arange(dep.shape[1]), dep.shape).ravel()
+            b_s = shrinkage_weight(np.where(ok[:, keep], obs_s, np.nan).ravel(),
+                                   np.where(ok[:, keep], dep_s, np.nan).ravel(), cells)
+            b_d = shrinkage_weight((obs - obs_s).ravel(), (dep - dep_s).ravel(), cells)
+            shrunk = uniform.copy()
+            shrunk[:, keep] += b_s * dep_s + b_d * (dep - dep_s)
+            weighted = _scores(shrunk, truth, ok, keep)
+            row.update({"beta_static": b_s, "beta_dynamic": b_d, "weighted_cell_ubrmse": weighted["cell_ubrmse"],
+                        "weighted_pooled_rmse": weighted["pooled_rmse"]})
+        else:
+            row.update({"weighted_cell_ubrmse": row["cell_ubrmse"], "weighted_pooled_rmse": row["pooled_rmse"]})
+        table[cand.name] = row
     return table
+
+
+def _scores(est: np.ndarray, truth: np.ndarray, ok: np.ndarray, keep: np.ndarray) -> dict[str, float]:
+    """Mean per-cell ubRMSE and pooled RMSE over the cells ``keep`` (dates × cells arrays)."""
+    e = np.where(ok, est - truth, np.nan)[:, keep]
+    with np.errstate(invalid="ignore"):
+        ub = np.sqrt(np.nanmean((e - np.nanmean(e, axis=0)) ** 2, axis=0))
+    return {"cell_ubrmse": float(np.mean(ub)), "pooled_rmse": float(np.sqrt(np.nanmean(e ** 2)))}
+
