@@ -33,7 +33,7 @@ DOWNSCALE_METHODS: tuple[DownscaleMethod, ...] = (
     DownscaleMethod("svatark", "downscale_svatark", "SVATARK: SVR per stratum + area-to-point kriging",
                     specs.SVATARK_HELP, specs.SVATARK_SPECS, specs.svatark_options, "svatark"),
     DownscaleMethod("ensemble", "downscale_ensemble", "in-situ-trained ensemble (Poehls et al.): mean, spread, domain",
-                    specs.ENSEMBLE_HELP, (specs.ENSEMBLE_FOLDER_SPEC,), dict, run="run_ensemble",
+                    specs.ENSEMBLE_HELP, specs.ENSEMBLE_SPECS, dict, run="run_ensemble",
                     outputs=specs.ENSEMBLE_OUTPUT_SPECS),
 )
 

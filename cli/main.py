@@ -187,11 +187,12 @@ class _Run:
             check_destination(path, what=f"{name} ({path})")
         return path
 
-    def open_scene(self, rasters: int = 1):
+    def open_scene(self, rasters: int = 1, scene=None):
+        """The scene of the options (or ``scene``, opened already), described; the output checked for room."""
         from ..core.inputs.scene import Scene
         from ..core.io.destination import check_destination, estimate_raster_bytes
         self.say("Checking inputs")
-        scene = Scene(scene_spec_of_args(self.values))
+        scene = scene or Scene(scene_spec_of_args(self.values))
         for line in scene.summary_lines():
             self.say(line)
         check_destination(self.out, estimate_raster_bytes(scene.fine.width, scene.fine.height, len(scene.dates),
@@ -235,34 +236,44 @@ def run_downscale(method: DownscaleMethod, args: argparse.Namespace) -> int:
 
 def run_ensemble(method: DownscaleMethod, args: argparse.Namespace) -> int:
     """As ``downscale_ensemble``: the folder given, else the richest bundled tier the layers satisfy
-    (Processing's *Automatic* default)."""
+    (Processing's *Automatic* default); the interval when the card is calibrated; anchoring when asked."""
     from ..core.learn.model_folder import Ensemble, EnsembleError, list_ensembles
-    from ..core.methods.insitu_ensemble.apply import EnsembleOutputs, predict
+    from ..core.methods.insitu_ensemble.apply import (EnsembleOutputs, card_lines, coarse_level_warning,
+                                                      domain_lines, predict)
     from ..core.methods.insitu_ensemble.tiers import pick_tier
     r = _Run(method, args)
-    scene = r.open_scene(rasters=3)
+    from ..core.inputs.scene import Scene
+    scene = Scene(scene_spec_of_args(r.values))
     folder = r.values["MODEL_FOLDER"]
     if not folder:
         choice = pick_tier(list_ensembles([_bundled_root()]), scene)
-        r.say(choice.message())
         folder = choice.folder
     try:
         ensemble = Ensemble.load(folder, intra_op_threads=1)
     except EnsembleError as e:
         raise InputError(f"Ensemble '{os.path.basename(folder)}' refused: {e}") from None
     base = os.path.splitext(r.out)[0]
+    calibrated = "uncertainty" in ensemble.card
     outputs = EnsembleOutputs(r.out, r.destination("SPREAD", base + "_spread.tif"),
-                              r.destination("DOMAIN_MASK", base + "_outside_domain.tif"))
-    card = ensemble.card
-    r.say(f"Ensemble '{ensemble.name}': {ensemble.n_members} members; inputs "
-          + ", ".join(f"{x['name']} ({x['units']})" for x in card["inputs"]))
-    res = r.run("Predicting", lambda progress, canceled: predict(ensemble, scene, outputs, progress=progress,
-                                                                  is_canceled=canceled))
-    for d, dom in zip(res.dates, res.extra["domain"]):
-        if dom["outside_fraction"] > 0:
-            r.say(f"{d}: {dom['outside_fraction']:.1%} of pixels outside the training domain")
-    print(f"{OUTPUT}: {outputs.mean}\nSPREAD: {outputs.spread}\nDOMAIN_MASK: {outputs.domain_mask}\n"
-          f"RUN_LOG: {res.log_path}")
+                              r.destination("DOMAIN_MASK", base + "_outside_domain.tif"),
+                              r.destination("INTERVAL", base + "_interval.tif") if calibrated else None)
+    r.open_scene(scene=scene, rasters=4 if calibrated else 3)
+    if not r.values["MODEL_FOLDER"]:
+        r.say(choice.message())
+    for line in card_lines(ensemble):
+        r.say(line)
+    res = r.run("Predicting", lambda progress, canceled: predict(
+        ensemble, scene, outputs, progress=progress, is_canceled=canceled,
+        anchor_to_coarse=bool(r.values["ANCHOR_TO_COARSE"])))
+    warning = coarse_level_warning(res)
+    if warning:
+        print(warning, file=sys.stderr)
+    for line in domain_lines(res):
+        r.say(line)
+    print(f"{OUTPUT}: {outputs.mean}\nSPREAD: {outputs.spread}\nDOMAIN_MASK: {outputs.domain_mask}")
+    if res.extra["interval"]:
+        print(f"INTERVAL: {res.extra['interval']}")
+    print(f"RUN_LOG: {res.log_path}")
     return 0
 
 

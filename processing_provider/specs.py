@@ -332,19 +332,38 @@ ENSEMBLE_HELP = (
     "every fine pixel, every date. The ensemble's model card says which inputs it needs (e.g. coarse soil "
     "moisture, the DEM's multi-scale TPI, latitude) and in which units; the layers are mapped to them by "
     "role, and a missing input, wrong units, or a model file whose hash does not match its card is "
-    "refused.<br>Outputs, one band per date: the members' mean (m³/m³), their spread (standard deviation) "
-    "and a mask of pixels whose inputs lie outside the training domain (1 = outside: treat with care). "
+    "refused.<br>Outputs, one band per date: the members' mean (m³/m³), their spread (standard deviation), "
+    "the half-width of the calibrated interval (mean ± half-width held the card's stated share of held-out "
+    "station values in cross-validation) and a mask of pixels whose inputs — or whose coarse cell's level — lie "
+    "outside the training domain (1 = outside: treat with care). "
+    "<i>Automatic</i> (the default) picks the richest bundled tier your layers satisfy and says which: "
+    "coarse soil moisture + DEM; + NDVI; + Sentinel-1 backscatter, field capacity and land cover. "
     "Bundled ensembles live in the plugin's <i>models</i> folder; ensembles you train are saved in your "
     "QGIS profile and listed here too."
 )
 ENSEMBLE_FOLDER_SPEC = ParamSpec(
     "MODEL_FOLDER", FOLDER, "Ensemble folder (overrides the list)",
     "A folder of ONNX members written by this plugin (e.g. shared by a colleague).", optional=True, advanced=True)
+ANCHOR_SPEC = ParamSpec(
+    "ANCHOR_TO_COARSE", BOOL, "Keep the coarse product's level",
+    "Shift the ensemble per coarse cell and season so that its cell mean over the season's dates "
+    "equals the coarse product's: the ensemble's pattern and dynamics, the product's level. Use it "
+    "where your region is unlike the training stations (e.g. much wetter); costs a second pass.",
+    default=False, advanced=True)
+#: The ensemble's own parameters after the choice of ensemble (the list of installed ensembles is the
+#: algorithm's: it depends on the QGIS profile; the command line takes the automatic tier or a folder).
+ENSEMBLE_SPECS: tuple[ParamSpec, ...] = (ENSEMBLE_FOLDER_SPEC, ANCHOR_SPEC)
 ENSEMBLE_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec(OUTPUT, RASTER_OUT, "Downscaled soil moisture (ensemble mean)", "GeoTIFF, one band per date (m³/m³)."),
     ParamSpec("SPREAD", RASTER_OUT, "Spread of the members (std)",
               "Standard deviation of the members' estimates (m³/m³): their disagreement, not a calibrated error.",
               optional=True),
     ParamSpec("DOMAIN_MASK", RASTER_OUT, "Outside the training domain",
-              "1 where an input lies outside the range seen in training, 0 inside.", optional=True),
+              "1 where an input lies outside the range seen in training, or where the coarse cell's mean "
+              "over the dates lies outside the 5–95 % range of the training stations' mean coarse soil "
+              "moisture; 0 inside.", optional=True),
+    ParamSpec("INTERVAL", RASTER_OUT, "Interval half-width (calibrated)",
+              "Half-width (m³/m³) of the interval mean ± half-width calibrated on the cross-validation "
+              "residuals; the card states the level and the coverage measured at held-out stations. "
+              "Written next to the output when not given, if the ensemble has a calibration.", optional=True),
 )

@@ -41,35 +41,40 @@ def scene(make_raster):
     return sm, str(make_raster("ndvi.tif", ndvi)), str(make_raster("dem.tif", dem))
 
 
-@pytest.mark.parametrize("method", ["regression", "svatark", "ensemble"])
-def test_cli_output_is_the_processing_output_bit_for_bit(run_alg, cli, scene, tmp_path, method):
+@pytest.mark.parametrize("method, extra", [("regression", {}), ("svatark", {}), ("ensemble", {}),
+                                           ("ensemble", {"ANCHOR_TO_COARSE": True})])
+def test_cli_output_is_the_processing_output_bit_for_bit(run_alg, cli, scene, tmp_path, method, extra):
     sm, ndvi, dem = scene
     res = run_alg(f"downscale_{method}",
-                  {"SOIL_MOISTURE": sm, "NDVI": [ndvi], "DEM": [dem], "OUTPUT": str(tmp_path / "toolbox.tif")})
-    cli("downscale", method, "--soil-moisture", *sm, "--ndvi", ndvi, "--dem", dem, "--output", str(tmp_path / "cli.tif"))
+                  {"SOIL_MOISTURE": sm, "NDVI": [ndvi], "DEM": [dem], "OUTPUT": str(tmp_path / "toolbox.tif"), **extra})
+    cli("downscale", method, "--soil-moisture", *sm, "--ndvi", ndvi, "--dem", dem, "--output", str(tmp_path / "cli.tif"),
+        *[f"--{k.lower().replace('_', '-')}" for k, v in extra.items() if v is True])
     assert filecmp.cmp(res["OUTPUT"], tmp_path / "cli.tif", shallow=False)
     if method == "svatark":  # ATPK residual: the kriging SD beside the output, also identical
         assert filecmp.cmp(res["KRIGING_SD"], tmp_path / "cli_kriging_sd.tif", shallow=False)
     if method == "ensemble":  # the automatic tier (MODEL=0) in both, its spread beside the mean
         assert filecmp.cmp(res["SPREAD"], tmp_path / "cli_spread.tif", shallow=False)
+        assert filecmp.cmp(res["INTERVAL"], tmp_path / "cli_interval.tif", shallow=False)  # the bundled tiers are calibrated
+        assert filecmp.cmp(res["DOMAIN_MASK"], tmp_path / "cli_outside_domain.tif", shallow=False)
 
 
-def test_delaware_demo_from_the_cli_is_the_toolbox_output_and_within_float_noise_of_qgis_process(
+def test_delaware_demo_from_the_cli_is_the_toolbox_and_the_qgis_process_output_bit_for_bit(
         run_alg, qgis_process, cli, tmp_path):
-    """Bit for bit against Processing in this QGIS. ``qgis_process`` differs by float rounding only
-    (max 1.6e-5 m³/m³ here, the trend weight in the 5th digit): the same engine in another process
-    environment (QGIS's own start-up) rounds its training sums differently — not a different computation."""
+    """The demo's regression on its first 10 days (trend weight 0.46: the trend reaches the pixels).
+    ``qgis_process`` binds GSL's CBLAS ahead of OpenBLAS; before ``core.raster.blas`` its output differed
+    from the command line's by up to 1.8e-6 m³/m³ on these days (1.6e-5 on the whole month)."""
     from osgeo import gdal
-    sm = sorted(glob.glob(os.path.join(SAMPLE, "esa_cci_sm", "*.tif")))
+    sm = sorted(glob.glob(os.path.join(SAMPLE, "esa_cci_sm", "*.tif")))[:10]
     dem = os.path.join(SAMPLE, "elevation_1km.tif")
     res = run_alg("downscale_regression", {"SOIL_MOISTURE": sm, "DEM": [dem], "OUTPUT": str(tmp_path / "toolbox.tif")})
     cli("downscale", "regression", "--soil-moisture", *sm, "--dem", dem, "--quiet", "--output", str(tmp_path / "cli.tif"))
     assert filecmp.cmp(res["OUTPUT"], tmp_path / "cli.tif", shallow=False)
     qgis_process("run", "soil_moisture_downscaling:downscale_regression", "--", *[f"SOIL_MOISTURE={p}" for p in sm],
                  f"DEM={dem}", f"OUTPUT={tmp_path / 'qp.tif'}")
-    a, b = (gdal.Open(str(tmp_path / n)).ReadAsArray() for n in ("cli.tif", "qp.tif"))
-    assert np.array_equal(np.isnan(a), np.isnan(b))
-    assert np.nanmax(np.abs(a - b)) < 1e-4
+    cli_ds, qp_ds = (gdal.Open(str(tmp_path / n)) for n in ("cli.tif", "qp.tif"))
+    a, b = cli_ds.ReadAsArray(), qp_ds.ReadAsArray()
+    assert a.shape == (10, 300, 240) and np.isfinite(a).mean() > 0.15  # land pixels of the coarse cells with data
+    assert np.array_equal(a, b, equal_nan=True)
 
 
 def test_import_product_from_the_cli_is_the_toolbox_output(run_alg, cli, shared_data, tmp_path):
