@@ -51,5 +51,9 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("import-product", "import_product", "SMAP HDF5 / ESA CCI NetCDF files → one dated GeoTIFF (m³/m³)",
             specs.IMPORT_PRODUCT_HELP, specs.IMPORT_PRODUCT_SPECS, "run_import_product"),
+    Command("score", "score_stations", "score soil-moisture rasters at in-situ stations (N, R, ubRMSE, bias, RMSE …)",
+            specs.SCORE_HELP, specs.SCORE_SPECS, "run_score"),
+    Command("import-ismn", "import_ismn", "ISMN download (.zip or folder) → daily in-situ table and stations (CSV)",
+            specs.IMPORT_ISMN_HELP, specs.IMPORT_ISMN_SPECS + specs.IMPORT_ISMN_OUTPUT_SPECS, "run_import_ismn"),
 )
 

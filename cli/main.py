@@ -66,11 +66,25 @@ def add_spec_options(parser: argparse.ArgumentParser, spec_list: Sequence[specs.
             kw.update(metavar="'XMIN,XMAX,YMIN,YMAX [CRS]'", default=None)
         elif s.kind == specs.FOLDER:
             kw.update(metavar="FOLDER", default=None)
+        elif s.kind == specs.DATE:
+            kw.update(type=_day, metavar="YYYY-MM-DD", default=None)
+        elif s.kind in (specs.FILE, specs.FILE_OUT):
+            kw.update(metavar=f"FILE.{s.extension}" if s.extension else "FILE", required=not s.optional, default=None)
         elif s.kind == specs.RASTER_OUT:
             kw.update(metavar="FILE.tif", required=not s.optional, default=None)
         else:  # strings, CRS
             kw.update(default=s.default, metavar="EPSG:XXXX" if s.kind == specs.CRS else "TEXT")
+            if s.default:
+                text += " (default: %(default)s)"
         group.add_argument(s.option, help=text, **kw)
+
+
+def _day(text: str):
+    import datetime as dt
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day YYYY-MM-DD") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,4 +318,63 @@ def run_import_product(values: dict[str, Any], args: argparse.Namespace) -> int:
         for line in result.log:
             print(line, file=sys.stderr)
     print(f"{OUTPUT}: {out}")
+    return 0
+
+
+# -- score -----------------------------------------------------------------------------------------
+def run_score(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``score_stations``: the product (and the coarse one) scored at the stations of the CSV tables."""
+    from ..core.evaluation.score_table import format_table
+    from ..core.evaluation.station_scoring import product_refs, read_station_inputs, sample_refs, score_with_notes
+    from ..core.evaluation.stations import write_scores_csv
+    from ..core.inputs.layers import GivenLayer
+    from ..processing_provider.param_names import INSITU_CSV, SCORES_CSV, STATIONS_CSV
+
+    names = specs.score_product_names(values, {k: bool(values[k]) for k in ("PRODUCT", "COARSE")})
+    products = {}
+    for key, name in names.items():
+        layers = [GivenLayer.of_file(p) for p in values[key]]
+        products[name] = product_refs([(g.path, g.name) for g in layers], [g.bands for g in layers])
+    out = os.path.abspath(values[SCORES_CSV]) if values[SCORES_CSV] else None
+    if out:
+        from ..core.io.destination import check_destination
+        check_destination(out, what=f"{SCORES_CSV} ({out})")
+    got = read_station_inputs(None, values[STATIONS_CSV], values[INSITU_CSV])
+    for text in got.reports:
+        print(text, file=sys.stderr)
+    rows, warning = score_with_notes(got, {n: sample_refs(refs, got.stations) for n, refs in products.items()}, products)
+    if warning:
+        print(warning, file=sys.stderr)
+    print(format_table(rows, list(products)))
+    if out:
+        write_scores_csv(rows, out)
+        print(f"{SCORES_CSV}: {out}")
+    return 0
+
+
+# -- import-ismn -----------------------------------------------------------------------------------
+def run_import_ismn(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``import_ismn``: the daily in-situ table (and the stations as CSV when asked); the toolbox's
+    station point layer is the stations CSV here (``--output-stations-csv``), which ``score`` reads."""
+    from ..core.io.destination import check_destination
+    from ..core.io.ismn import ismn_log_lines, read_ismn, write_series_csv, write_stations_csv
+    from .progress import CtrlC, Progress
+
+    options = specs.ismn_options(values)
+    outs = {k: os.path.abspath(values[k]) for k in ("OUTPUT_SERIES", "OUTPUT_STATIONS_CSV") if values[k]}
+    for key, path in outs.items():
+        check_destination(path, what=f"{key} ({path})")
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    with CtrlC() as canceled:
+        try:
+            result = read_ismn(values["INPUT"], options, progress, canceled)
+        finally:
+            if not args.quiet:
+                progress.done()
+    if not args.quiet:
+        for line in ismn_log_lines(result):
+            print(line, file=sys.stderr)
+    print(f"OUTPUT_SERIES: {write_series_csv(result, outs['OUTPUT_SERIES'])}")
+    if "OUTPUT_STATIONS_CSV" in outs:
+        print(f"OUTPUT_STATIONS_CSV: {write_stations_csv(result, outs['OUTPUT_STATIONS_CSV'])}")
     return 0

@@ -19,8 +19,8 @@ from ..core.inputs.roles import ROLE_INFO, Role
 from ..core.inputs.scene import DEFAULT_MAX_PIXELS
 from ..core.methods.residual import RESIDUAL_LABELS, RESIDUALS
 from ..core.methods.trend import REGRESSOR_LABELS, REGRESSORS
-from .param_names import (DERIVE_TERRAIN, EXTENT, MAX_PIXELS, OUTPUT, RESOLUTION, SM_DATES, SOIL_MOISTURE,
-                          TARGET_CRS, TOLERANCE_DAYS)
+from .param_names import (DERIVE_TERRAIN, EXTENT, INSITU_CSV, MAX_PIXELS, OUTPUT, RESOLUTION, SCORES_CSV, SM_DATES,
+                          SOIL_MOISTURE, STATIONS_CSV, TARGET_CRS, TOLERANCE_DAYS)
 
 # kinds
 LAYERS = "layers"          #: several rasters (QgsProcessingParameterMultipleLayers of rasters)
@@ -34,6 +34,9 @@ AREA = "extent"            #: xmin,xmax,ymin,ymax (Processing's order), optional
 RASTER_OUT = "raster_out"  #: a GeoTIFF to write
 FILES = "files"            #: several files of any kind (Processing: a multiple-layer parameter of files)
 FOLDER = "folder"          #: an existing folder
+FILE = "file"              #: one existing file (:attr:`ParamSpec.extension`, e.g. ``csv``)
+FILE_OUT = "file_out"      #: a file to write (:attr:`ParamSpec.extension`)
+DATE = "date"              #: a day, YYYY-MM-DD
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,12 @@ class ParamSpec:
     values: tuple[str, ...] = ()
     minimum: Optional[float] = None
     maximum: Optional[float] = None
+    #: files: the extension without the dot (Processing's file filter)
+    extension: str = ""
+    #: an input file: Processing's file filter instead of one extension (e.g. a .zip or a folder typed in)
+    file_filter: str = ""
+    #: an optional file to write: written (to a temporary file) unless the user unticks it
+    create_by_default: bool = True
 
     @property
     def option(self) -> str:
@@ -367,3 +376,111 @@ ENSEMBLE_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
               "residuals; the card states the level and the coverage measured at held-out stations. "
               "Written next to the output when not given, if the ensemble has a calibration.", optional=True),
 )
+
+
+# -- stations and scores (every algorithm that scores at stations) --------------------------------
+STATIONS_CSV_SPEC = ParamSpec(
+    STATIONS_CSV, FILE, "Stations (CSV with id, lat, lon)",
+    "Instead of a point layer: a CSV with columns id (or station), lat and lon in WGS84 degrees.", optional=True,
+    extension="csv")
+SCORES_CSV_SPEC = ParamSpec(
+    SCORES_CSV, FILE_OUT, "Station scores (CSV)",
+    "The same scores, one row per station and product. ubRMSE = sqrt(RMSE² − bias²); bias = mean(product − in-situ).",
+    optional=True, extension="csv")
+
+
+def insitu_spec(optional: bool = True) -> ParamSpec:
+    return ParamSpec(INSITU_CSV, FILE, "In-situ soil moisture (CSV, m³/m³)",
+                     "A CSV with a date column (YYYY-MM-DD) and one column per station id; empty = no data.",
+                     optional=optional, extension="csv")
+
+
+# -- score_stations --------------------------------------------------------------------------------
+SCORE_HELP = (
+    "Samples each soil-moisture product at the in-situ stations (the pixel holding the station, on every "
+    "date) and computes per site: N, Pearson R, ubRMSE, bias, RMSE, MAE, slope and the R of anomalies "
+    "(against a 30-day moving average). Definitions: bias = mean(product − in-situ); "
+    "RMSE = sqrt(mean((product − in-situ)²)); ubRMSE = sqrt(RMSE² − bias²).<br>"
+    "A product is one multi-band raster with dated bands (descriptions YYYY-MM-DD, as written by the "
+    "downscaling algorithms) or several single-date rasters with the date in the file name."
+)
+SCORE_PRODUCT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("PRODUCT", LAYERS, "Soil-moisture product to score",
+              "The (downscaled) product: one dated multi-band raster or several single-date rasters."),
+    ParamSpec("PRODUCT_NAME", STRING, "Product name", "Name of the product in tables and fields.", default="downscaled"),
+    ParamSpec("COARSE", LAYERS, "Coarse product to compare with",
+              "Optional: the coarse product (same layout rules), scored side by side.", optional=True),
+    ParamSpec("COARSE_NAME", STRING, "Coarse product name", "Name of the coarse product in tables and fields.",
+              default="coarse"),
+)
+#: What the command line offers of the station parameters (the point layer, its id field and the
+#: scores layer are QGIS layers: the toolbox's).
+SCORE_SPECS: tuple[ParamSpec, ...] = SCORE_PRODUCT_SPECS + (STATIONS_CSV_SPEC, insitu_spec(optional=False),
+                                                            SCORES_CSV_SPEC)
+
+
+def score_product_names(values: dict[str, Any], given: dict[str, bool]) -> dict[str, str]:
+    """``{parameter: product name}`` of the products given (PRODUCT, COARSE); a blank name: the parameter's."""
+    from ..core.errors import InputError
+    names: dict[str, str] = {}
+    for key in ("PRODUCT", "COARSE"):
+        if not given[key]:
+            continue
+        name = str(values[key + "_NAME"] or "").strip() or key.lower()
+        if name in names.values():
+            raise InputError(f"Both products are called '{name}'.", fix="give them different names.")
+        names[key] = name
+    return names
+
+
+# -- import_ismn -----------------------------------------------------------------------------------
+IMPORT_ISMN_HELP = (
+    "Reads an ISMN download (International Soil Moisture Network, ismn.earth; a .zip or the folder it unpacks "
+    "to, in the 'header + values' or the 'CEOP separate files' format) and writes what the scoring tools read: "
+    "a station point layer (network, depths, sensors, and ISMN's static metadata — land cover, Köppen–Geiger "
+    "climate, soil fractions and the USDA texture class — as station classes the site report groups by) and "
+    "a CSV with a date column and one column per station: UTC daily means of soil moisture in m³/m³.<br>"
+    "Readings are kept when every ISMN quality flag they carry is among the flags to keep and the value lies "
+    "in 0–1 m³/m³; a day needs readings in a minimum share of its hours; several sensors of a station within "
+    "the depth range are averaged. The log lists, per sensor, readings kept and dropped by flag and by range."
+)
+IMPORT_ISMN_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("INPUT", FILE, "ISMN download (.zip or folder)",
+              "The file downloaded from ismn.earth, or the folder it unpacks to (type or paste the folder's path).",
+              file_filter="ZIP (*.zip);;All files (*)"),
+    ParamSpec("DEPTH_MIN", NUMBER, "Minimum sensor depth (m)", "Sensors whose top lies above this depth are not used.",
+              default=0.0, minimum=0.0),
+    ParamSpec("DEPTH_MAX", NUMBER, "Maximum sensor depth (m)",
+              "Sensors reaching below this depth are not used (1 mm tolerance: SCAN's 2-inch probes at "
+              "0.0508 m count as 5 cm). Satellite soil moisture senses the top ~5 cm.", default=0.05, minimum=0.0),
+    ParamSpec("FLAGS", STRING, "ISMN quality flags to keep",
+              "Comma-separated ISMN flags: G = good, U = not checked, M = missing, C01…, D01…; a single "
+              "letter keeps its whole family (D = every D flag).", default="G"),
+    ParamSpec("START", DATE, "First day", "Optional: first day kept (UTC).", optional=True),
+    ParamSpec("END", DATE, "Last day", "Optional: last day kept (UTC).", optional=True),
+    ParamSpec("MIN_HOURS_SHARE", NUMBER, "Minimum share of valid hours per day",
+              "A daily mean needs kept readings in at least this share of the day's 24 UTC hours.", default=0.5,
+              minimum=0.0, maximum=1.0, advanced=True),
+)
+#: Written by the toolbox and the command line alike (the station point layer is the toolbox's: a QGIS sink).
+IMPORT_ISMN_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("OUTPUT_SERIES", FILE_OUT, "Daily in-situ soil moisture (CSV)",
+              "A date column (YYYY-MM-DD, UTC) and one column per station: daily means in m³/m³, empty = no value.",
+              extension="csv"),
+    ParamSpec("OUTPUT_STATIONS_CSV", FILE_OUT, "Stations (CSV)",
+              "Optional: the stations as a CSV (station, name, lat, lon and the classes), for scripts.", optional=True,
+              extension="csv", create_by_default=False),
+)
+
+
+def ismn_options(values: dict[str, Any]):
+    """:class:`~core.io.ismn.IsmnOptions` of the values of :data:`IMPORT_ISMN_SPECS` (dates: ``datetime.date``)."""
+    import re
+
+    from ..core.errors import InputError
+    from ..core.io.ismn import IsmnOptions
+    flags = tuple(f for f in re.split(r"[,;\s]+", str(values["FLAGS"] or "")) if f)
+    if not flags:
+        raise InputError("No quality flag to keep was given.", fix="give at least G (good).")
+    return IsmnOptions(depth_min=float(values["DEPTH_MIN"]), depth_max=float(values["DEPTH_MAX"]), flags=flags,
+                       start=values["START"], end=values["END"], min_hours_share=float(values["MIN_HOURS_SHARE"]))

@@ -84,3 +84,27 @@ def test_import_product_from_the_cli_is_the_toolbox_output(run_alg, cli, shared_
     proc = cli("import-product", "--input", *files, "--extent", extent, "--output", str(tmp_path / "cli.tif"))
     assert f"OUTPUT: {tmp_path / 'cli.tif'}" in proc.stdout
     assert filecmp.cmp(res["OUTPUT"], tmp_path / "cli.tif", shallow=False)
+
+
+def test_score_from_the_cli_is_the_toolbox_output(run_alg, cli, tmp_path):
+    sm = sorted(glob.glob(os.path.join(SAMPLE, "esa_cci_sm", "*.tif")))[:10]
+    stations, insitu = os.path.join(SAMPLE, "deos_stations.csv"), os.path.join(SAMPLE, "deos_daily_vwc.csv")
+    res = run_alg("score_stations", {"PRODUCT": sm[:5], "PRODUCT_NAME": "first", "COARSE": sm, "STATIONS_CSV": stations,
+                                     "INSITU_CSV": insitu, "SCORES_CSV": str(tmp_path / "toolbox.csv")})
+    proc = cli("score", "--product", *sm[:5], "--product-name", "first", "--coarse", *sm, "--stations-csv", stations,
+               "--insitu-csv", insitu, "--scores-csv", str(tmp_path / "cli.csv"))
+    assert filecmp.cmp(res["SCORES_CSV"], tmp_path / "cli.csv", shallow=False)
+    assert "DDAG" in proc.stdout  # the table of the log, on stdout
+
+
+def test_import_ismn_from_the_cli_is_the_toolbox_output(run_alg, cli, tmp_path):
+    ismn = os.path.join(os.path.dirname(__file__), "..", "data", "ismn", "Data_seperate_files_20170810_20180809.zip")
+    res = run_alg("import_ismn", {"INPUT": ismn, "DEPTH_MAX": 0.25, "START": "2017-09-01", "OUTPUT_STATIONS": "memory:",
+                                  "OUTPUT_SERIES": str(tmp_path / "toolbox.csv"),
+                                  "OUTPUT_STATIONS_CSV": str(tmp_path / "toolbox_stations.csv")})
+    cli("import-ismn", "--input", ismn, "--depth-max", "0.25", "--start", "2017-09-01", "--output-series",
+        str(tmp_path / "cli.csv"), "--output-stations-csv", str(tmp_path / "cli_stations.csv"))
+    assert filecmp.cmp(res["OUTPUT_SERIES"], tmp_path / "cli.csv", shallow=False)
+    assert filecmp.cmp(res["OUTPUT_STATIONS_CSV"], tmp_path / "cli_stations.csv", shallow=False)
+    with open(tmp_path / "cli.csv", encoding="utf-8") as f:
+        assert next(f).startswith("date,") and next(f).startswith("2017-09-01")
