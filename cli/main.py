@@ -291,6 +291,42 @@ def run_ensemble(method: DownscaleMethod, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_cross_scale(method: DownscaleMethod, args: argparse.Namespace) -> int:
+    """As ``downscale_cross_scale``: the trained folder's network, or one trained self-supervised; the output
+    resolution by default the product's cell ÷ the training ratio."""
+    import dataclasses
+
+    from ..core.inputs.scene import Scene
+    from ..core.methods import cross_scale as cs
+    from ..core.methods.result import conservation_lines, progress_span
+    r = _Run(method, args)
+    folder = r.values["MODEL_FOLDER"]
+    spread = r.destination("SPREAD")
+    model = cs.CrossScaleModel.load(folder) if folder else None
+    opts = specs.cross_scale_options(r.values, coherent=bool(r.values["COHERENT"]))
+    ratio = model.ratio if model is not None else opts.ratio
+    spec = scene_spec_of_args(r.values)
+    if spec.resolution is None:
+        first = Scene(spec).coarse
+        spec = dataclasses.replace(spec, resolution=cs.default_resolution(first.dx, ratio),
+                                   resolution_y=cs.default_resolution(first.dy, ratio))
+    scene = r.open_scene(scene=Scene(spec))
+
+    def run(progress, canceled):
+        nonlocal model
+        if model is None:
+            model = cs.fit(scene, opts, (), progress_span(progress, 0.0, 0.5), canceled)
+            for line in cs.training_report(model.training).splitlines():
+                r.say(line)
+        return cs.predict(model, scene, cs.CrossScaleOutputs(r.out, spread), progress_span(progress, 0.5, 1.0),
+                          canceled, coherent_output=opts.coherent)
+    res = r.run("Training (self-supervised) and downscaling" if not folder else "Downscaling", run)
+    for line in conservation_lines(res.dates, res.conservation):
+        r.say(line)
+    print(f"{OUTPUT}: {res.path}\nSPREAD: {res.extra['spread']}\nRUN_LOG: {res.log_path}")
+    return 0
+
+
 def _bundled_root() -> str:
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 

@@ -484,3 +484,84 @@ def ismn_options(values: dict[str, Any]):
         raise InputError("No quality flag to keep was given.", fix="give at least G (good).")
     return IsmnOptions(depth_min=float(values["DEPTH_MIN"]), depth_max=float(values["DEPTH_MAX"]), flags=flags,
                        start=values["START"], end=values["END"], min_hours_share=float(values["MIN_HOURS_SHARE"]))
+
+
+# -- the cross-scale network (downscale_cross_scale, train_cross_scale) ----------------------------
+CROSS_SCALE_HELP = (
+    "Downscales a coarse soil-moisture series with the cross-scale neural network of Alemohammad et al. "
+    "(2018), which learns from the product itself how a cell's value splits among finer cells — no "
+    "in-situ stations needed.<br>"
+    "<b>With a model folder</b> (written by <i>Train a cross-scale network</i>) its network is applied; its "
+    "files are verified against the hashes in its cards first.<br>"
+    "<b>Without one</b> the network is trained on the fly, <i>self-supervised</i>: the product averaged over "
+    "ratio × ratio cells is the input level, the product itself the target; the network is then applied "
+    "one level down. The training log gives its scores on held-out cells next to copying the coarse value, "
+    "bilinear interpolation and a coherent bilinear.<br>"
+    "Inputs per pixel: the coarse soil moisture averaged over a window 1.25 coarse cells wide centred on "
+    "the pixel (area weighted, cells without data left out), and NDVI / the DEM's topographic index by "
+    "scheme.<br>Output resolution: the one you set, else the product's cell ÷ the training ratio. Outputs, "
+    "one band per date: the estimate (by default <i>coherent</i>: each coarse cell's pixels average back to "
+    "its value) and the members' spread. On the shared SMAP patches (20 → 10 km, held-out patches) the "
+    "coherent network beats bilinear interpolation and ties the coherent bilinear; see the README."
+)
+CROSS_SCALE_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("MODEL_FOLDER", FOLDER, "Trained cross-scale network (folder)",
+              "A folder written by 'Train a cross-scale network' (saved networks are in the profile's "
+              "soil_moisture_downscaling/cross_scale_models). Empty: train self-supervised on the given "
+              "soil moisture.", optional=True),
+    ParamSpec("COHERENT", BOOL, "Coherent output",
+              "Shift each coarse cell's fine pixels by one value per date so that they average back to the "
+              "coarse value (the network's pattern inside the cell is kept). Recommended: on held-out "
+              "patches it is what makes the network beat bilinear interpolation.", default=True),
+)
+CROSS_SCALE_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
+    OUTPUT_SPEC,
+    ParamSpec("SPREAD", RASTER_OUT, "Spread of the members (std)",
+              "Standard deviation of the members' estimates (m³/m³): their disagreement, not a calibrated "
+              "error. Default: <output>_spread.tif.", optional=True),
+)
+
+
+def cross_scale_network_specs(self_supervised_only: bool = False) -> tuple[ParamSpec, ...]:
+    """Scheme, training ratio, hidden units, members, epochs and seed (``self_supervised_only``: say that they
+    apply only when no trained model is given)."""
+    from ..core.methods.cross_scale import SCHEMES, CrossScaleOptions
+    d = CrossScaleOptions()
+    when = "Without a model folder: " if self_supervised_only else ""
+    names = tuple(SCHEMES)
+    return (
+        ParamSpec("SCHEME", ENUM, "Scheme (inputs)",
+                  when + "Inputs of the network (Alemohammad et al.): the coarse soil moisture averaged over a window "
+                  "1.25 coarse cells wide centred on the pixel (area weighted), and, by scheme, NDVI over the window "
+                  "and at the pixel, its σ in the window, the topographic index (mTPI of the DEM). Without NDVI its "
+                  "inputs are replaced by the topographic ones (with a DEM) or left out; the log says so.",
+                  default=names.index(d.scheme), values=names,
+                  choices=("R0: window soil moisture only", "R1: + window and pixel NDVI",
+                           "R2: R1 + σ of NDVI in the window", "R3: R1 + window and pixel topographic index (mTPI)",
+                           "R4: R1 + R2 + R3")),
+        ParamSpec("RATIO", INTEGER, "Self-supervised training ratio",
+                  when + "Without a finer product, the coarse product averaged over ratio × ratio cells is the "
+                  "training input and the product itself the target; the output resolution defaults to the "
+                  "product's cell ÷ this ratio (the paper: 36 km → 9 km, ratio 4).", default=d.ratio, minimum=2,
+                  maximum=8),
+        ParamSpec("HIDDEN_UNITS", INTEGER, "Hidden tanh units",
+                  when + "Neurons of the one hidden layer (tanh; linear output). The paper's choice: 5.",
+                  default=d.hidden, minimum=1, maximum=64, advanced=True),
+        ParamSpec("MEMBERS", INTEGER, "Members (seeds)",
+                  when + "Networks trained with different seeds; the estimate is their mean, the spread their σ.",
+                  default=d.members, minimum=1, maximum=50, advanced=True),
+        ParamSpec("MAX_EPOCHS", INTEGER, "Maximum epochs",
+                  when + "Upper bound of training passes; training stops earlier when the loss on the 20 % "
+                  "early-stopping cells stops improving.", default=d.max_epochs, minimum=1, advanced=True),
+        ParamSpec("SEED", INTEGER, "Random seed",
+                  when + "Seed of the held-out cells and of member k (seed + k): same inputs, same network.",
+                  default=d.seed, advanced=True),
+    )
+
+
+def cross_scale_options(values: dict[str, Any], **extra):
+    """:class:`~core.methods.cross_scale.CrossScaleOptions` of the values of :func:`cross_scale_network_specs`."""
+    from ..core.methods.cross_scale import SCHEMES, CrossScaleOptions
+    return CrossScaleOptions(scheme=tuple(SCHEMES)[int(values["SCHEME"])], ratio=int(values["RATIO"]),
+                             hidden=int(values["HIDDEN_UNITS"]), members=int(values["MEMBERS"]),
+                             max_epochs=int(values["MAX_EPOCHS"]), seed=int(values["SEED"]), **extra)

@@ -41,17 +41,28 @@ def scene(make_raster):
     return sm, str(make_raster("ndvi.tif", ndvi)), str(make_raster("dem.tif", dem))
 
 
+def _options(extra: dict) -> list[str]:
+    """Processing parameters → command-line options (kebab case; True → the bare flag)."""
+    out = []
+    for k, v in extra.items():
+        out += [f"--{k.lower().replace('_', '-')}"] + ([] if v is True else [str(v)])
+    return out
+
+
 @pytest.mark.parametrize("method, extra", [("regression", {}), ("svatark", {}), ("ensemble", {}),
-                                           ("ensemble", {"ANCHOR_TO_COARSE": True})])
+                                           ("ensemble", {"ANCHOR_TO_COARSE": True}),
+                                           ("cross_scale", {"MEMBERS": 2, "MAX_EPOCHS": 20})])
 def test_cli_output_is_the_processing_output_bit_for_bit(run_alg, cli, scene, tmp_path, method, extra):
     sm, ndvi, dem = scene
     res = run_alg(f"downscale_{method}",
                   {"SOIL_MOISTURE": sm, "NDVI": [ndvi], "DEM": [dem], "OUTPUT": str(tmp_path / "toolbox.tif"), **extra})
-    cli("downscale", method, "--soil-moisture", *sm, "--ndvi", ndvi, "--dem", dem, "--output", str(tmp_path / "cli.tif"),
-        *[f"--{k.lower().replace('_', '-')}" for k, v in extra.items() if v is True])
+    cli("downscale", method.replace("_", "-"), "--soil-moisture", *sm, "--ndvi", ndvi, "--dem", dem, "--output",
+        str(tmp_path / "cli.tif"), *_options(extra))
     assert filecmp.cmp(res["OUTPUT"], tmp_path / "cli.tif", shallow=False)
     if method == "svatark":  # ATPK residual: the kriging SD beside the output, also identical
         assert filecmp.cmp(res["KRIGING_SD"], tmp_path / "cli_kriging_sd.tif", shallow=False)
+    if method == "cross_scale":  # self-supervised: the same networks, so the same spread
+        assert filecmp.cmp(res["SPREAD"], tmp_path / "cli_spread.tif", shallow=False)
     if method == "ensemble":  # the automatic tier (MODEL=0) in both, its spread beside the mean
         assert filecmp.cmp(res["SPREAD"], tmp_path / "cli_spread.tif", shallow=False)
         assert filecmp.cmp(res["INTERVAL"], tmp_path / "cli_interval.tif", shallow=False)  # the bundled tiers are calibrated

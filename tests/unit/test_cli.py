@@ -41,7 +41,7 @@ def test_help_is_built_from_the_algorithms_parameter_specs(name):
         # the spec's own help text, not a second copy written for the terminal
         assert _squash(main.plain(spec.help).replace("%%", "%"))[:60] in text, spec.name
     assert "--regressor {svr,rf,hgb}" in text if name == "regression" else "--regressor" not in text
-    assert f"downscale_{name}" in text
+    assert f"soil_moisture_downscaling:{method.algorithm}" in text
 
 
 @pytest.mark.parametrize("name", [c.name for c in package("cli.commands").COMMANDS])
