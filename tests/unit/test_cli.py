@@ -25,7 +25,8 @@ DATES = [dt.date(2018, 1, d) for d in (2, 9, 16)]
 
 
 def _squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text)
+    """Whitespace as one space, and argparse's line breaks after a hyphen undone."""
+    return re.sub(r"-\s+", "-", re.sub(r"\s+", " ", text))
 
 
 @pytest.mark.parametrize("name", [m.name for m in package("cli.commands").DOWNSCALE_METHODS])
