@@ -61,3 +61,13 @@ COMMANDS: tuple[Command, ...] = (
             specs.IMPORT_ISMN_HELP, specs.IMPORT_ISMN_SPECS + specs.IMPORT_ISMN_OUTPUT_SPECS, "run_import_ismn"),
 )
 
+
+
+#: ``smds train <name>``: the training algorithms.
+TRAIN_COMMANDS: tuple[Command, ...] = (
+    Command("cross-scale", "train_cross_scale", "train a cross-scale network (self-supervised or on a finer product) "
+            "and save it as a verified model folder", specs.TRAIN_CROSS_SCALE_HELP,
+            (specs.SOIL_MOISTURE_SPEC, specs.SM_DATES_SPEC, specs.FINE_SOIL_MOISTURE_SPEC) + specs.covariate_specs()
+            + specs.GRID_SPECS + specs.cross_scale_network_specs() + specs.TRAIN_CROSS_SCALE_SPECS,
+            "run_train_cross_scale"),
+)

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 from ..core.errors import Canceled, InputError
 from ..processing_provider import specs
 from ..processing_provider.param_names import EXTENT, OUTPUT, SM_DATES, SOIL_MOISTURE, TARGET_CRS
-from .commands import COMMANDS, DOWNSCALE_METHODS, DownscaleMethod
+from .commands import COMMANDS, DOWNSCALE_METHODS, TRAIN_COMMANDS, DownscaleMethod
 
 PROG = "smds"
 
@@ -104,12 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "files at the same paths). The output is identical to the run without --dask.")
         p.add_argument("--quiet", action="store_true", help="No progress, only the results.")
         p.set_defaults(run=lambda args, m=m: (globals()[m.run] if m.run else run_downscale)(m, args))
-    for c in COMMANDS:
-        p = commands.add_parser(c.name, help=c.title, description=f"Processing: soil_moisture_downscaling:"
-                                f"{c.algorithm}\n\n{plain(c.help)}", formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_spec_options(p, c.specs)
-        p.add_argument("--quiet", action="store_true", help="No progress, only the results.")
-        p.set_defaults(run=lambda args, c=c: globals()[c.run](values_of(args, c.specs), args))
+    train = commands.add_parser("train", help="train a model and save it as a verified model folder (one subcommand "
+                                "per training algorithm)", description="Train one of the models below.")
+    trainers = train.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for group, entries in ((commands, COMMANDS), (trainers, TRAIN_COMMANDS)):
+        for c in entries:
+            p = group.add_parser(c.name, help=c.title, description=f"Processing: soil_moisture_downscaling:"
+                                 f"{c.algorithm}\n\n{plain(c.help)}", formatter_class=argparse.RawDescriptionHelpFormatter)
+            add_spec_options(p, c.specs)
+            p.add_argument("--quiet", action="store_true", help="No progress, only the results.")
+            p.set_defaults(run=lambda args, c=c: globals()[c.run](values_of(args, c.specs), args))
     return parser
 
 
@@ -413,4 +417,52 @@ def run_import_ismn(values: dict[str, Any], args: argparse.Namespace) -> int:
     print(f"OUTPUT_SERIES: {write_series_csv(result, outs['OUTPUT_SERIES'])}")
     if "OUTPUT_STATIONS_CSV" in outs:
         print(f"OUTPUT_STATIONS_CSV: {write_stations_csv(result, outs['OUTPUT_STATIONS_CSV'])}")
+    return 0
+
+
+# -- train -----------------------------------------------------------------------------------------
+def run_train_cross_scale(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``train_cross_scale``: fit, then install the model folder whole (a folder in use is replaced only
+    once the new one is complete, and only with ``--overwrite``)."""
+    import shutil
+    import tempfile
+
+    from ..core.inputs.layers import GivenLayer, soil_moisture_refs
+    from ..core.inputs.scene import Scene
+    from ..core.io.atomic import install_folder
+    from ..core.methods import cross_scale as cs
+    from .progress import CtrlC, Progress
+
+    dest, name = specs.network_destination(values, None)
+    specs.check_network_destination(dest, bool(values["OVERWRITE"]))
+    report = os.path.abspath(values["REPORT"]) if values["REPORT"] else ""
+    opts = specs.cross_scale_options(values)
+    fine = soil_moisture_refs([GivenLayer.of_file(p) for p in values["FINE_SOIL_MOISTURE"]], "",
+                              specs.FINE_SOIL_MOISTURE_SPEC.option) if values["FINE_SOIL_MOISTURE"] else []
+    scene = Scene(scene_spec_of_args(values))
+    if not args.quiet:
+        print(f"{len(scene.dates)} dates; coarse cells {scene.coarse.dx:g}; "
+              + (f"finer product: {len(fine)} bands" if fine else "self-supervised"), file=sys.stderr)
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    with CtrlC() as canceled:
+        try:
+            model = cs.fit(scene, opts, fine, progress, canceled)
+        finally:
+            if not args.quiet:
+                progress.done()
+    text = cs.training_report(model.training)
+    if not args.quiet:
+        print(text, file=sys.stderr)
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".training-{name}-", dir=parent)
+    try:
+        model.save(os.path.join(tmp, name), name=name)
+        dest = install_folder(os.path.join(tmp, name), dest, bool(values["OVERWRITE"]), tmp, what="A network")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if report:
+        specs.write_training_report(report, name, text)
+        print(f"REPORT: {report}")
+    print(f"MODEL_FOLDER: {dest}")
     return 0

@@ -61,8 +61,9 @@ def qgis_parameter(spec: specs.ParamSpec, label: str) -> QgsProcessingParameterD
             return QgsProcessingParameterFile(spec.name, label, fileFilter=spec.file_filter, **kw)
         return QgsProcessingParameterFile(spec.name, label, extension=spec.extension, **kw)
     if spec.kind == specs.FILE_OUT:
-        return QgsProcessingParameterFileDestination(spec.name, label, f"{spec.extension.upper()} files "
-                                                     f"(*.{spec.extension})" if spec.extension else "",
+        return QgsProcessingParameterFileDestination(spec.name, label, spec.file_filter or (
+                                                     f"{spec.extension.upper()} files (*.{spec.extension})"
+                                                     if spec.extension else ""),
                                                      createByDefault=spec.create_by_default, **kw)
     if spec.kind == specs.DATE:
         return QgsProcessingParameterDateTime(spec.name, label, QgsProcessingParameterDateTime.Date, **kw)

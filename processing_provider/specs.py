@@ -565,3 +565,78 @@ def cross_scale_options(values: dict[str, Any], **extra):
     return CrossScaleOptions(scheme=tuple(SCHEMES)[int(values["SCHEME"])], ratio=int(values["RATIO"]),
                              hidden=int(values["HIDDEN_UNITS"]), members=int(values["MEMBERS"]),
                              max_epochs=int(values["MAX_EPOCHS"]), seed=int(values["SEED"]), **extra)
+
+
+# -- train_cross_scale ---------------------------------------------------------------------------
+TRAIN_CROSS_SCALE_HELP = (
+    "Trains the cross-scale neural network of Alemohammad et al. (2018) — one hidden layer of tanh units, "
+    "several seeds — and saves it as a folder of ONNX members whose model cards record the scheme, the "
+    "inputs, the scales, the training period, the hashes of every member and the held-out scores next to "
+    "the baselines. <i>Downscale with the cross-scale network</i> applies it.<br>"
+    "<b>With a finer product</b> of the same quantity (e.g. SMAP 36 km with SMAP enhanced 9 km) the network "
+    "learns coarse → finer. <b>Without</b>, it is <i>self-supervised</i>: the coarse product averaged over "
+    "ratio × ratio cells → the product itself.<br>"
+    "Validation: 20 % of the target cells (all dates) are held out; the report scores the network (raw and "
+    "coherent) against copying the coarse value, bilinear interpolation and a coherent bilinear: per-pixel "
+    "R and ubRMSE over time, pooled RMSE, the correlation of the within-cell pattern with the truth, and the "
+    "heterogeneity (CV of the fine pixels per coarse cell)."
+)
+FINE_SOIL_MOISTURE_SPEC = ParamSpec(
+    "FINE_SOIL_MOISTURE", LAYERS, "Finer soil-moisture product (m³/m³), optional",
+    "A finer product of the same quantity and dates (SMAP enhanced 9 km for SMAP 36 km, as in the paper), "
+    "dated like the coarse one. Empty: self-supervised (the coarse product aggregated by the ratio).", optional=True)
+TRAIN_CROSS_SCALE_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("MODEL_NAME", STRING, "Network name",
+              "Saved as a folder of this name in the profile's soil_moisture_downscaling/cross_scale_models "
+              "(unless a model folder is given below); letters, digits, '_', '-' and '.'.", default="cross_scale"),
+    ParamSpec("OVERWRITE", BOOL, "Replace a network of the same name",
+              "Without it, a folder already in use is refused. The old one is replaced only once the new one "
+              "is complete.", default=False),
+    ParamSpec("MODEL_OUTPUT", STRING, "Model folder (instead of the profile)",
+              "A folder path to save the network in, e.g. to share it. Empty: the profile folder above (the "
+              "command line has no QGIS profile: give this folder).", default="", optional=True, advanced=True),
+    ParamSpec("REPORT", FILE_OUT, "Training report",
+              "The held-out scores of the network and the baselines (a .txt name gives plain text).", optional=True,
+              extension="html", file_filter="HTML files (*.html);;Text files (*.txt)"),
+)
+#: A model folder's name: letters, digits, '_', '-' and '.' (64 at most), starting with a letter or digit.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def network_destination(values: dict[str, Any], profile_folder: Optional[str]) -> tuple[str, str]:
+    """``(folder, name)`` where a trained network goes: MODEL_OUTPUT, else ``profile_folder``/MODEL_NAME."""
+    import os
+    import re
+
+    from ..core.errors import InputError
+    given = str(values.get("MODEL_OUTPUT") or "").strip()
+    name = str(values.get("MODEL_NAME") or "").strip()
+    if given:
+        return os.path.abspath(given), os.path.basename(os.path.normpath(given))
+    if profile_folder is None:
+        raise InputError("No model folder was given, and the command line has no QGIS profile to save in.",
+                         fix="give --model-output FOLDER.")
+    if not re.match(MODEL_NAME_PATTERN, name):
+        raise InputError(f"The network name '{name}' cannot be a folder name.", fix="use letters, digits, '_', '-' or '.'.")
+    return os.path.join(profile_folder, name), name
+
+
+def check_network_destination(dest: str, overwrite: bool) -> None:
+    """Refuse a folder in use unless the user asked to replace it."""
+    import os
+
+    from ..core.errors import InputError
+    if os.path.exists(dest) and not overwrite:
+        raise InputError(f"'{dest}' already exists.", fix="choose another name, or tick 'Replace a network of the "
+                         "same name' (--overwrite).")
+
+
+def write_training_report(path: str, name: str, text: str) -> None:
+    """The training report of a network: plain text for a ``.txt`` name, else an HTML page."""
+    import html
+
+    from ..core.io.atomic import atomic_write_text
+    from ..core.io.html_page import html_document
+    body = [f"<h1>{html.escape(name)}: cross-scale network</h1>", f"<pre>{html.escape(text)}</pre>"]
+    atomic_write_text(path, text + "\n" if path.lower().endswith(".txt") else html_document(f"{name}: training report",
+                                                                                            body))

@@ -119,3 +119,17 @@ def test_import_ismn_from_the_cli_is_the_toolbox_output(run_alg, cli, tmp_path):
     assert filecmp.cmp(res["OUTPUT_STATIONS_CSV"], tmp_path / "cli_stations.csv", shallow=False)
     with open(tmp_path / "cli.csv", encoding="utf-8") as f:
         assert next(f).startswith("date,") and next(f).startswith("2017-09-01")
+
+
+def test_train_cross_scale_from_the_cli_saves_the_toolbox_network(run_alg, cli, scene, tmp_path):
+    sm, ndvi, dem = scene
+    net = {"MEMBERS": 2, "MAX_EPOCHS": 20}
+    res = run_alg("train_cross_scale", {"SOIL_MOISTURE": sm, "NDVI": [ndvi], "MODEL_OUTPUT": str(tmp_path / "toolbox" / "net"),
+                                        **net})
+    proc = cli("train", "cross-scale", "--soil-moisture", *sm, "--ndvi", ndvi, "--model-output",
+               str(tmp_path / "cli" / "net"), "--quiet", *_options(net))
+    assert f"MODEL_FOLDER: {tmp_path / 'cli' / 'net'}" in proc.stdout
+    members = sorted(os.listdir(res["MODEL_FOLDER"]))
+    assert members == ["member_0.onnx", "member_1.onnx"] == sorted(os.listdir(tmp_path / "cli" / "net"))
+    for m in members:  # the same weights and the same card (hashes, held-out scores) inside each member
+        assert filecmp.cmp(os.path.join(res["MODEL_FOLDER"], m), tmp_path / "cli" / "net" / m, shallow=False)

@@ -45,12 +45,13 @@ def test_help_is_built_from_the_algorithms_parameter_specs(name):
     assert f"soil_moisture_downscaling:{method.algorithm}" in text
 
 
-@pytest.mark.parametrize("name", [c.name for c in package("cli.commands").COMMANDS])
+@pytest.mark.parametrize("name", [c.name for c in package("cli.commands").COMMANDS]
+                         + [f"train {c.name}" for c in package("cli.commands").TRAIN_COMMANDS])
 def test_every_commands_help_is_built_from_its_specs(name):
     main, commands = package("cli.main"), package("cli.commands")
-    (command,) = [c for c in commands.COMMANDS if c.name == name]
+    (command,) = [c for c in commands.COMMANDS + commands.TRAIN_COMMANDS if c.name == name.split()[-1]]
     with pytest.raises(SystemExit) as done, _captured() as out:
-        main.main([name, "--help"])
+        main.main([*name.split(), "--help"])
     assert done.value.code == 0
     text = _squash(out.getvalue())
     for spec in command.specs:
