@@ -57,6 +57,8 @@ COMMANDS: tuple[Command, ...] = (
             specs.IMPORT_PRODUCT_HELP, specs.IMPORT_PRODUCT_SPECS, "run_import_product"),
     Command("score", "score_stations", "score soil-moisture rasters at in-situ stations (N, R, ubRMSE, bias, RMSE …)",
             specs.SCORE_HELP, specs.SCORE_SPECS, "run_score"),
+    Command("report", "site_report", "site-metric report: scores at stations and downscaling diagnostics (HTML + CSV)",
+            specs.SITE_REPORT_HELP, specs.SITE_REPORT_CLI_SPECS, "run_report"),
     Command("import-ismn", "import_ismn", "ISMN download (.zip or folder) → daily in-situ table and stations (CSV)",
             specs.IMPORT_ISMN_HELP, specs.IMPORT_ISMN_SPECS + specs.IMPORT_ISMN_OUTPUT_SPECS, "run_import_ismn"),
 )

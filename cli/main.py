@@ -466,3 +466,53 @@ def run_train_cross_scale(values: dict[str, Any], args: argparse.Namespace) -> i
         print(f"REPORT: {report}")
     print(f"MODEL_FOLDER: {dest}")
     return 0
+
+
+# -- report ----------------------------------------------------------------------------------------
+def run_report(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``site_report``: scores at the stations, diagnostics per product, one HTML report + per-site CSV."""
+    from ..core.evaluation import site_run as sr
+    from ..core.evaluation.score_table import format_table
+    from ..core.evaluation.station_scoring import read_station_inputs
+    from ..core.inputs.layers import GivenLayer
+    from ..processing_provider.param_names import INSITU_CSV, SCORES_CSV, STATIONS_CSV
+    from .progress import CtrlC, Progress
+
+    def rasters(key: str) -> list:
+        return [sr.Raster(g.path, g.bands, g.name) for g in (GivenLayer.of_file(p) for p in values[key])]
+    coarse_name = str(values["COARSE_NAME"] or "").strip() or "coarse"
+    products = sr.group_products(rasters("PRODUCTS"), sr.product_names(values["PRODUCT_NAMES"]))
+    sr.check_coarse_name(products, coarse_name)
+    coarse_refs = sr.dated_refs(rasters("COARSE"), coarse_name)
+    html_path = os.path.abspath(values["REPORT"])
+    if not html_path.lower().endswith((".html", ".htm")):
+        html_path += ".html"
+    csv_path = os.path.abspath(values[SCORES_CSV]) if values[SCORES_CSV] else os.path.splitext(html_path)[0] + "_sites.csv"
+    cons_path, cv_path = (_tif(os.path.abspath(values[k])) if values[k] else None for k in ("CONSERVATION", "HETEROGENEITY"))
+    got = read_station_inputs(None, values[STATIONS_CSV], values[INSITU_CSV])
+    for text in got.reports:
+        print(text, file=sys.stderr)
+    scored = sr.score_at_stations(got, products, coarse_name, coarse_refs)
+    if scored.warning:
+        print(scored.warning, file=sys.stderr)
+    print(format_table(scored.rows, list(scored.sampled)))
+    diagnostics, drought, written = {}, {}, []
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    with CtrlC() as canceled:
+        try:
+            for i, (name, refs) in enumerate(products.items()):
+                d = sr.diagnose(name, i, refs, coarse_refs, float(values["MIN_COVERAGE"]), cons_path, cv_path,
+                                progress, canceled)
+                diagnostics[name], drought[name] = d.summary, d.drought
+                for line in d.lines + d.warnings:
+                    print(line, file=sys.stderr)
+                written += [path for _, path, _ in d.rasters]
+        finally:
+            if not args.quiet:
+                progress.done()
+    sr.write_site_report(html_path, csv_path, scored, got, products, coarse_name, coarse_refs, diagnostics, drought,
+                         str(values["TITLE"] or ""))
+    print(f"REPORT: {html_path}\n{SCORES_CSV}: {csv_path}")
+    for path in written:
+        print(f"DIAGNOSTIC_RASTER: {path}")
+    return 0

@@ -68,7 +68,8 @@ def qgis_parameter(spec: specs.ParamSpec, label: str) -> QgsProcessingParameterD
     if spec.kind == specs.DATE:
         return QgsProcessingParameterDateTime(spec.name, label, QgsProcessingParameterDateTime.Date, **kw)
     if spec.kind == specs.RASTER_OUT:
-        return QgsProcessingParameterRasterDestination(spec.name, label, spec.default, **kw)
+        return QgsProcessingParameterRasterDestination(spec.name, label, spec.default,
+                                                       createByDefault=spec.create_by_default, **kw)
     raise ValueError(f"unknown parameter kind {spec.kind!r} of {spec.name}")
 
 

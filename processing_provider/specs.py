@@ -640,3 +640,60 @@ def write_training_report(path: str, name: str, text: str) -> None:
     body = [f"<h1>{html.escape(name)}: cross-scale network</h1>", f"<pre>{html.escape(text)}</pre>"]
     atomic_write_text(path, text + "\n" if path.lower().endswith(".txt") else html_document(f"{name}: training report",
                                                                                             body))
+
+
+# -- site_report -----------------------------------------------------------------------------------
+SITE_REPORT_HELP = (
+    "Compares one or more downscaled soil-moisture products and the coarse product they came from with "
+    "in-situ stations, and writes one self-contained HTML report (tables and figures inline, for mailing "
+    "or archiving) with the per-site CSV beside it.<br>"
+    "<b>Scores</b> per site and product, on the dates both have a value, at the pixel holding the "
+    "station: N, R, ubRMSE, bias, RMSE, MAE, slope, anomaly R. bias = mean(product − in-situ); "
+    "ubRMSE = sqrt(RMSE² − bias²).<br>"
+    "<b>Diagnostics</b> per downscaled product, on the coarse grid and for every date both products have "
+    "(Alemohammad et al. 2018): conservation error = (mean of the fine pixels in a coarse cell − coarse "
+    "value) / coarse value × 100 (0 = the coarse water content is kept), and heterogeneity = standard "
+    "deviation / mean of the fine pixels in the cell (0 = the coarse field repeated). Their summary is in "
+    "the report; the rasters are optional outputs (one band per date).<br>"
+    "A product is one multi-band raster with dated bands (descriptions YYYY-MM-DD, as the downscaling "
+    "algorithms write them) or several single-date rasters with the date in the file name; single-date "
+    "files whose names differ only by the date form one product.<br>"
+    "<b>Drought anomaly</b> per downscaled product spanning at least three years: the share of pixels whose "
+    "standardised anomaly against the same calendar period of the other years is below −1σ, per date "
+    "(Jin et al.; the <i>Drought anomaly</i> algorithm writes the anomaly rasters)."
+)
+SITE_REPORT_PRODUCT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("PRODUCTS", LAYERS, "Downscaled product(s)",
+              "One or more downscaled products: each a multi-band raster with dated bands, or several "
+              "single-date rasters with the date in the file name."),
+    ParamSpec("PRODUCT_NAMES", STRING, "Product names",
+              "Names of the products in the report, comma separated, in the order of the layers. "
+              "Default: the layer name (single-date files: the file name without the date).", optional=True,
+              advanced=True),
+    ParamSpec("COARSE", LAYERS, "Coarse product",
+              "The coarse soil moisture the products were downscaled from (same layout rules): the "
+              "reference of the head-to-head comparison and of the diagnostics."),
+    ParamSpec("COARSE_NAME", STRING, "Coarse product name", "Name of the coarse product in the report, tables and "
+              "fields.", default="coarse"),
+)
+SITE_REPORT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("TITLE", STRING, "Report title",
+              "Heading of the report. Default: 'Downscaled soil moisture: evaluation at in-situ stations'.",
+              optional=True, advanced=True),
+    ParamSpec("MIN_COVERAGE", NUMBER, "Minimum valid fraction of a coarse cell",
+              "Diagnostics are left empty for coarse cells where fewer of the fine pixels hold a value "
+              "(coast, gaps), since a few pixels do not represent the cell.", default=0.5, minimum=0.0, maximum=1.0,
+              advanced=True),
+    ParamSpec("REPORT", FILE_OUT, "Site report (HTML)",
+              "One self-contained HTML file; the per-site CSV is 'Station scores (CSV)' or, if that is "
+              "not set, <report>_sites.csv beside it.", extension="html"),
+    ParamSpec("CONSERVATION", RASTER_OUT, "Conservation error (% of coarse)",
+              "On the coarse grid, one band per date. With several products the file of each product "
+              "after the first gets its name as suffix.", optional=True, create_by_default=False),
+    ParamSpec("HETEROGENEITY", RASTER_OUT, "Heterogeneity (CV of fine pixels per coarse cell)",
+              "On the coarse grid, one band per date (same naming as the conservation raster).", optional=True,
+              create_by_default=False),
+)
+#: The command line's: the stations and scores as CSV.
+SITE_REPORT_CLI_SPECS: tuple[ParamSpec, ...] = SITE_REPORT_PRODUCT_SPECS + (
+    STATIONS_CSV_SPEC, insitu_spec(optional=False), SCORES_CSV_SPEC) + SITE_REPORT_SPECS

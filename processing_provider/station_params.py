@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Optional, Sequence
 
 from qgis.core import (
@@ -24,7 +23,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.errors import InputError
-from ..core.evaluation.station_scoring import StationInputs, sample_refs  # noqa: F401 (the algorithms' names)
+from ..core.evaluation.station_scoring import StationInputs, field_key, sample_refs  # noqa: F401 (the algorithms' names)
 from ..core.evaluation.station_scoring import read_station_inputs as read_station_inputs_of
 from ..core.evaluation.station_scoring import score_with_notes as score_rows
 from ..core.evaluation.stations import Sampled, Station
@@ -131,10 +130,6 @@ def score_with_notes(got: StationInputs, sampled: dict[str, Sampled], products: 
     if warning and feedback is not None:
         feedback.pushWarning(warning)
     return rows
-
-
-def field_key(product: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", product.lower()).strip("_")[:20] or "product"
 
 
 def write_score_layer(alg, parameters, context, rows: list[dict], stations: Sequence[Station],

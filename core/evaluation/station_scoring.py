@@ -4,6 +4,7 @@ score, and say which stations could not be scored and why."""
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -96,3 +97,8 @@ def score_with_notes(got: StationInputs, sampled: dict[str, Sampled], products: 
     lines += [f"  {s.id}: no column in the in-situ table" for s in got.stations if s.id not in got.insitu.values]
     warning = f"{len(lines)} of {len(got.stations)} stations could not be scored:\n" + "\n".join(lines) if lines else None
     return rows, warning
+
+
+def field_key(product: str) -> str:
+    """A product's name as a field / file-name key: lower case, runs of other characters as '_', 20 at most."""
+    return re.sub(r"[^a-z0-9]+", "_", product.lower()).strip("_")[:20] or "product"

@@ -6,6 +6,7 @@ import datetime as dt
 import filecmp
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -133,3 +134,22 @@ def test_train_cross_scale_from_the_cli_saves_the_toolbox_network(run_alg, cli, 
     assert members == ["member_0.onnx", "member_1.onnx"] == sorted(os.listdir(tmp_path / "cli" / "net"))
     for m in members:  # the same weights and the same card (hashes, held-out scores) inside each member
         assert filecmp.cmp(os.path.join(res["MODEL_FOLDER"], m), tmp_path / "cli" / "net" / m, shallow=False)
+
+
+def test_report_from_the_cli_is_the_toolbox_output(run_alg, cli, tmp_path):
+    sm = sorted(glob.glob(os.path.join(SAMPLE, "esa_cci_sm", "*.tif")))[:8]
+    stations, insitu = os.path.join(SAMPLE, "deos_stations.csv"), os.path.join(SAMPLE, "deos_daily_vwc.csv")
+    common = {"PRODUCTS": sm[:6], "COARSE": sm, "STATIONS_CSV": stations, "INSITU_CSV": insitu}
+    res = run_alg("site_report", {**common, "REPORT": str(tmp_path / "toolbox.html"),
+                                  "CONSERVATION": str(tmp_path / "toolbox_cons.tif")})
+    proc = cli("report", "--products", *sm[:6], "--coarse", *sm, "--stations-csv", stations, "--insitu-csv", insitu,
+               "--report", str(tmp_path / "cli.html"), "--conservation", str(tmp_path / "cli_cons.tif"), "--quiet")
+    assert f"REPORT: {tmp_path / 'cli.html'}" in proc.stdout
+    assert filecmp.cmp(res["SCORES_CSV"], tmp_path / "cli_sites.csv", shallow=False)
+    assert filecmp.cmp(res["CONSERVATION"], tmp_path / "cli_cons.tif", shallow=False)
+    def html(path, csv_name):  # the same page but for the CSV's name and the minute it was written
+        text = open(path, encoding="utf-8").read().replace(csv_name, "SITES.csv")
+        return re.sub(r"written \d{4}-\d\d-\d\d \d\d:\d\d", "written …", text)
+    assert html(res["REPORT"], "toolbox_sites.csv") == html(tmp_path / "cli.html", "cli_sites.csv")
+    # one product, ESA_CCI_SM_v45_Delaware (the single-date files without their dates), scored next to 'coarse'
+    assert "ESA_CCI_SM_v45_Delaware" in open(tmp_path / "cli_sites.csv", encoding="utf-8").read()
