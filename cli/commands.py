@@ -35,6 +35,9 @@ DOWNSCALE_METHODS: tuple[DownscaleMethod, ...] = (
     DownscaleMethod("ensemble", "downscale_ensemble", "in-situ-trained ensemble (Poehls et al.): mean, spread, domain",
                     specs.ENSEMBLE_HELP, specs.ENSEMBLE_SPECS, dict, run="run_ensemble",
                     outputs=specs.ENSEMBLE_OUTPUT_SPECS),
+    DownscaleMethod("stacking", "downscale_stacking", "stacked boosted trees per terrain zone + residual correction",
+                    specs.STACKING_HELP, specs.stacking_specs(), dict, run="run_stacking",
+                    outputs=specs.STACKING_OUTPUT_SPECS),
     DownscaleMethod("cross-scale", "downscale_cross_scale", "cross-scale network (Alemohammad et al.): a trained "
                     "folder, or self-supervised", specs.CROSS_SCALE_HELP,
                     specs.CROSS_SCALE_SPECS + specs.cross_scale_network_specs(self_supervised_only=True), dict,

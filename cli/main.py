@@ -66,6 +66,12 @@ def add_spec_options(parser: argparse.ArgumentParser, spec_list: Sequence[specs.
             kw.update(metavar="'XMIN,XMAX,YMIN,YMAX [CRS]'", default=None)
         elif s.kind == specs.FOLDER:
             kw.update(metavar="FOLDER", default=None)
+        elif s.kind == specs.ENUMS:
+            kw.update(nargs="+", choices=s.values, default=[s.values[i] for i in s.default], metavar="NAME")
+            text += " Choices: " + "; ".join(f"{v} = {plain(c)}" for v, c in zip(s.values, s.choices)) + \
+                " (default: " + " ".join(s.values[i] for i in s.default) + ")"
+        elif s.kind in (specs.RASTER, specs.FOLDER_OUT):
+            kw.update(metavar="FILE" if s.kind == specs.RASTER else "FOLDER", required=not s.optional, default=None)
         elif s.kind == specs.DATE:
             kw.update(type=_day, metavar="YYYY-MM-DD", default=None)
         elif s.kind in (specs.FILE, specs.FILE_OUT):
@@ -135,7 +141,8 @@ def values_of(args: argparse.Namespace, spec_list: Sequence[specs.ParamSpec]) ->
     out = {}
     for s in spec_list:
         v = getattr(args, s.name)
-        out[s.name] = s.values.index(v) if s.kind == specs.ENUM else v
+        out[s.name] = s.values.index(v) if s.kind == specs.ENUM else [s.values.index(x) for x in v] \
+            if s.kind == specs.ENUMS else v
     return out
 
 
@@ -328,6 +335,55 @@ def run_cross_scale(method: DownscaleMethod, args: argparse.Namespace) -> int:
     for line in conservation_lines(res.dates, res.conservation):
         r.say(line)
     print(f"{OUTPUT}: {res.path}\nSPREAD: {res.extra['spread']}\nRUN_LOG: {res.log_path}")
+    return 0
+
+
+def run_stacking(method: DownscaleMethod, args: argparse.Namespace) -> int:
+    """As ``downscale_stacking``: zones, the stack fitted (or a saved one applied), the trend → residual run;
+    the report and the fitted stack when asked."""
+    import tempfile
+
+    from ..core.inputs.scene import Scene
+    from ..core.io.output import write_text_atomic
+    from ..core.methods import stacking
+    from ..core.methods.result import progress_span, trend_residual_summary
+    from ..core.methods.stacking_report import report_html
+    r = _Run(method, args)
+    v = r.values
+    opts, rule = specs.stacking_options(v)
+    sd_path = r.destination("KRIGING_SD", os.path.splitext(r.out)[0] + "_kriging_sd.tif")
+    with tempfile.TemporaryDirectory(prefix="smds-zones-") as tmp:
+        saved = stacking.StackingModel.load(v["MODEL_IN"]) if v["MODEL_IN"] else None
+        spec = scene_spec_of_args(v)
+        if saved is None or saved.trend.zone_name:
+            zone_raster = (v["ZONE_RASTER"], os.path.splitext(os.path.basename(v["ZONE_RASTER"]))[0]) \
+                if v["ZONE_RASTER"] else None
+            zone, line = specs.stacking_zone(v, spec.covariates, rule, tmp, zone_raster)
+            if line:
+                r.say(line)
+            if zone is not None:
+                spec.covariates.append(zone)
+        scene = r.open_scene(scene=Scene(spec))
+
+        def run(progress, canceled):
+            model = saved or stacking.fit(scene, opts, progress_span(progress, 0.0, 0.4), canceled)
+            warnings, lines = specs.stacking_fit_lines(model.training)
+            for line in warnings:
+                print(line, file=sys.stderr)
+            for line in lines:
+                r.say(line)
+            if v["MODEL_OUT"]:
+                os.makedirs(v["MODEL_OUT"], exist_ok=True)
+                print(f"MODEL_OUT: {model.save(v['MODEL_OUT'])}")
+            if v["REPORT"]:
+                print(f"REPORT: {write_text_atomic(os.path.abspath(v['REPORT']), report_html(model.training))}")
+            return stacking.predict(model, scene, r.out, progress_span(progress, 0.4, 1.0), canceled, sd_path)
+        res = r.run("Fitting the stack and downscaling" if saved is None else "Downscaling", run)
+    for line in trend_residual_summary(res):
+        r.say(line)
+    print(f"{OUTPUT}: {res.path}\nRUN_LOG: {res.log_path}")
+    if res.extra.get("kriging_sd"):
+        print(f"KRIGING_SD: {res.extra['kriging_sd']}")
     return 0
 
 

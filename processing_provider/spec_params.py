@@ -17,9 +17,11 @@ from qgis.core import (
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
@@ -48,6 +50,13 @@ def qgis_parameter(spec: specs.ParamSpec, label: str) -> QgsProcessingParameterD
         return QgsProcessingParameterBoolean(spec.name, label, spec.default, **kw)
     if spec.kind == specs.ENUM:
         return QgsProcessingParameterEnum(spec.name, label, list(spec.choices), defaultValue=spec.default, **kw)
+    if spec.kind == specs.ENUMS:
+        return QgsProcessingParameterEnum(spec.name, label, list(spec.choices), allowMultiple=True,
+                                          defaultValue=list(spec.default), **kw)
+    if spec.kind == specs.RASTER:
+        return QgsProcessingParameterRasterLayer(spec.name, label, **kw)
+    if spec.kind == specs.FOLDER_OUT:
+        return QgsProcessingParameterFolderDestination(spec.name, label, createByDefault=spec.create_by_default, **kw)
     if spec.kind == specs.STRING:
         return QgsProcessingParameterString(spec.name, label, spec.default, **kw)
     if spec.kind == specs.CRS:
@@ -83,6 +92,7 @@ def spec_values(alg, parameters, context, spec_list: Sequence[specs.ParamSpec]) 
     """``{name: value}`` of the scalar specs (numbers, booleans, enum indices, strings, dates or ``None``) of this run."""
     read = {specs.NUMBER: alg.parameterAsDouble, specs.INTEGER: alg.parameterAsInt,
             specs.BOOL: alg.parameterAsBoolean, specs.ENUM: alg.parameterAsEnum, specs.STRING: alg.parameterAsString,
+            specs.ENUMS: alg.parameterAsEnums,
             specs.DATE: lambda p, name, c: _date(alg.parameterAsDateTime(p, name, c)) if p.get(name) else None}
     return {s.name: read[s.kind](parameters, s.name, context) for s in spec_list if s.kind in read}
 

@@ -37,6 +37,9 @@ FOLDER = "folder"          #: an existing folder
 FILE = "file"              #: one existing file (:attr:`ParamSpec.extension`, e.g. ``csv``)
 FILE_OUT = "file_out"      #: a file to write (:attr:`ParamSpec.extension`)
 DATE = "date"              #: a day, YYYY-MM-DD
+ENUMS = "enums"            #: several of :attr:`ParamSpec.values` (default: a tuple of indices)
+RASTER = "raster"          #: one raster layer
+FOLDER_OUT = "folder_out"  #: a folder to write
 
 
 @dataclass(frozen=True)
@@ -697,3 +700,162 @@ SITE_REPORT_SPECS: tuple[ParamSpec, ...] = (
 #: The command line's: the stations and scores as CSV.
 SITE_REPORT_CLI_SPECS: tuple[ParamSpec, ...] = SITE_REPORT_PRODUCT_SPECS + (
     STATIONS_CSV_SPEC, insitu_spec(optional=False), SCORES_CSV_SPEC) + SITE_REPORT_SPECS
+
+
+# -- downscale_stacking --------------------------------------------------------------------------
+STACKING_HELP = (
+    "Downscales a coarse soil-moisture series with a <b>stack</b> of tree ensembles, as the stacking paper "
+    "does for SMAP L4 over Anhui: base learners (scikit-learn's histogram gradient boosting, random forest and "
+    "extra trees; XGBoost, LightGBM and CatBoost when installed) are trained on the coarse grid — coarse soil "
+    "moisture against the covariates averaged over each cell and the day of year — with 5-fold cross-validation "
+    "that holds out whole blocks of cells; their held-out predictions are fused by a non-negative linear "
+    "meta-learner.<br><b>Zones</b>: one stack per terrain zone (relief classes or clusters from the DEM, or your "
+    "own zones); a zone keeps its own stack only where it beats the global stack on its held-out cells.<br>"
+    "The stack is applied on the fine grid as the trend; the coarse residual is spread back and refined so the "
+    "fine pixels of each coarse cell average to its value. Outputs: the series (GeoTIFF, one band per date), "
+    "the run log, an HTML report (learner weights, zoned vs unzoned, predictor importance) and, if asked, the "
+    "fitted stack (ONNX + card) to apply to other dates and areas."
+)
+ZONE_SOURCES = ("auto", "none", "relief", "kmeans", "layer")
+IMPORTANCE_KEYS = ("auto", "shap", "permutation", "none")
+
+
+def _stacking_head() -> tuple[ParamSpec, ...]:
+    from ..core.learn.stacking import DEFAULT_LEARNERS, LEARNERS
+    keys = tuple(LEARNERS)
+    return (
+        ParamSpec("LEARNERS", ENUMS, "Base learners",
+                  "The tree ensembles to stack. The scikit-learn ones always work; XGBoost (pip package "
+                  "xgboost-cpu), LightGBM and CatBoost need their packages (and onnxmltools for XGBoost/LightGBM) "
+                  "in QGIS's Python — a missing one is left out and the log names the pip command.",
+                  default=tuple(keys.index(k) for k in DEFAULT_LEARNERS), choices=tuple(LEARNERS[k][0] for k in keys),
+                  values=keys),
+        ParamSpec("ZONES", ENUM, "Zones",
+                  "Separate stacks per zone (the paper's geomorphic units). Relief = highest minus lowest "
+                  "elevation within the radius: plains below the first threshold, mountains above the second.",
+                  default=0, values=ZONE_SOURCES,
+                  choices=("Automatic: terrain relief classes when a DEM is given, else none", "No zones",
+                           "Relief classes from the DEM (plains, hills, mountains)",
+                           "Clusters of elevation and relief (k-means)", "The zone layer below (class raster or polygons)")),
+        ParamSpec("ZONE_RASTER", RASTER, "Zone raster (class codes)",
+                  "Integer zone codes (0 or nodata = no zone); used when Zones is 'the zone layer below'.", optional=True),
+    )
+
+
+#: After the zone polygons and their field (QGIS vector parameters: the toolbox's).
+STACKING_TAIL_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("RELIEF_RADIUS", NUMBER, "Relief radius (m)", "Radius within which local relief is measured.",
+              default=5000.0, minimum=100.0, advanced=True),
+    ParamSpec("RELIEF_THRESHOLDS", STRING, "Relief thresholds (m)",
+              "Plains below the first, mountains above the second (Meybeck et al. 2001).", default="50, 300",
+              advanced=True),
+    ParamSpec("N_ZONES", INTEGER, "Clusters (k-means zones)", "Number of zones when clustering elevation and relief.",
+              default=3, minimum=2, maximum=12, advanced=True),
+    ParamSpec("MIN_ZONE_SAMPLES", INTEGER, "Minimum coarse samples per zone",
+              "Zones with fewer coarse samples (cells × dates) use the global stack.", default=300, minimum=20,
+              advanced=True),
+    ParamSpec("IMPORTANCE", ENUM, "Predictor importance",
+              "SHAP values of the stack (pip package shap) when installed, else the rise of the held-out RMSE "
+              "when a predictor is shuffled; or either explicitly, or none (faster).", default=0, values=IMPORTANCE_KEYS,
+              choices=("SHAP when installed, else permutation", "SHAP values", "Permutation on held-out cells", "None"),
+              advanced=True),
+    ParamSpec("FOLDS", INTEGER, "Cross-validation folds", "Folds of the out-of-fold predictions that train the "
+              "meta-learner.", default=5, minimum=2, maximum=20, advanced=True),
+    ParamSpec("N_ESTIMATORS", INTEGER, "Trees / boosting iterations", "Boosting iterations (forests: half as many "
+              "trees).", default=200, minimum=10, advanced=True),
+    ParamSpec("LEARNING_RATE", NUMBER, "Learning rate", "Of the boosted learners.", default=0.05, minimum=0.001,
+              maximum=1.0, advanced=True),
+    residual_spec("auto"),
+) + KRIGING_SPECS + (
+    ParamSpec("RESIDUAL_ITERATIONS", INTEGER, "Residual refinement passes",
+              "Bilinear residual: passes that make the fine pixels of each coarse cell average back to its "
+              "value.", default=3, minimum=0, maximum=20, advanced=True),
+    ParamSpec("SEED", INTEGER, "Random seed", "For reproducible runs.", default=42, advanced=True),
+    ParamSpec("MODEL_IN", FOLDER, "Apply a saved stack (folder)",
+              "A folder written by this algorithm's 'Save the fitted stack': no fitting, the saved stack is "
+              "applied to these layers (they must have the same roles).", optional=True, advanced=True),
+)
+STACKING_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
+    OUTPUT_SPEC, KRIGING_SD_SPEC,
+    ParamSpec("REPORT", FILE_OUT, "Stacking report (HTML)",
+              "Learner weights and held-out scores, zoned vs unzoned per zone, predictor importance.", optional=True,
+              extension="html"),
+    ParamSpec("MODEL_OUT", FOLDER_OUT, "Save the fitted stack",
+              "A folder for the fitted stack (ONNX graphs + card with their SHA-256).", optional=True,
+              create_by_default=False),
+)
+
+
+def stacking_specs() -> tuple[ParamSpec, ...]:
+    """The stacking parameters the toolbox and the command line share, in dialog order."""
+    return _stacking_head() + STACKING_TAIL_SPECS
+
+
+def stacking_options(values: dict[str, Any]):
+    """``(StackingMethodOptions, ZoneRule)`` of the values of :func:`stacking_specs`."""
+    from ..core.errors import InputError
+    from ..core.learn.stacking import DEFAULT_LEARNERS, LEARNERS
+    from ..core.methods.stacking import StackingMethodOptions
+    from ..core.raster.zones import ZoneRule
+    keys = tuple(LEARNERS)
+    picks = list(values["LEARNERS"]) or [keys.index(k) for k in DEFAULT_LEARNERS]
+    text = str(values["RELIEF_THRESHOLDS"] or "") or "50, 300"
+    try:
+        thresholds = tuple(float(t) for t in text.replace(";", ",").split(","))
+        if len(thresholds) != 2 or thresholds[0] >= thresholds[1]:
+            raise ValueError
+    except ValueError:
+        raise InputError(f"Relief thresholds '{text}': give two increasing numbers in metres, e.g. '50, 300'.") from None
+    rule = ZoneRule(method="kmeans" if ZONE_SOURCES[int(values["ZONES"])] == "kmeans" else "relief",
+                    radius_m=float(values["RELIEF_RADIUS"]), thresholds_m=thresholds, n_clusters=int(values["N_ZONES"]),
+                    seed=int(values["SEED"]))
+    opts = StackingMethodOptions(
+        learners=tuple(keys[i] for i in picks), folds=int(values["FOLDS"]), n_estimators=int(values["N_ESTIMATORS"]),
+        learning_rate=float(values["LEARNING_RATE"]), seed=int(values["SEED"]),
+        min_zone_samples=int(values["MIN_ZONE_SAMPLES"]), importance=IMPORTANCE_KEYS[int(values["IMPORTANCE"])],
+        residual_iterations=int(values["RESIDUAL_ITERATIONS"]), **residual_fields(values))
+    return opts, rule
+
+
+def stacking_zone(values: dict[str, Any], covariates: list, rule, folder: str, zone_raster=None, polygons=None):
+    """``(zone LayerInput or None, log line or None)`` of the ZONES choice: terrain zones from the DEM written in
+    ``folder``, the zone raster ``(path, name)`` or ``polygons()`` (a callable giving the toolbox's rasterised
+    polygons, or ``None``)."""
+    from ..core.errors import InputError
+    from ..core.inputs.roles import Role
+    from ..core.inputs.scene import LayerInput
+    from ..core.methods.stacking import write_dem_zones
+    from ..core.raster.align import BandRef
+    source = ZONE_SOURCES[int(values["ZONES"])]
+    dem = next((c for c in covariates if c.role is Role.DEM), None)
+    if source == "none" or (source == "auto" and dem is None):
+        return None, None
+    if source == "layer":
+        if zone_raster is not None:
+            path, name = zone_raster
+            return LayerInput(Role.ZONE, name, [BandRef(path, 1, name)]), None
+        if polygons is None:
+            raise InputError("Zones are to come from a zone layer, but none was given.",
+                             fix="choose a zone raster, or zone polygons and their zone field.")
+        return polygons()
+    if dem is None:
+        raise InputError("Zones from the terrain need a DEM.", fix="give a DEM, or choose another zone source.")
+    import os
+    ref, info = write_dem_zones(dem.bands[0], os.path.join(folder, "zones.tif"), rule)
+    line = (f"Terrain zones ({info['method']}, radius {info['radius_m']:g} m): "
+            + ", ".join(f"{info['labels'].get(k, k)} {n} px" for k, n in info["pixels"].items()))
+    return LayerInput(Role.ZONE, "terrain zones", [ref]), line
+
+
+def stacking_fit_lines(training: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """``(warnings, log lines)`` of a fitted stack: learners left out, weights, held-out scores, zones."""
+    from ..core.learn.stacking import LEARNERS
+    warnings = [f"{LEARNERS[k][0]} is not installed and was left out. To use it: pip install {cmd} (in QGIS's Python)."
+                for k, cmd in training.get("skipped_learners", {}).items()]
+    g = training["global"]
+    lines = ["Stack weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(g["learners"], g["weights"]))]
+    if "stack" in g["oof_scores"]:
+        sc = g["oof_scores"]["stack"]
+        lines.append(f"Held-out coarse cells: stack R = {sc['r']:.3f}, RMSE = {sc['rmse']:.4f} m³/m³")
+    lines += [f"Zone {z['zone']}: {z['n_samples']} samples, {z['uses']}" for z in training.get("zones", [])]
+    return warnings, lines

@@ -52,13 +52,18 @@ def _options(extra: dict) -> list[str]:
 
 @pytest.mark.parametrize("method, extra", [("regression", {}), ("svatark", {}), ("ensemble", {}),
                                            ("ensemble", {"ANCHOR_TO_COARSE": True}),
-                                           ("cross_scale", {"MEMBERS": 2, "MAX_EPOCHS": 20})])
+                                           ("cross_scale", {"MEMBERS": 2, "MAX_EPOCHS": 20}),
+                                           ("stacking", {"N_ESTIMATORS": 20, "FOLDS": 3})])
 def test_cli_output_is_the_processing_output_bit_for_bit(run_alg, cli, scene, tmp_path, method, extra):
     sm, ndvi, dem = scene
-    res = run_alg(f"downscale_{method}",
-                  {"SOIL_MOISTURE": sm, "NDVI": [ndvi], "DEM": [dem], "OUTPUT": str(tmp_path / "toolbox.tif"), **extra})
+    # enums: indices in Processing, short values on the command line
+    enums = {"IMPORTANCE": (3, "none"), "LEARNERS": ([0, 1], "hgb rf")} if method == "stacking" else {}
+    res = run_alg(f"downscale_{method}", {"SOIL_MOISTURE": sm, "NDVI": [ndvi], "DEM": [dem],
+                                          "OUTPUT": str(tmp_path / "toolbox.tif"), **extra,
+                                          **{k: i for k, (i, _) in enums.items()}})
     cli("downscale", method.replace("_", "-"), "--soil-moisture", *sm, "--ndvi", ndvi, "--dem", dem, "--output",
-        str(tmp_path / "cli.tif"), *_options(extra))
+        str(tmp_path / "cli.tif"), *_options(extra),
+        *[a for k, (_, v) in enums.items() for a in (f"--{k.lower()}", *v.split())])
     assert filecmp.cmp(res["OUTPUT"], tmp_path / "cli.tif", shallow=False)
     if method == "svatark":  # ATPK residual: the kriging SD beside the output, also identical
         assert filecmp.cmp(res["KRIGING_SD"], tmp_path / "cli_kriging_sd.tif", shallow=False)

@@ -69,6 +69,10 @@ def test_spec_defaults_are_the_methods_option_defaults():
     assert specs.svatark_options(defaults(specs.SVATARK_SPECS)) == svatark.SvatarkOptions()
     assert specs.product_options(defaults(specs.IMPORT_PRODUCT_SPECS)) == package("core.io.products").ProductOptions()
     assert specs.ismn_options(defaults(specs.IMPORT_ISMN_SPECS)) == package("core.io.ismn").IsmnOptions()
+    assert specs.cross_scale_options(defaults(specs.cross_scale_network_specs())) == \
+        package("core.methods.cross_scale").CrossScaleOptions()
+    opts, rule = specs.stacking_options(defaults(specs.stacking_specs()))
+    assert opts == package("core.methods.stacking").StackingMethodOptions() and rule == package("core.raster.zones").ZoneRule()
     import inspect
     predict = package("core.methods.insitu_ensemble.apply").predict
     assert inspect.signature(predict).parameters["anchor_to_coarse"].default is specs.ANCHOR_SPEC.default
