@@ -33,8 +33,15 @@ DOWNSCALE_METHODS: tuple[DownscaleMethod, ...] = (
     DownscaleMethod("svatark", "downscale_svatark", "SVATARK: SVR per stratum + area-to-point kriging",
                     specs.SVATARK_HELP, specs.SVATARK_SPECS, specs.svatark_options, "svatark"),
     DownscaleMethod("ensemble", "downscale_ensemble", "in-situ-trained ensemble (Poehls et al.): mean, spread, domain",
-                    specs.ENSEMBLE_HELP, (specs.ENSEMBLE_FOLDER_SPEC,), dict, run="run_ensemble",
+                    specs.ENSEMBLE_HELP, specs.ENSEMBLE_SPECS, dict, run="run_ensemble",
                     outputs=specs.ENSEMBLE_OUTPUT_SPECS),
+    DownscaleMethod("stacking", "downscale_stacking", "stacked boosted trees per terrain zone + residual correction",
+                    specs.STACKING_HELP, specs.stacking_specs(), dict, run="run_stacking",
+                    outputs=specs.STACKING_OUTPUT_SPECS),
+    DownscaleMethod("cross-scale", "downscale_cross_scale", "cross-scale network (Alemohammad et al.): a trained "
+                    "folder, or self-supervised", specs.CROSS_SCALE_HELP,
+                    specs.CROSS_SCALE_SPECS + specs.cross_scale_network_specs(self_supervised_only=True), dict,
+                    run="run_cross_scale", outputs=specs.CROSS_SCALE_OUTPUT_SPECS),
 )
 
 @dataclass(frozen=True)
@@ -51,5 +58,21 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("import-product", "import_product", "SMAP HDF5 / ESA CCI NetCDF files → one dated GeoTIFF (m³/m³)",
             specs.IMPORT_PRODUCT_HELP, specs.IMPORT_PRODUCT_SPECS, "run_import_product"),
+    Command("score", "score_stations", "score soil-moisture rasters at in-situ stations (N, R, ubRMSE, bias, RMSE …)",
+            specs.SCORE_HELP, specs.SCORE_SPECS, "run_score"),
+    Command("report", "site_report", "site-metric report: scores at stations and downscaling diagnostics (HTML + CSV)",
+            specs.SITE_REPORT_HELP, specs.SITE_REPORT_CLI_SPECS, "run_report"),
+    Command("import-ismn", "import_ismn", "ISMN download (.zip or folder) → daily in-situ table and stations (CSV)",
+            specs.IMPORT_ISMN_HELP, specs.IMPORT_ISMN_SPECS + specs.IMPORT_ISMN_OUTPUT_SPECS, "run_import_ismn"),
 )
 
+
+
+#: ``smds train <name>``: the training algorithms.
+TRAIN_COMMANDS: tuple[Command, ...] = (
+    Command("cross-scale", "train_cross_scale", "train a cross-scale network (self-supervised or on a finer product) "
+            "and save it as a verified model folder", specs.TRAIN_CROSS_SCALE_HELP,
+            (specs.SOIL_MOISTURE_SPEC, specs.SM_DATES_SPEC, specs.FINE_SOIL_MOISTURE_SPEC) + specs.covariate_specs()
+            + specs.GRID_SPECS + specs.cross_scale_network_specs() + specs.TRAIN_CROSS_SCALE_SPECS,
+            "run_train_cross_scale"),
+)

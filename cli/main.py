@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 from ..core.errors import Canceled, InputError
 from ..processing_provider import specs
 from ..processing_provider.param_names import EXTENT, OUTPUT, SM_DATES, SOIL_MOISTURE, TARGET_CRS
-from .commands import COMMANDS, DOWNSCALE_METHODS, DownscaleMethod
+from .commands import COMMANDS, DOWNSCALE_METHODS, TRAIN_COMMANDS, DownscaleMethod
 
 PROG = "smds"
 
@@ -66,11 +66,31 @@ def add_spec_options(parser: argparse.ArgumentParser, spec_list: Sequence[specs.
             kw.update(metavar="'XMIN,XMAX,YMIN,YMAX [CRS]'", default=None)
         elif s.kind == specs.FOLDER:
             kw.update(metavar="FOLDER", default=None)
+        elif s.kind == specs.ENUMS:
+            kw.update(nargs="+", choices=s.values, default=[s.values[i] for i in s.default], metavar="NAME")
+            text += " Choices: " + "; ".join(f"{v} = {plain(c)}" for v, c in zip(s.values, s.choices)) + \
+                " (default: " + " ".join(s.values[i] for i in s.default) + ")"
+        elif s.kind in (specs.RASTER, specs.FOLDER_OUT):
+            kw.update(metavar="FILE" if s.kind == specs.RASTER else "FOLDER", required=not s.optional, default=None)
+        elif s.kind == specs.DATE:
+            kw.update(type=_day, metavar="YYYY-MM-DD", default=None)
+        elif s.kind in (specs.FILE, specs.FILE_OUT):
+            kw.update(metavar=f"FILE.{s.extension}" if s.extension else "FILE", required=not s.optional, default=None)
         elif s.kind == specs.RASTER_OUT:
             kw.update(metavar="FILE.tif", required=not s.optional, default=None)
         else:  # strings, CRS
             kw.update(default=s.default, metavar="EPSG:XXXX" if s.kind == specs.CRS else "TEXT")
+            if s.default:
+                text += " (default: %(default)s)"
         group.add_argument(s.option, help=text, **kw)
+
+
+def _day(text: str):
+    import datetime as dt
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day YYYY-MM-DD") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,12 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "files at the same paths). The output is identical to the run without --dask.")
         p.add_argument("--quiet", action="store_true", help="No progress, only the results.")
         p.set_defaults(run=lambda args, m=m: (globals()[m.run] if m.run else run_downscale)(m, args))
-    for c in COMMANDS:
-        p = commands.add_parser(c.name, help=c.title, description=f"Processing: soil_moisture_downscaling:"
-                                f"{c.algorithm}\n\n{plain(c.help)}", formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_spec_options(p, c.specs)
-        p.add_argument("--quiet", action="store_true", help="No progress, only the results.")
-        p.set_defaults(run=lambda args, c=c: globals()[c.run](values_of(args, c.specs), args))
+    train = commands.add_parser("train", help="train a model and save it as a verified model folder (one subcommand "
+                                "per training algorithm)", description="Train one of the models below.")
+    trainers = train.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for group, entries in ((commands, COMMANDS), (trainers, TRAIN_COMMANDS)):
+        for c in entries:
+            p = group.add_parser(c.name, help=c.title, description=f"Processing: soil_moisture_downscaling:"
+                                 f"{c.algorithm}\n\n{plain(c.help)}", formatter_class=argparse.RawDescriptionHelpFormatter)
+            add_spec_options(p, c.specs)
+            p.add_argument("--quiet", action="store_true", help="No progress, only the results.")
+            p.set_defaults(run=lambda args, c=c: globals()[c.run](values_of(args, c.specs), args))
     return parser
 
 
@@ -117,7 +141,8 @@ def values_of(args: argparse.Namespace, spec_list: Sequence[specs.ParamSpec]) ->
     out = {}
     for s in spec_list:
         v = getattr(args, s.name)
-        out[s.name] = s.values.index(v) if s.kind == specs.ENUM else v
+        out[s.name] = s.values.index(v) if s.kind == specs.ENUM else [s.values.index(x) for x in v] \
+            if s.kind == specs.ENUMS else v
     return out
 
 
@@ -187,11 +212,12 @@ class _Run:
             check_destination(path, what=f"{name} ({path})")
         return path
 
-    def open_scene(self, rasters: int = 1):
+    def open_scene(self, rasters: int = 1, scene=None):
+        """The scene of the options (or ``scene``, opened already), described; the output checked for room."""
         from ..core.inputs.scene import Scene
         from ..core.io.destination import check_destination, estimate_raster_bytes
         self.say("Checking inputs")
-        scene = Scene(scene_spec_of_args(self.values))
+        scene = scene or Scene(scene_spec_of_args(self.values))
         for line in scene.summary_lines():
             self.say(line)
         check_destination(self.out, estimate_raster_bytes(scene.fine.width, scene.fine.height, len(scene.dates),
@@ -235,34 +261,129 @@ def run_downscale(method: DownscaleMethod, args: argparse.Namespace) -> int:
 
 def run_ensemble(method: DownscaleMethod, args: argparse.Namespace) -> int:
     """As ``downscale_ensemble``: the folder given, else the richest bundled tier the layers satisfy
-    (Processing's *Automatic* default)."""
+    (Processing's *Automatic* default); the interval when the card is calibrated; anchoring when asked."""
     from ..core.learn.model_folder import Ensemble, EnsembleError, list_ensembles
-    from ..core.methods.insitu_ensemble.apply import EnsembleOutputs, predict
+    from ..core.methods.insitu_ensemble.apply import (EnsembleOutputs, card_lines, coarse_level_warning,
+                                                      domain_lines, predict)
     from ..core.methods.insitu_ensemble.tiers import pick_tier
     r = _Run(method, args)
-    scene = r.open_scene(rasters=3)
+    from ..core.inputs.scene import Scene
+    scene = Scene(scene_spec_of_args(r.values))
     folder = r.values["MODEL_FOLDER"]
     if not folder:
         choice = pick_tier(list_ensembles([_bundled_root()]), scene)
-        r.say(choice.message())
         folder = choice.folder
     try:
         ensemble = Ensemble.load(folder, intra_op_threads=1)
     except EnsembleError as e:
         raise InputError(f"Ensemble '{os.path.basename(folder)}' refused: {e}") from None
     base = os.path.splitext(r.out)[0]
+    calibrated = "uncertainty" in ensemble.card
     outputs = EnsembleOutputs(r.out, r.destination("SPREAD", base + "_spread.tif"),
-                              r.destination("DOMAIN_MASK", base + "_outside_domain.tif"))
-    card = ensemble.card
-    r.say(f"Ensemble '{ensemble.name}': {ensemble.n_members} members; inputs "
-          + ", ".join(f"{x['name']} ({x['units']})" for x in card["inputs"]))
-    res = r.run("Predicting", lambda progress, canceled: predict(ensemble, scene, outputs, progress=progress,
-                                                                  is_canceled=canceled))
-    for d, dom in zip(res.dates, res.extra["domain"]):
-        if dom["outside_fraction"] > 0:
-            r.say(f"{d}: {dom['outside_fraction']:.1%} of pixels outside the training domain")
-    print(f"{OUTPUT}: {outputs.mean}\nSPREAD: {outputs.spread}\nDOMAIN_MASK: {outputs.domain_mask}\n"
-          f"RUN_LOG: {res.log_path}")
+                              r.destination("DOMAIN_MASK", base + "_outside_domain.tif"),
+                              r.destination("INTERVAL", base + "_interval.tif") if calibrated else None)
+    r.open_scene(scene=scene, rasters=4 if calibrated else 3)
+    if not r.values["MODEL_FOLDER"]:
+        r.say(choice.message())
+    for line in card_lines(ensemble):
+        r.say(line)
+    res = r.run("Predicting", lambda progress, canceled: predict(
+        ensemble, scene, outputs, progress=progress, is_canceled=canceled,
+        anchor_to_coarse=bool(r.values["ANCHOR_TO_COARSE"])))
+    warning = coarse_level_warning(res)
+    if warning:
+        print(warning, file=sys.stderr)
+    for line in domain_lines(res):
+        r.say(line)
+    print(f"{OUTPUT}: {outputs.mean}\nSPREAD: {outputs.spread}\nDOMAIN_MASK: {outputs.domain_mask}")
+    if res.extra["interval"]:
+        print(f"INTERVAL: {res.extra['interval']}")
+    print(f"RUN_LOG: {res.log_path}")
+    return 0
+
+
+def run_cross_scale(method: DownscaleMethod, args: argparse.Namespace) -> int:
+    """As ``downscale_cross_scale``: the trained folder's network, or one trained self-supervised; the output
+    resolution by default the product's cell ÷ the training ratio."""
+    import dataclasses
+
+    from ..core.inputs.scene import Scene
+    from ..core.methods import cross_scale as cs
+    from ..core.methods.result import conservation_lines, progress_span
+    r = _Run(method, args)
+    folder = r.values["MODEL_FOLDER"]
+    spread = r.destination("SPREAD")
+    model = cs.CrossScaleModel.load(folder) if folder else None
+    opts = specs.cross_scale_options(r.values, coherent=bool(r.values["COHERENT"]))
+    ratio = model.ratio if model is not None else opts.ratio
+    spec = scene_spec_of_args(r.values)
+    if spec.resolution is None:
+        first = Scene(spec).coarse
+        spec = dataclasses.replace(spec, resolution=cs.default_resolution(first.dx, ratio),
+                                   resolution_y=cs.default_resolution(first.dy, ratio))
+    scene = r.open_scene(scene=Scene(spec))
+
+    def run(progress, canceled):
+        nonlocal model
+        if model is None:
+            model = cs.fit(scene, opts, (), progress_span(progress, 0.0, 0.5), canceled)
+            for line in cs.training_report(model.training).splitlines():
+                r.say(line)
+        return cs.predict(model, scene, cs.CrossScaleOutputs(r.out, spread), progress_span(progress, 0.5, 1.0),
+                          canceled, coherent_output=opts.coherent)
+    res = r.run("Training (self-supervised) and downscaling" if not folder else "Downscaling", run)
+    for line in conservation_lines(res.dates, res.conservation):
+        r.say(line)
+    print(f"{OUTPUT}: {res.path}\nSPREAD: {res.extra['spread']}\nRUN_LOG: {res.log_path}")
+    return 0
+
+
+def run_stacking(method: DownscaleMethod, args: argparse.Namespace) -> int:
+    """As ``downscale_stacking``: zones, the stack fitted (or a saved one applied), the trend → residual run;
+    the report and the fitted stack when asked."""
+    import tempfile
+
+    from ..core.inputs.scene import Scene
+    from ..core.io.output import write_text_atomic
+    from ..core.methods import stacking
+    from ..core.methods.result import progress_span, trend_residual_summary
+    from ..core.methods.stacking_report import report_html
+    r = _Run(method, args)
+    v = r.values
+    opts, rule = specs.stacking_options(v)
+    sd_path = r.destination("KRIGING_SD", os.path.splitext(r.out)[0] + "_kriging_sd.tif")
+    with tempfile.TemporaryDirectory(prefix="smds-zones-") as tmp:
+        saved = stacking.StackingModel.load(v["MODEL_IN"]) if v["MODEL_IN"] else None
+        spec = scene_spec_of_args(v)
+        if saved is None or saved.trend.zone_name:
+            zone_raster = (v["ZONE_RASTER"], os.path.splitext(os.path.basename(v["ZONE_RASTER"]))[0]) \
+                if v["ZONE_RASTER"] else None
+            zone, line = specs.stacking_zone(v, spec.covariates, rule, tmp, zone_raster)
+            if line:
+                r.say(line)
+            if zone is not None:
+                spec.covariates.append(zone)
+        scene = r.open_scene(scene=Scene(spec))
+
+        def run(progress, canceled):
+            model = saved or stacking.fit(scene, opts, progress_span(progress, 0.0, 0.4), canceled)
+            warnings, lines = specs.stacking_fit_lines(model.training)
+            for line in warnings:
+                print(line, file=sys.stderr)
+            for line in lines:
+                r.say(line)
+            if v["MODEL_OUT"]:
+                os.makedirs(v["MODEL_OUT"], exist_ok=True)
+                print(f"MODEL_OUT: {model.save(v['MODEL_OUT'])}")
+            if v["REPORT"]:
+                print(f"REPORT: {write_text_atomic(os.path.abspath(v['REPORT']), report_html(model.training))}")
+            return stacking.predict(model, scene, r.out, progress_span(progress, 0.4, 1.0), canceled, sd_path)
+        res = r.run("Fitting the stack and downscaling" if saved is None else "Downscaling", run)
+    for line in trend_residual_summary(res):
+        r.say(line)
+    print(f"{OUTPUT}: {res.path}\nRUN_LOG: {res.log_path}")
+    if res.extra.get("kriging_sd"):
+        print(f"KRIGING_SD: {res.extra['kriging_sd']}")
     return 0
 
 
@@ -293,4 +414,161 @@ def run_import_product(values: dict[str, Any], args: argparse.Namespace) -> int:
         for line in result.log:
             print(line, file=sys.stderr)
     print(f"{OUTPUT}: {out}")
+    return 0
+
+
+# -- score -----------------------------------------------------------------------------------------
+def run_score(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``score_stations``: the product (and the coarse one) scored at the stations of the CSV tables."""
+    from ..core.evaluation.score_table import format_table
+    from ..core.evaluation.station_scoring import product_refs, read_station_inputs, sample_refs, score_with_notes
+    from ..core.evaluation.stations import write_scores_csv
+    from ..core.inputs.layers import GivenLayer
+    from ..processing_provider.param_names import INSITU_CSV, SCORES_CSV, STATIONS_CSV
+
+    names = specs.score_product_names(values, {k: bool(values[k]) for k in ("PRODUCT", "COARSE")})
+    products = {}
+    for key, name in names.items():
+        layers = [GivenLayer.of_file(p) for p in values[key]]
+        products[name] = product_refs([(g.path, g.name) for g in layers], [g.bands for g in layers])
+    out = os.path.abspath(values[SCORES_CSV]) if values[SCORES_CSV] else None
+    if out:
+        from ..core.io.destination import check_destination
+        check_destination(out, what=f"{SCORES_CSV} ({out})")
+    got = read_station_inputs(None, values[STATIONS_CSV], values[INSITU_CSV])
+    for text in got.reports:
+        print(text, file=sys.stderr)
+    rows, warning = score_with_notes(got, {n: sample_refs(refs, got.stations) for n, refs in products.items()}, products)
+    if warning:
+        print(warning, file=sys.stderr)
+    print(format_table(rows, list(products)))
+    if out:
+        write_scores_csv(rows, out)
+        print(f"{SCORES_CSV}: {out}")
+    return 0
+
+
+# -- import-ismn -----------------------------------------------------------------------------------
+def run_import_ismn(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``import_ismn``: the daily in-situ table (and the stations as CSV when asked); the toolbox's
+    station point layer is the stations CSV here (``--output-stations-csv``), which ``score`` reads."""
+    from ..core.io.destination import check_destination
+    from ..core.io.ismn import ismn_log_lines, read_ismn, write_series_csv, write_stations_csv
+    from .progress import CtrlC, Progress
+
+    options = specs.ismn_options(values)
+    outs = {k: os.path.abspath(values[k]) for k in ("OUTPUT_SERIES", "OUTPUT_STATIONS_CSV") if values[k]}
+    for key, path in outs.items():
+        check_destination(path, what=f"{key} ({path})")
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    with CtrlC() as canceled:
+        try:
+            result = read_ismn(values["INPUT"], options, progress, canceled)
+        finally:
+            if not args.quiet:
+                progress.done()
+    if not args.quiet:
+        for line in ismn_log_lines(result):
+            print(line, file=sys.stderr)
+    print(f"OUTPUT_SERIES: {write_series_csv(result, outs['OUTPUT_SERIES'])}")
+    if "OUTPUT_STATIONS_CSV" in outs:
+        print(f"OUTPUT_STATIONS_CSV: {write_stations_csv(result, outs['OUTPUT_STATIONS_CSV'])}")
+    return 0
+
+
+# -- train -----------------------------------------------------------------------------------------
+def run_train_cross_scale(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``train_cross_scale``: fit, then install the model folder whole (a folder in use is replaced only
+    once the new one is complete, and only with ``--overwrite``)."""
+    import shutil
+    import tempfile
+
+    from ..core.inputs.layers import GivenLayer, soil_moisture_refs
+    from ..core.inputs.scene import Scene
+    from ..core.io.atomic import install_folder
+    from ..core.methods import cross_scale as cs
+    from .progress import CtrlC, Progress
+
+    dest, name = specs.network_destination(values, None)
+    specs.check_network_destination(dest, bool(values["OVERWRITE"]))
+    report = os.path.abspath(values["REPORT"]) if values["REPORT"] else ""
+    opts = specs.cross_scale_options(values)
+    fine = soil_moisture_refs([GivenLayer.of_file(p) for p in values["FINE_SOIL_MOISTURE"]], "",
+                              specs.FINE_SOIL_MOISTURE_SPEC.option) if values["FINE_SOIL_MOISTURE"] else []
+    scene = Scene(scene_spec_of_args(values))
+    if not args.quiet:
+        print(f"{len(scene.dates)} dates; coarse cells {scene.coarse.dx:g}; "
+              + (f"finer product: {len(fine)} bands" if fine else "self-supervised"), file=sys.stderr)
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    with CtrlC() as canceled:
+        try:
+            model = cs.fit(scene, opts, fine, progress, canceled)
+        finally:
+            if not args.quiet:
+                progress.done()
+    text = cs.training_report(model.training)
+    if not args.quiet:
+        print(text, file=sys.stderr)
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".training-{name}-", dir=parent)
+    try:
+        model.save(os.path.join(tmp, name), name=name)
+        dest = install_folder(os.path.join(tmp, name), dest, bool(values["OVERWRITE"]), tmp, what="A network")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if report:
+        specs.write_training_report(report, name, text)
+        print(f"REPORT: {report}")
+    print(f"MODEL_FOLDER: {dest}")
+    return 0
+
+
+# -- report ----------------------------------------------------------------------------------------
+def run_report(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``site_report``: scores at the stations, diagnostics per product, one HTML report + per-site CSV."""
+    from ..core.evaluation import site_run as sr
+    from ..core.evaluation.score_table import format_table
+    from ..core.evaluation.station_scoring import read_station_inputs
+    from ..core.inputs.layers import GivenLayer
+    from ..processing_provider.param_names import INSITU_CSV, SCORES_CSV, STATIONS_CSV
+    from .progress import CtrlC, Progress
+
+    def rasters(key: str) -> list:
+        return [sr.Raster(g.path, g.bands, g.name) for g in (GivenLayer.of_file(p) for p in values[key])]
+    coarse_name = str(values["COARSE_NAME"] or "").strip() or "coarse"
+    products = sr.group_products(rasters("PRODUCTS"), sr.product_names(values["PRODUCT_NAMES"]))
+    sr.check_coarse_name(products, coarse_name)
+    coarse_refs = sr.dated_refs(rasters("COARSE"), coarse_name)
+    html_path = os.path.abspath(values["REPORT"])
+    if not html_path.lower().endswith((".html", ".htm")):
+        html_path += ".html"
+    csv_path = os.path.abspath(values[SCORES_CSV]) if values[SCORES_CSV] else os.path.splitext(html_path)[0] + "_sites.csv"
+    cons_path, cv_path = (_tif(os.path.abspath(values[k])) if values[k] else None for k in ("CONSERVATION", "HETEROGENEITY"))
+    got = read_station_inputs(None, values[STATIONS_CSV], values[INSITU_CSV])
+    for text in got.reports:
+        print(text, file=sys.stderr)
+    scored = sr.score_at_stations(got, products, coarse_name, coarse_refs)
+    if scored.warning:
+        print(scored.warning, file=sys.stderr)
+    print(format_table(scored.rows, list(scored.sampled)))
+    diagnostics, drought, written = {}, {}, []
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    with CtrlC() as canceled:
+        try:
+            for i, (name, refs) in enumerate(products.items()):
+                d = sr.diagnose(name, i, refs, coarse_refs, float(values["MIN_COVERAGE"]), cons_path, cv_path,
+                                progress, canceled)
+                diagnostics[name], drought[name] = d.summary, d.drought
+                for line in d.lines + d.warnings:
+                    print(line, file=sys.stderr)
+                written += [path for _, path, _ in d.rasters]
+        finally:
+            if not args.quiet:
+                progress.done()
+    sr.write_site_report(html_path, csv_path, scored, got, products, coarse_name, coarse_refs, diagnostics, drought,
+                         str(values["TITLE"] or ""))
+    print(f"REPORT: {html_path}\n{SCORES_CSV}: {csv_path}")
+    for path in written:
+        print(f"DIAGNOSTIC_RASTER: {path}")
     return 0

@@ -4,16 +4,13 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from qgis.core import (
-    QgsProcessingOutputFile,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterRasterDestination,
-)
+from qgis.core import QgsProcessingOutputFile
 
 from ..core.inputs.scene import Scene
 from . import cross_scale_params as cp
 from . import layer_params as lp
+from . import spec_params as ps
+from . import specs
 from . import station_params as sp
 from .base import CoreFeedback, SmAlgorithm, core_errors, steps
 from .output_layers import load_on_completion
@@ -25,23 +22,7 @@ class DownscaleCrossScale(SmAlgorithm):
     DISPLAY_NAME = "Downscale with the cross-scale network (no stations needed)"
     GROUP_ID = "downscaling"
     GROUP = "Downscaling"
-    HELP = (
-        "Downscales a coarse soil-moisture series with the cross-scale neural network of Alemohammad et al. "
-        "(2018), which learns from the product itself how a cell's value splits among finer cells — no "
-        "in-situ stations needed.<br>"
-        "<b>With a model folder</b> (written by <i>Train a cross-scale network</i>) its network is applied; its "
-        "files are verified against the hashes in its cards first.<br>"
-        "<b>Without one</b> the network is trained on the fly, <i>self-supervised</i>: the product averaged over "
-        "ratio × ratio cells is the input level, the product itself the target; the network is then applied "
-        "one level down. The training log gives its scores on held-out cells next to copying the coarse value, "
-        "bilinear interpolation and a coherent bilinear.<br>"
-        "Inputs per pixel: the coarse soil moisture averaged over a window 1.25 coarse cells wide centred on "
-        "the pixel (area weighted, cells without data left out), and NDVI / the DEM's topographic index by "
-        "scheme.<br>Output resolution: the one you set, else the product's cell ÷ the training ratio. Outputs, "
-        "one band per date: the estimate (by default <i>coherent</i>: each coarse cell's pixels average back to "
-        "its value) and the members' spread. On the shared SMAP patches (20 → 10 km, held-out patches) the "
-        "coherent network beats bilinear interpolation and ties the coherent bilinear; see the README."
-    )
+    HELP = specs.CROSS_SCALE_HELP
 
     #: The dock lists ensembles for a MODEL_FOLDER; this method needs none (self-supervised without one), so the
     #: dock runs it self-supervised and a trained network is applied from the toolbox or qgis_process.
@@ -56,23 +37,10 @@ class DownscaleCrossScale(SmAlgorithm):
         lp.add_soil_moisture_params(self)
         lp.add_covariate_params(self)
         lp.add_grid_params(self)
-        self.add_param(QgsProcessingParameterFile(self.MODEL_FOLDER, self.tr("Trained cross-scale network (folder)"),
-                                                  QgsProcessingParameterFile.Folder, optional=True),
-                       "A folder written by 'Train a cross-scale network' (saved networks are in the profile's "
-                       "soil_moisture_downscaling/cross_scale_models). Empty: train self-supervised on the given "
-                       "soil moisture.")
-        self.add_param(QgsProcessingParameterBoolean(self.COHERENT, self.tr("Coherent output"), True),
-                       "Shift each coarse cell's fine pixels by one value per date so that they average back to the "
-                       "coarse value (the network's pattern inside the cell is kept). Recommended: on held-out "
-                       "patches it is what makes the network beat bilinear interpolation.")
+        ps.add_specs(self, *specs.CROSS_SCALE_SPECS)
         cp.add_network_params(self, self_supervised_only=True)
         sp.add_station_params(self)
-        self.add_param(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Downscaled soil moisture")),
-                       "GeoTIFF, one band per date (m³/m³).")
-        self.add_param(QgsProcessingParameterRasterDestination(self.SPREAD, self.tr("Spread of the members (std)"),
-                                                               optional=True),
-                       "Standard deviation of the members' estimates (m³/m³): their disagreement, not a calibrated "
-                       "error. Default: <output>_spread.tif.")
+        ps.add_specs(self, *specs.CROSS_SCALE_OUTPUT_SPECS)
         self.addOutput(QgsProcessingOutputFile(self.RUN_LOG, self.tr("Run log (JSON)")))
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
@@ -88,7 +56,7 @@ class DownscaleCrossScale(SmAlgorithm):
         spread = self.parameterAsOutputLayer(parameters, self.SPREAD, context) if parameters.get(self.SPREAD) else None
         outputs = cs.CrossScaleOutputs(out, tif_path(spread) if spread else None)
         folder = self.parameterAsFile(parameters, self.MODEL_FOLDER, context)
-        coherent = self.parameterAsBoolean(parameters, self.COHERENT, context)
+        coherent = ps.spec_values(self, parameters, context, specs.CROSS_SCALE_SPECS)[self.COHERENT]
         scoring = sp.wants_scoring(self, parameters, context)
         labels = [self.tr("Checking inputs"), self.tr("Training (self-supervised)" if not folder else "Loading the network"),
                   self.tr("Downscaling")] + ([self.tr("Scoring at stations")] if scoring else [])

@@ -5,6 +5,7 @@ import datetime as dt
 import os
 from typing import Optional, Sequence
 
+from ..core.methods.result import conservation_lines  # noqa: F401 (the algorithms' name)
 from ..core.raster.align import BandRef
 from ..core.evaluation.score_table import format_table
 from ..core.evaluation.stations import write_scores_csv
@@ -35,12 +36,6 @@ def score_downscaled(alg, parameters, context, feedback, path: str, dates: Seque
     refs = [BandRef(path, i + 1, os.path.basename(path), d) for i, d in enumerate(dates)]
     return score_and_report(alg, parameters, context, feedback, {"downscaled": refs, "coarse": list(coarse)},
                             coarse="coarse")
-
-
-def conservation_lines(dates: Sequence[dt.date], conservation: Sequence[dict]) -> list[str]:
-    """One log line per date: how far the fine pixels' mean in each coarse cell is from its value."""
-    return [f"Conservation {d}: mean |fine mean − coarse| = {c['mean_abs_diff']:.4f}, "
-            f"max = {c['max_abs_diff']:.4f} m³/m³ over {c['cells']} cells" for d, c in zip(dates, conservation)]
 
 
 def tif_path(path: str) -> str:

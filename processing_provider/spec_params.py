@@ -5,18 +5,23 @@
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Sequence
 
 from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
+    QgsProcessingParameterDateTime,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
@@ -45,6 +50,13 @@ def qgis_parameter(spec: specs.ParamSpec, label: str) -> QgsProcessingParameterD
         return QgsProcessingParameterBoolean(spec.name, label, spec.default, **kw)
     if spec.kind == specs.ENUM:
         return QgsProcessingParameterEnum(spec.name, label, list(spec.choices), defaultValue=spec.default, **kw)
+    if spec.kind == specs.ENUMS:
+        return QgsProcessingParameterEnum(spec.name, label, list(spec.choices), allowMultiple=True,
+                                          defaultValue=list(spec.default), **kw)
+    if spec.kind == specs.RASTER:
+        return QgsProcessingParameterRasterLayer(spec.name, label, **kw)
+    if spec.kind == specs.FOLDER_OUT:
+        return QgsProcessingParameterFolderDestination(spec.name, label, createByDefault=spec.create_by_default, **kw)
     if spec.kind == specs.STRING:
         return QgsProcessingParameterString(spec.name, label, spec.default, **kw)
     if spec.kind == specs.CRS:
@@ -53,8 +65,20 @@ def qgis_parameter(spec: specs.ParamSpec, label: str) -> QgsProcessingParameterD
         return QgsProcessingParameterExtent(spec.name, label, spec.default, **kw)
     if spec.kind == specs.FOLDER:
         return QgsProcessingParameterFile(spec.name, label, QgsProcessingParameterFile.Folder, **kw)
+    if spec.kind == specs.FILE:
+        if spec.file_filter:
+            return QgsProcessingParameterFile(spec.name, label, fileFilter=spec.file_filter, **kw)
+        return QgsProcessingParameterFile(spec.name, label, extension=spec.extension, **kw)
+    if spec.kind == specs.FILE_OUT:
+        return QgsProcessingParameterFileDestination(spec.name, label, spec.file_filter or (
+                                                     f"{spec.extension.upper()} files (*.{spec.extension})"
+                                                     if spec.extension else ""),
+                                                     createByDefault=spec.create_by_default, **kw)
+    if spec.kind == specs.DATE:
+        return QgsProcessingParameterDateTime(spec.name, label, QgsProcessingParameterDateTime.Date, **kw)
     if spec.kind == specs.RASTER_OUT:
-        return QgsProcessingParameterRasterDestination(spec.name, label, spec.default, **kw)
+        return QgsProcessingParameterRasterDestination(spec.name, label, spec.default,
+                                                       createByDefault=spec.create_by_default, **kw)
     raise ValueError(f"unknown parameter kind {spec.kind!r} of {spec.name}")
 
 
@@ -65,7 +89,14 @@ def add_specs(alg, *spec_list: specs.ParamSpec) -> None:
 
 
 def spec_values(alg, parameters, context, spec_list: Sequence[specs.ParamSpec]) -> dict:
-    """``{name: value}`` of the scalar specs (numbers, booleans, enum indices, strings) of this run."""
+    """``{name: value}`` of the scalar specs (numbers, booleans, enum indices, strings, dates or ``None``) of this run."""
     read = {specs.NUMBER: alg.parameterAsDouble, specs.INTEGER: alg.parameterAsInt,
-            specs.BOOL: alg.parameterAsBoolean, specs.ENUM: alg.parameterAsEnum, specs.STRING: alg.parameterAsString}
+            specs.BOOL: alg.parameterAsBoolean, specs.ENUM: alg.parameterAsEnum, specs.STRING: alg.parameterAsString,
+            specs.ENUMS: alg.parameterAsEnums,
+            specs.DATE: lambda p, name, c: _date(alg.parameterAsDateTime(p, name, c)) if p.get(name) else None}
     return {s.name: read[s.kind](parameters, s.name, context) for s in spec_list if s.kind in read}
+
+
+def _date(qdt) -> dt.date:
+    d = qdt.date()
+    return dt.date(d.year(), d.month(), d.day())

@@ -19,8 +19,8 @@ from ..core.inputs.roles import ROLE_INFO, Role
 from ..core.inputs.scene import DEFAULT_MAX_PIXELS
 from ..core.methods.residual import RESIDUAL_LABELS, RESIDUALS
 from ..core.methods.trend import REGRESSOR_LABELS, REGRESSORS
-from .param_names import (DERIVE_TERRAIN, EXTENT, MAX_PIXELS, OUTPUT, RESOLUTION, SM_DATES, SOIL_MOISTURE,
-                          TARGET_CRS, TOLERANCE_DAYS)
+from .param_names import (DERIVE_TERRAIN, EXTENT, INSITU_CSV, MAX_PIXELS, OUTPUT, RESOLUTION, SCORES_CSV, SM_DATES,
+                          SOIL_MOISTURE, STATIONS_CSV, TARGET_CRS, TOLERANCE_DAYS)
 
 # kinds
 LAYERS = "layers"          #: several rasters (QgsProcessingParameterMultipleLayers of rasters)
@@ -34,6 +34,12 @@ AREA = "extent"            #: xmin,xmax,ymin,ymax (Processing's order), optional
 RASTER_OUT = "raster_out"  #: a GeoTIFF to write
 FILES = "files"            #: several files of any kind (Processing: a multiple-layer parameter of files)
 FOLDER = "folder"          #: an existing folder
+FILE = "file"              #: one existing file (:attr:`ParamSpec.extension`, e.g. ``csv``)
+FILE_OUT = "file_out"      #: a file to write (:attr:`ParamSpec.extension`)
+DATE = "date"              #: a day, YYYY-MM-DD
+ENUMS = "enums"            #: several of :attr:`ParamSpec.values` (default: a tuple of indices)
+RASTER = "raster"          #: one raster layer
+FOLDER_OUT = "folder_out"  #: a folder to write
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,12 @@ class ParamSpec:
     values: tuple[str, ...] = ()
     minimum: Optional[float] = None
     maximum: Optional[float] = None
+    #: files: the extension without the dot (Processing's file filter)
+    extension: str = ""
+    #: an input file: Processing's file filter instead of one extension (e.g. a .zip or a folder typed in)
+    file_filter: str = ""
+    #: an optional file to write: written (to a temporary file) unless the user unticks it
+    create_by_default: bool = True
 
     @property
     def option(self) -> str:
@@ -341,19 +353,518 @@ ENSEMBLE_HELP = (
     "every fine pixel, every date. The ensemble's model card says which inputs it needs (e.g. coarse soil "
     "moisture, the DEM's multi-scale TPI, latitude) and in which units; the layers are mapped to them by "
     "role, and a missing input, wrong units, or a model file whose hash does not match its card is "
-    "refused.<br>Outputs, one band per date: the members' mean (m³/m³), their spread (standard deviation) "
-    "and a mask of pixels whose inputs lie outside the training domain (1 = outside: treat with care). "
+    "refused.<br>Outputs, one band per date: the members' mean (m³/m³), their spread (standard deviation), "
+    "the half-width of the calibrated interval (mean ± half-width held the card's stated share of held-out "
+    "station values in cross-validation) and a mask of pixels whose inputs — or whose coarse cell's level — lie "
+    "outside the training domain (1 = outside: treat with care). "
+    "<i>Automatic</i> (the default) picks the richest bundled tier your layers satisfy and says which: "
+    "coarse soil moisture + DEM; + NDVI; + Sentinel-1 backscatter, field capacity and land cover. "
     "Bundled ensembles live in the plugin's <i>models</i> folder; ensembles you train are saved in your "
     "QGIS profile and listed here too."
 )
 ENSEMBLE_FOLDER_SPEC = ParamSpec(
     "MODEL_FOLDER", FOLDER, "Ensemble folder (overrides the list)",
     "A folder of ONNX members written by this plugin (e.g. shared by a colleague).", optional=True, advanced=True)
+ANCHOR_SPEC = ParamSpec(
+    "ANCHOR_TO_COARSE", BOOL, "Keep the coarse product's level",
+    "Shift the ensemble per coarse cell and season so that its cell mean over the season's dates "
+    "equals the coarse product's: the ensemble's pattern and dynamics, the product's level. Use it "
+    "where your region is unlike the training stations (e.g. much wetter); costs a second pass.",
+    default=False, advanced=True)
+#: The ensemble's own parameters after the choice of ensemble (the list of installed ensembles is the
+#: algorithm's: it depends on the QGIS profile; the command line takes the automatic tier or a folder).
+ENSEMBLE_SPECS: tuple[ParamSpec, ...] = (ENSEMBLE_FOLDER_SPEC, ANCHOR_SPEC)
 ENSEMBLE_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec(OUTPUT, RASTER_OUT, "Downscaled soil moisture (ensemble mean)", "GeoTIFF, one band per date (m³/m³)."),
     ParamSpec("SPREAD", RASTER_OUT, "Spread of the members (std)",
               "Standard deviation of the members' estimates (m³/m³): their disagreement, not a calibrated error.",
               optional=True),
     ParamSpec("DOMAIN_MASK", RASTER_OUT, "Outside the training domain",
-              "1 where an input lies outside the range seen in training, 0 inside.", optional=True),
+              "1 where an input lies outside the range seen in training, or where the coarse cell's mean "
+              "over the dates lies outside the 5–95 % range of the training stations' mean coarse soil "
+              "moisture; 0 inside.", optional=True),
+    ParamSpec("INTERVAL", RASTER_OUT, "Interval half-width (calibrated)",
+              "Half-width (m³/m³) of the interval mean ± half-width calibrated on the cross-validation "
+              "residuals; the card states the level and the coverage measured at held-out stations. "
+              "Written next to the output when not given, if the ensemble has a calibration.", optional=True),
 )
+
+
+# -- stations and scores (every algorithm that scores at stations) --------------------------------
+STATIONS_CSV_SPEC = ParamSpec(
+    STATIONS_CSV, FILE, "Stations (CSV with id, lat, lon)",
+    "Instead of a point layer: a CSV with columns id (or station), lat and lon in WGS84 degrees.", optional=True,
+    extension="csv")
+SCORES_CSV_SPEC = ParamSpec(
+    SCORES_CSV, FILE_OUT, "Station scores (CSV)",
+    "The same scores, one row per station and product. ubRMSE = sqrt(RMSE² − bias²); bias = mean(product − in-situ).",
+    optional=True, extension="csv")
+
+
+def insitu_spec(optional: bool = True) -> ParamSpec:
+    return ParamSpec(INSITU_CSV, FILE, "In-situ soil moisture (CSV, m³/m³)",
+                     "A CSV with a date column (YYYY-MM-DD) and one column per station id; empty = no data.",
+                     optional=optional, extension="csv")
+
+
+# -- score_stations --------------------------------------------------------------------------------
+SCORE_HELP = (
+    "Samples each soil-moisture product at the in-situ stations (the pixel holding the station, on every "
+    "date) and computes per site: N, Pearson R, ubRMSE, bias, RMSE, MAE, slope and the R of anomalies "
+    "(against a 30-day moving average). Definitions: bias = mean(product − in-situ); "
+    "RMSE = sqrt(mean((product − in-situ)²)); ubRMSE = sqrt(RMSE² − bias²).<br>"
+    "A product is one multi-band raster with dated bands (descriptions YYYY-MM-DD, as written by the "
+    "downscaling algorithms) or several single-date rasters with the date in the file name."
+)
+SCORE_PRODUCT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("PRODUCT", LAYERS, "Soil-moisture product to score",
+              "The (downscaled) product: one dated multi-band raster or several single-date rasters."),
+    ParamSpec("PRODUCT_NAME", STRING, "Product name", "Name of the product in tables and fields.", default="downscaled"),
+    ParamSpec("COARSE", LAYERS, "Coarse product to compare with",
+              "Optional: the coarse product (same layout rules), scored side by side.", optional=True),
+    ParamSpec("COARSE_NAME", STRING, "Coarse product name", "Name of the coarse product in tables and fields.",
+              default="coarse"),
+)
+#: What the command line offers of the station parameters (the point layer, its id field and the
+#: scores layer are QGIS layers: the toolbox's).
+SCORE_SPECS: tuple[ParamSpec, ...] = SCORE_PRODUCT_SPECS + (STATIONS_CSV_SPEC, insitu_spec(optional=False),
+                                                            SCORES_CSV_SPEC)
+
+
+def score_product_names(values: dict[str, Any], given: dict[str, bool]) -> dict[str, str]:
+    """``{parameter: product name}`` of the products given (PRODUCT, COARSE); a blank name: the parameter's."""
+    from ..core.errors import InputError
+    names: dict[str, str] = {}
+    for key in ("PRODUCT", "COARSE"):
+        if not given[key]:
+            continue
+        name = str(values[key + "_NAME"] or "").strip() or key.lower()
+        if name in names.values():
+            raise InputError(f"Both products are called '{name}'.", fix="give them different names.")
+        names[key] = name
+    return names
+
+
+# -- import_ismn -----------------------------------------------------------------------------------
+IMPORT_ISMN_HELP = (
+    "Reads an ISMN download (International Soil Moisture Network, ismn.earth; a .zip or the folder it unpacks "
+    "to, in the 'header + values' or the 'CEOP separate files' format) and writes what the scoring tools read: "
+    "a station point layer (network, depths, sensors, and ISMN's static metadata — land cover, Köppen–Geiger "
+    "climate, soil fractions and the USDA texture class — as station classes the site report groups by) and "
+    "a CSV with a date column and one column per station: UTC daily means of soil moisture in m³/m³.<br>"
+    "Readings are kept when every ISMN quality flag they carry is among the flags to keep and the value lies "
+    "in 0–1 m³/m³; a day needs readings in a minimum share of its hours; several sensors of a station within "
+    "the depth range are averaged. The log lists, per sensor, readings kept and dropped by flag and by range."
+)
+IMPORT_ISMN_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("INPUT", FILE, "ISMN download (.zip or folder)",
+              "The file downloaded from ismn.earth, or the folder it unpacks to (type or paste the folder's path).",
+              file_filter="ZIP (*.zip);;All files (*)"),
+    ParamSpec("DEPTH_MIN", NUMBER, "Minimum sensor depth (m)", "Sensors whose top lies above this depth are not used.",
+              default=0.0, minimum=0.0),
+    ParamSpec("DEPTH_MAX", NUMBER, "Maximum sensor depth (m)",
+              "Sensors reaching below this depth are not used (1 mm tolerance: SCAN's 2-inch probes at "
+              "0.0508 m count as 5 cm). Satellite soil moisture senses the top ~5 cm.", default=0.05, minimum=0.0),
+    ParamSpec("FLAGS", STRING, "ISMN quality flags to keep",
+              "Comma-separated ISMN flags: G = good, U = not checked, M = missing, C01…, D01…; a single "
+              "letter keeps its whole family (D = every D flag).", default="G"),
+    ParamSpec("START", DATE, "First day", "Optional: first day kept (UTC).", optional=True),
+    ParamSpec("END", DATE, "Last day", "Optional: last day kept (UTC).", optional=True),
+    ParamSpec("MIN_HOURS_SHARE", NUMBER, "Minimum share of valid hours per day",
+              "A daily mean needs kept readings in at least this share of the day's 24 UTC hours.", default=0.5,
+              minimum=0.0, maximum=1.0, advanced=True),
+)
+#: Written by the toolbox and the command line alike (the station point layer is the toolbox's: a QGIS sink).
+IMPORT_ISMN_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("OUTPUT_SERIES", FILE_OUT, "Daily in-situ soil moisture (CSV)",
+              "A date column (YYYY-MM-DD, UTC) and one column per station: daily means in m³/m³, empty = no value.",
+              extension="csv"),
+    ParamSpec("OUTPUT_STATIONS_CSV", FILE_OUT, "Stations (CSV)",
+              "Optional: the stations as a CSV (station, name, lat, lon and the classes), for scripts.", optional=True,
+              extension="csv", create_by_default=False),
+)
+
+
+def ismn_options(values: dict[str, Any]):
+    """:class:`~core.io.ismn.IsmnOptions` of the values of :data:`IMPORT_ISMN_SPECS` (dates: ``datetime.date``)."""
+    import re
+
+    from ..core.errors import InputError
+    from ..core.io.ismn import IsmnOptions
+    flags = tuple(f for f in re.split(r"[,;\s]+", str(values["FLAGS"] or "")) if f)
+    if not flags:
+        raise InputError("No quality flag to keep was given.", fix="give at least G (good).")
+    return IsmnOptions(depth_min=float(values["DEPTH_MIN"]), depth_max=float(values["DEPTH_MAX"]), flags=flags,
+                       start=values["START"], end=values["END"], min_hours_share=float(values["MIN_HOURS_SHARE"]))
+
+
+# -- the cross-scale network (downscale_cross_scale, train_cross_scale) ----------------------------
+CROSS_SCALE_HELP = (
+    "Downscales a coarse soil-moisture series with the cross-scale neural network of Alemohammad et al. "
+    "(2018), which learns from the product itself how a cell's value splits among finer cells — no "
+    "in-situ stations needed.<br>"
+    "<b>With a model folder</b> (written by <i>Train a cross-scale network</i>) its network is applied; its "
+    "files are verified against the hashes in its cards first.<br>"
+    "<b>Without one</b> the network is trained on the fly, <i>self-supervised</i>: the product averaged over "
+    "ratio × ratio cells is the input level, the product itself the target; the network is then applied "
+    "one level down. The training log gives its scores on held-out cells next to copying the coarse value, "
+    "bilinear interpolation and a coherent bilinear.<br>"
+    "Inputs per pixel: the coarse soil moisture averaged over a window 1.25 coarse cells wide centred on "
+    "the pixel (area weighted, cells without data left out), and NDVI / the DEM's topographic index by "
+    "scheme.<br>Output resolution: the one you set, else the product's cell ÷ the training ratio. Outputs, "
+    "one band per date: the estimate (by default <i>coherent</i>: each coarse cell's pixels average back to "
+    "its value) and the members' spread. On the shared SMAP patches (20 → 10 km, held-out patches) the "
+    "coherent network beats bilinear interpolation and ties the coherent bilinear; see the README."
+)
+CROSS_SCALE_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("MODEL_FOLDER", FOLDER, "Trained cross-scale network (folder)",
+              "A folder written by 'Train a cross-scale network' (saved networks are in the profile's "
+              "soil_moisture_downscaling/cross_scale_models). Empty: train self-supervised on the given "
+              "soil moisture.", optional=True),
+    ParamSpec("COHERENT", BOOL, "Coherent output",
+              "Shift each coarse cell's fine pixels by one value per date so that they average back to the "
+              "coarse value (the network's pattern inside the cell is kept). Recommended: on held-out "
+              "patches it is what makes the network beat bilinear interpolation.", default=True),
+)
+CROSS_SCALE_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
+    OUTPUT_SPEC,
+    ParamSpec("SPREAD", RASTER_OUT, "Spread of the members (std)",
+              "Standard deviation of the members' estimates (m³/m³): their disagreement, not a calibrated "
+              "error. Default: <output>_spread.tif.", optional=True),
+)
+
+
+def cross_scale_network_specs(self_supervised_only: bool = False) -> tuple[ParamSpec, ...]:
+    """Scheme, training ratio, hidden units, members, epochs and seed (``self_supervised_only``: say that they
+    apply only when no trained model is given)."""
+    from ..core.methods.cross_scale import SCHEMES, CrossScaleOptions
+    d = CrossScaleOptions()
+    when = "Without a model folder: " if self_supervised_only else ""
+    names = tuple(SCHEMES)
+    return (
+        ParamSpec("SCHEME", ENUM, "Scheme (inputs)",
+                  when + "Inputs of the network (Alemohammad et al.): the coarse soil moisture averaged over a window "
+                  "1.25 coarse cells wide centred on the pixel (area weighted), and, by scheme, NDVI over the window "
+                  "and at the pixel, its σ in the window, the topographic index (mTPI of the DEM). Without NDVI its "
+                  "inputs are replaced by the topographic ones (with a DEM) or left out; the log says so.",
+                  default=names.index(d.scheme), values=names,
+                  choices=("R0: window soil moisture only", "R1: + window and pixel NDVI",
+                           "R2: R1 + σ of NDVI in the window", "R3: R1 + window and pixel topographic index (mTPI)",
+                           "R4: R1 + R2 + R3")),
+        ParamSpec("RATIO", INTEGER, "Self-supervised training ratio",
+                  when + "Without a finer product, the coarse product averaged over ratio × ratio cells is the "
+                  "training input and the product itself the target; the output resolution defaults to the "
+                  "product's cell ÷ this ratio (the paper: 36 km → 9 km, ratio 4).", default=d.ratio, minimum=2,
+                  maximum=8),
+        ParamSpec("HIDDEN_UNITS", INTEGER, "Hidden tanh units",
+                  when + "Neurons of the one hidden layer (tanh; linear output). The paper's choice: 5.",
+                  default=d.hidden, minimum=1, maximum=64, advanced=True),
+        ParamSpec("MEMBERS", INTEGER, "Members (seeds)",
+                  when + "Networks trained with different seeds; the estimate is their mean, the spread their σ.",
+                  default=d.members, minimum=1, maximum=50, advanced=True),
+        ParamSpec("MAX_EPOCHS", INTEGER, "Maximum epochs",
+                  when + "Upper bound of training passes; training stops earlier when the loss on the 20 % "
+                  "early-stopping cells stops improving.", default=d.max_epochs, minimum=1, advanced=True),
+        ParamSpec("SEED", INTEGER, "Random seed",
+                  when + "Seed of the held-out cells and of member k (seed + k): same inputs, same network.",
+                  default=d.seed, advanced=True),
+    )
+
+
+def cross_scale_options(values: dict[str, Any], **extra):
+    """:class:`~core.methods.cross_scale.CrossScaleOptions` of the values of :func:`cross_scale_network_specs`."""
+    from ..core.methods.cross_scale import SCHEMES, CrossScaleOptions
+    return CrossScaleOptions(scheme=tuple(SCHEMES)[int(values["SCHEME"])], ratio=int(values["RATIO"]),
+                             hidden=int(values["HIDDEN_UNITS"]), members=int(values["MEMBERS"]),
+                             max_epochs=int(values["MAX_EPOCHS"]), seed=int(values["SEED"]), **extra)
+
+
+# -- train_cross_scale ---------------------------------------------------------------------------
+TRAIN_CROSS_SCALE_HELP = (
+    "Trains the cross-scale neural network of Alemohammad et al. (2018) — one hidden layer of tanh units, "
+    "several seeds — and saves it as a folder of ONNX members whose model cards record the scheme, the "
+    "inputs, the scales, the training period, the hashes of every member and the held-out scores next to "
+    "the baselines. <i>Downscale with the cross-scale network</i> applies it.<br>"
+    "<b>With a finer product</b> of the same quantity (e.g. SMAP 36 km with SMAP enhanced 9 km) the network "
+    "learns coarse → finer. <b>Without</b>, it is <i>self-supervised</i>: the coarse product averaged over "
+    "ratio × ratio cells → the product itself.<br>"
+    "Validation: 20 % of the target cells (all dates) are held out; the report scores the network (raw and "
+    "coherent) against copying the coarse value, bilinear interpolation and a coherent bilinear: per-pixel "
+    "R and ubRMSE over time, pooled RMSE, the correlation of the within-cell pattern with the truth, and the "
+    "heterogeneity (CV of the fine pixels per coarse cell)."
+)
+FINE_SOIL_MOISTURE_SPEC = ParamSpec(
+    "FINE_SOIL_MOISTURE", LAYERS, "Finer soil-moisture product (m³/m³), optional",
+    "A finer product of the same quantity and dates (SMAP enhanced 9 km for SMAP 36 km, as in the paper), "
+    "dated like the coarse one. Empty: self-supervised (the coarse product aggregated by the ratio).", optional=True)
+TRAIN_CROSS_SCALE_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("MODEL_NAME", STRING, "Network name",
+              "Saved as a folder of this name in the profile's soil_moisture_downscaling/cross_scale_models "
+              "(unless a model folder is given below); letters, digits, '_', '-' and '.'.", default="cross_scale"),
+    ParamSpec("OVERWRITE", BOOL, "Replace a network of the same name",
+              "Without it, a folder already in use is refused. The old one is replaced only once the new one "
+              "is complete.", default=False),
+    ParamSpec("MODEL_OUTPUT", STRING, "Model folder (instead of the profile)",
+              "A folder path to save the network in, e.g. to share it. Empty: the profile folder above (the "
+              "command line has no QGIS profile: give this folder).", default="", optional=True, advanced=True),
+    ParamSpec("REPORT", FILE_OUT, "Training report",
+              "The held-out scores of the network and the baselines (a .txt name gives plain text).", optional=True,
+              extension="html", file_filter="HTML files (*.html);;Text files (*.txt)"),
+)
+#: A model folder's name: letters, digits, '_', '-' and '.' (64 at most), starting with a letter or digit.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def network_destination(values: dict[str, Any], profile_folder: Optional[str]) -> tuple[str, str]:
+    """``(folder, name)`` where a trained network goes: MODEL_OUTPUT, else ``profile_folder``/MODEL_NAME."""
+    import os
+    import re
+
+    from ..core.errors import InputError
+    given = str(values.get("MODEL_OUTPUT") or "").strip()
+    name = str(values.get("MODEL_NAME") or "").strip()
+    if given:
+        return os.path.abspath(given), os.path.basename(os.path.normpath(given))
+    if profile_folder is None:
+        raise InputError("No model folder was given, and the command line has no QGIS profile to save in.",
+                         fix="give --model-output FOLDER.")
+    if not re.match(MODEL_NAME_PATTERN, name):
+        raise InputError(f"The network name '{name}' cannot be a folder name.", fix="use letters, digits, '_', '-' or '.'.")
+    return os.path.join(profile_folder, name), name
+
+
+def check_network_destination(dest: str, overwrite: bool) -> None:
+    """Refuse a folder in use unless the user asked to replace it."""
+    import os
+
+    from ..core.errors import InputError
+    if os.path.exists(dest) and not overwrite:
+        raise InputError(f"'{dest}' already exists.", fix="choose another name, or tick 'Replace a network of the "
+                         "same name' (--overwrite).")
+
+
+def write_training_report(path: str, name: str, text: str) -> None:
+    """The training report of a network: plain text for a ``.txt`` name, else an HTML page."""
+    import html
+
+    from ..core.io.atomic import atomic_write_text
+    from ..core.io.html_page import html_document
+    body = [f"<h1>{html.escape(name)}: cross-scale network</h1>", f"<pre>{html.escape(text)}</pre>"]
+    atomic_write_text(path, text + "\n" if path.lower().endswith(".txt") else html_document(f"{name}: training report",
+                                                                                            body))
+
+
+# -- site_report -----------------------------------------------------------------------------------
+SITE_REPORT_HELP = (
+    "Compares one or more downscaled soil-moisture products and the coarse product they came from with "
+    "in-situ stations, and writes one self-contained HTML report (tables and figures inline, for mailing "
+    "or archiving) with the per-site CSV beside it.<br>"
+    "<b>Scores</b> per site and product, on the dates both have a value, at the pixel holding the "
+    "station: N, R, ubRMSE, bias, RMSE, MAE, slope, anomaly R. bias = mean(product − in-situ); "
+    "ubRMSE = sqrt(RMSE² − bias²).<br>"
+    "<b>Diagnostics</b> per downscaled product, on the coarse grid and for every date both products have "
+    "(Alemohammad et al. 2018): conservation error = (mean of the fine pixels in a coarse cell − coarse "
+    "value) / coarse value × 100 (0 = the coarse water content is kept), and heterogeneity = standard "
+    "deviation / mean of the fine pixels in the cell (0 = the coarse field repeated). Their summary is in "
+    "the report; the rasters are optional outputs (one band per date).<br>"
+    "A product is one multi-band raster with dated bands (descriptions YYYY-MM-DD, as the downscaling "
+    "algorithms write them) or several single-date rasters with the date in the file name; single-date "
+    "files whose names differ only by the date form one product.<br>"
+    "<b>Drought anomaly</b> per downscaled product spanning at least three years: the share of pixels whose "
+    "standardised anomaly against the same calendar period of the other years is below −1σ, per date "
+    "(Jin et al.; the <i>Drought anomaly</i> algorithm writes the anomaly rasters)."
+)
+SITE_REPORT_PRODUCT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("PRODUCTS", LAYERS, "Downscaled product(s)",
+              "One or more downscaled products: each a multi-band raster with dated bands, or several "
+              "single-date rasters with the date in the file name."),
+    ParamSpec("PRODUCT_NAMES", STRING, "Product names",
+              "Names of the products in the report, comma separated, in the order of the layers. "
+              "Default: the layer name (single-date files: the file name without the date).", optional=True,
+              advanced=True),
+    ParamSpec("COARSE", LAYERS, "Coarse product",
+              "The coarse soil moisture the products were downscaled from (same layout rules): the "
+              "reference of the head-to-head comparison and of the diagnostics."),
+    ParamSpec("COARSE_NAME", STRING, "Coarse product name", "Name of the coarse product in the report, tables and "
+              "fields.", default="coarse"),
+)
+SITE_REPORT_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("TITLE", STRING, "Report title",
+              "Heading of the report. Default: 'Downscaled soil moisture: evaluation at in-situ stations'.",
+              optional=True, advanced=True),
+    ParamSpec("MIN_COVERAGE", NUMBER, "Minimum valid fraction of a coarse cell",
+              "Diagnostics are left empty for coarse cells where fewer of the fine pixels hold a value "
+              "(coast, gaps), since a few pixels do not represent the cell.", default=0.5, minimum=0.0, maximum=1.0,
+              advanced=True),
+    ParamSpec("REPORT", FILE_OUT, "Site report (HTML)",
+              "One self-contained HTML file; the per-site CSV is 'Station scores (CSV)' or, if that is "
+              "not set, <report>_sites.csv beside it.", extension="html"),
+    ParamSpec("CONSERVATION", RASTER_OUT, "Conservation error (% of coarse)",
+              "On the coarse grid, one band per date. With several products the file of each product "
+              "after the first gets its name as suffix.", optional=True, create_by_default=False),
+    ParamSpec("HETEROGENEITY", RASTER_OUT, "Heterogeneity (CV of fine pixels per coarse cell)",
+              "On the coarse grid, one band per date (same naming as the conservation raster).", optional=True,
+              create_by_default=False),
+)
+#: The command line's: the stations and scores as CSV.
+SITE_REPORT_CLI_SPECS: tuple[ParamSpec, ...] = SITE_REPORT_PRODUCT_SPECS + (
+    STATIONS_CSV_SPEC, insitu_spec(optional=False), SCORES_CSV_SPEC) + SITE_REPORT_SPECS
+
+
+# -- downscale_stacking --------------------------------------------------------------------------
+STACKING_HELP = (
+    "Downscales a coarse soil-moisture series with a <b>stack</b> of tree ensembles, as the stacking paper "
+    "does for SMAP L4 over Anhui: base learners (scikit-learn's histogram gradient boosting, random forest and "
+    "extra trees; XGBoost, LightGBM and CatBoost when installed) are trained on the coarse grid — coarse soil "
+    "moisture against the covariates averaged over each cell and the day of year — with 5-fold cross-validation "
+    "that holds out whole blocks of cells; their held-out predictions are fused by a non-negative linear "
+    "meta-learner.<br><b>Zones</b>: one stack per terrain zone (relief classes or clusters from the DEM, or your "
+    "own zones); a zone keeps its own stack only where it beats the global stack on its held-out cells.<br>"
+    "The stack is applied on the fine grid as the trend; the coarse residual is spread back and refined so the "
+    "fine pixels of each coarse cell average to its value. Outputs: the series (GeoTIFF, one band per date), "
+    "the run log, an HTML report (learner weights, zoned vs unzoned, predictor importance) and, if asked, the "
+    "fitted stack (ONNX + card) to apply to other dates and areas."
+)
+ZONE_SOURCES = ("auto", "none", "relief", "kmeans", "layer")
+IMPORTANCE_KEYS = ("auto", "shap", "permutation", "none")
+
+
+def _stacking_head() -> tuple[ParamSpec, ...]:
+    from ..core.learn.stacking import DEFAULT_LEARNERS, LEARNERS
+    keys = tuple(LEARNERS)
+    return (
+        ParamSpec("LEARNERS", ENUMS, "Base learners",
+                  "The tree ensembles to stack. The scikit-learn ones always work; XGBoost (pip package "
+                  "xgboost-cpu), LightGBM and CatBoost need their packages (and onnxmltools for XGBoost/LightGBM) "
+                  "in QGIS's Python — a missing one is left out and the log names the pip command.",
+                  default=tuple(keys.index(k) for k in DEFAULT_LEARNERS), choices=tuple(LEARNERS[k][0] for k in keys),
+                  values=keys),
+        ParamSpec("ZONES", ENUM, "Zones",
+                  "Separate stacks per zone (the paper's geomorphic units). Relief = highest minus lowest "
+                  "elevation within the radius: plains below the first threshold, mountains above the second.",
+                  default=0, values=ZONE_SOURCES,
+                  choices=("Automatic: terrain relief classes when a DEM is given, else none", "No zones",
+                           "Relief classes from the DEM (plains, hills, mountains)",
+                           "Clusters of elevation and relief (k-means)", "The zone layer below (class raster or polygons)")),
+        ParamSpec("ZONE_RASTER", RASTER, "Zone raster (class codes)",
+                  "Integer zone codes (0 or nodata = no zone); used when Zones is 'the zone layer below'.", optional=True),
+    )
+
+
+#: After the zone polygons and their field (QGIS vector parameters: the toolbox's).
+STACKING_TAIL_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("RELIEF_RADIUS", NUMBER, "Relief radius (m)", "Radius within which local relief is measured.",
+              default=5000.0, minimum=100.0, advanced=True),
+    ParamSpec("RELIEF_THRESHOLDS", STRING, "Relief thresholds (m)",
+              "Plains below the first, mountains above the second (Meybeck et al. 2001).", default="50, 300",
+              advanced=True),
+    ParamSpec("N_ZONES", INTEGER, "Clusters (k-means zones)", "Number of zones when clustering elevation and relief.",
+              default=3, minimum=2, maximum=12, advanced=True),
+    ParamSpec("MIN_ZONE_SAMPLES", INTEGER, "Minimum coarse samples per zone",
+              "Zones with fewer coarse samples (cells × dates) use the global stack.", default=300, minimum=20,
+              advanced=True),
+    ParamSpec("IMPORTANCE", ENUM, "Predictor importance",
+              "SHAP values of the stack (pip package shap) when installed, else the rise of the held-out RMSE "
+              "when a predictor is shuffled; or either explicitly, or none (faster).", default=0, values=IMPORTANCE_KEYS,
+              choices=("SHAP when installed, else permutation", "SHAP values", "Permutation on held-out cells", "None"),
+              advanced=True),
+    ParamSpec("FOLDS", INTEGER, "Cross-validation folds", "Folds of the out-of-fold predictions that train the "
+              "meta-learner.", default=5, minimum=2, maximum=20, advanced=True),
+    ParamSpec("N_ESTIMATORS", INTEGER, "Trees / boosting iterations", "Boosting iterations (forests: half as many "
+              "trees).", default=200, minimum=10, advanced=True),
+    ParamSpec("LEARNING_RATE", NUMBER, "Learning rate", "Of the boosted learners.", default=0.05, minimum=0.001,
+              maximum=1.0, advanced=True),
+    residual_spec("auto"),
+) + KRIGING_SPECS + (
+    ParamSpec("RESIDUAL_ITERATIONS", INTEGER, "Residual refinement passes",
+              "Bilinear residual: passes that make the fine pixels of each coarse cell average back to its "
+              "value.", default=3, minimum=0, maximum=20, advanced=True),
+    ParamSpec("SEED", INTEGER, "Random seed", "For reproducible runs.", default=42, advanced=True),
+    ParamSpec("MODEL_IN", FOLDER, "Apply a saved stack (folder)",
+              "A folder written by this algorithm's 'Save the fitted stack': no fitting, the saved stack is "
+              "applied to these layers (they must have the same roles).", optional=True, advanced=True),
+)
+STACKING_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
+    OUTPUT_SPEC, KRIGING_SD_SPEC,
+    ParamSpec("REPORT", FILE_OUT, "Stacking report (HTML)",
+              "Learner weights and held-out scores, zoned vs unzoned per zone, predictor importance.", optional=True,
+              extension="html"),
+    ParamSpec("MODEL_OUT", FOLDER_OUT, "Save the fitted stack",
+              "A folder for the fitted stack (ONNX graphs + card with their SHA-256).", optional=True,
+              create_by_default=False),
+)
+
+
+def stacking_specs() -> tuple[ParamSpec, ...]:
+    """The stacking parameters the toolbox and the command line share, in dialog order."""
+    return _stacking_head() + STACKING_TAIL_SPECS
+
+
+def stacking_options(values: dict[str, Any]):
+    """``(StackingMethodOptions, ZoneRule)`` of the values of :func:`stacking_specs`."""
+    from ..core.errors import InputError
+    from ..core.learn.stacking import DEFAULT_LEARNERS, LEARNERS
+    from ..core.methods.stacking import StackingMethodOptions
+    from ..core.raster.zones import ZoneRule
+    keys = tuple(LEARNERS)
+    picks = list(values["LEARNERS"]) or [keys.index(k) for k in DEFAULT_LEARNERS]
+    text = str(values["RELIEF_THRESHOLDS"] or "") or "50, 300"
+    try:
+        thresholds = tuple(float(t) for t in text.replace(";", ",").split(","))
+        if len(thresholds) != 2 or thresholds[0] >= thresholds[1]:
+            raise ValueError
+    except ValueError:
+        raise InputError(f"Relief thresholds '{text}': give two increasing numbers in metres, e.g. '50, 300'.") from None
+    rule = ZoneRule(method="kmeans" if ZONE_SOURCES[int(values["ZONES"])] == "kmeans" else "relief",
+                    radius_m=float(values["RELIEF_RADIUS"]), thresholds_m=thresholds, n_clusters=int(values["N_ZONES"]),
+                    seed=int(values["SEED"]))
+    opts = StackingMethodOptions(
+        learners=tuple(keys[i] for i in picks), folds=int(values["FOLDS"]), n_estimators=int(values["N_ESTIMATORS"]),
+        learning_rate=float(values["LEARNING_RATE"]), seed=int(values["SEED"]),
+        min_zone_samples=int(values["MIN_ZONE_SAMPLES"]), importance=IMPORTANCE_KEYS[int(values["IMPORTANCE"])],
+        residual_iterations=int(values["RESIDUAL_ITERATIONS"]), **residual_fields(values))
+    return opts, rule
+
+
+def stacking_zone(values: dict[str, Any], covariates: list, rule, folder: str, zone_raster=None, polygons=None):
+    """``(zone LayerInput or None, log line or None)`` of the ZONES choice: terrain zones from the DEM written in
+    ``folder``, the zone raster ``(path, name)`` or ``polygons()`` (a callable giving the toolbox's rasterised
+    polygons, or ``None``)."""
+    from ..core.errors import InputError
+    from ..core.inputs.roles import Role
+    from ..core.inputs.scene import LayerInput
+    from ..core.methods.stacking import write_dem_zones
+    from ..core.raster.align import BandRef
+    source = ZONE_SOURCES[int(values["ZONES"])]
+    dem = next((c for c in covariates if c.role is Role.DEM), None)
+    if source == "none" or (source == "auto" and dem is None):
+        return None, None
+    if source == "layer":
+        if zone_raster is not None:
+            path, name = zone_raster
+            return LayerInput(Role.ZONE, name, [BandRef(path, 1, name)]), None
+        if polygons is None:
+            raise InputError("Zones are to come from a zone layer, but none was given.",
+                             fix="choose a zone raster, or zone polygons and their zone field.")
+        return polygons()
+    if dem is None:
+        raise InputError("Zones from the terrain need a DEM.", fix="give a DEM, or choose another zone source.")
+    import os
+    ref, info = write_dem_zones(dem.bands[0], os.path.join(folder, "zones.tif"), rule)
+    line = (f"Terrain zones ({info['method']}, radius {info['radius_m']:g} m): "
+            + ", ".join(f"{info['labels'].get(k, k)} {n} px" for k, n in info["pixels"].items()))
+    return LayerInput(Role.ZONE, "terrain zones", [ref]), line
+
+
+def stacking_fit_lines(training: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """``(warnings, log lines)`` of a fitted stack: learners left out, weights, held-out scores, zones."""
+    from ..core.learn.stacking import LEARNERS
+    warnings = [f"{LEARNERS[k][0]} is not installed and was left out. To use it: pip install {cmd} (in QGIS's Python)."
+                for k, cmd in training.get("skipped_learners", {}).items()]
+    g = training["global"]
+    lines = ["Stack weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(g["learners"], g["weights"]))]
+    if "stack" in g["oof_scores"]:
+        sc = g["oof_scores"]["stack"]
+        lines.append(f"Held-out coarse cells: stack R = {sc['r']:.3f}, RMSE = {sc['rmse']:.4f} m³/m³")
+    lines += [f"Zone {z['zone']}: {z['n_samples']} samples, {z['uses']}" for z in training.get("zones", [])]
+    return warnings, lines

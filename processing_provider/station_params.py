@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import math
-import re
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from qgis.core import (
@@ -21,17 +18,18 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterFileDestination,
     QgsWkbTypes,
 )
-from osgeo import gdal
 from qgis.PyQt.QtCore import QVariant
 
+from ..core.errors import InputError
+from ..core.evaluation.station_scoring import StationInputs, field_key, sample_refs  # noqa: F401 (the algorithms' names)
+from ..core.evaluation.station_scoring import read_station_inputs as read_station_inputs_of
+from ..core.evaluation.station_scoring import score_with_notes as score_rows
+from ..core.evaluation.stations import Sampled, Station
 from ..core.raster.align import BandRef
-from ..core.evaluation.stations import (InsituTable, Sampled, Station, read_insitu_table, read_station_table,
-                                        sample_raster, score_products, skipped_message, stations_outside,
-                                        unscored_stations)
+from . import specs
+from .spec_params import add_specs
 from .param_names import INSITU_CSV, SCORES, SCORES_CSV, STATION_ID_FIELD, STATIONS, STATIONS_CSV  # noqa: F401
 
 
@@ -49,73 +47,39 @@ def add_station_params(alg, optional: bool = True, outputs: bool = True) -> None
     alg.add_param(QgsProcessingParameterField(STATION_ID_FIELD, alg.tr("Station id field"), None, STATIONS,
                                               optional=True),
                   "Field of the point layer holding the station id. Default: a field called id, station or site.")
-    alg.add_param(QgsProcessingParameterFile(STATIONS_CSV, alg.tr("Stations (CSV with id, lat, lon)"),
-                                             extension="csv", optional=True),
-                  "Instead of a point layer: a CSV with columns id (or station), lat and lon in WGS84 degrees.")
-    alg.add_param(QgsProcessingParameterFile(INSITU_CSV, alg.tr("In-situ soil moisture (CSV, m³/m³)"),
-                                             extension="csv", optional=optional),
-                  "A CSV with a date column (YYYY-MM-DD) and one column per station id; empty = no data.")
+    add_specs(alg, specs.STATIONS_CSV_SPEC, specs.insitu_spec(optional))
     if outputs:
         alg.add_param(QgsProcessingParameterFeatureSink(SCORES, alg.tr("Station scores (points)"),
                                                         QgsProcessing.TypeVectorPoint, optional=True),
                       "One point per station with N, R, ubRMSE, bias, RMSE, MAE and anomaly R of each product, "
                       "and the change of ubRMSE and R against the coarse product (d_ubrmse < 0 = better).")
-        alg.add_param(QgsProcessingParameterFileDestination(SCORES_CSV, alg.tr("Station scores (CSV)"),
-                                                            alg.tr("CSV files (*.csv)"), optional=True),
-                      "The same scores, one row per station and product. "
-                      "ubRMSE = sqrt(RMSE² − bias²); bias = mean(product − in-situ).")
+        add_specs(alg, specs.SCORES_CSV_SPEC)
 
 
 def wants_scoring(alg, parameters, context) -> bool:
     return bool(alg.parameterAsFile(parameters, INSITU_CSV, context))
 
 
-@dataclass
-class StationInputs:
-    """Stations and in-situ series as read from the parameters, with what was left out of them."""
-
-    stations: list[Station]
-    insitu: InsituTable
-    #: One message block per table that had rows, cells or features left out.
-    reports: list[str] = field(default_factory=list)
-
-
 def station_inputs(alg, parameters, context, feedback=None) -> StationInputs:
     """Read the stations and the in-situ table, skipping bad rows; each table's skipped rows are one
     warning on ``feedback``. Raises ``QgsProcessingException`` when nothing usable remains."""
-    insitu_path = alg.parameterAsFile(parameters, INSITU_CSV, context)
-    csv_path = alg.parameterAsFile(parameters, STATIONS_CSV, context)
     source = alg.parameterAsSource(parameters, STATIONS, context)
-    if source is None and not csv_path:
-        raise QgsProcessingException(alg.tr(
-            "In-situ data were given but no stations. Fix: give a station point layer or a stations CSV."))
-    reports = []
+    stations, reports = None, []
     if source is not None:
         stations, left_out = _stations_from_source(alg, source, alg.parameterAsString(parameters, STATION_ID_FIELD,
                                                                                       context), context)
         if left_out:
             reports.append(alg.tr(f"Station layer: {len(left_out)} feature(s) left out ({len(stations)} stations "
                                   "kept):\n") + "\n".join(f"  {m}" for m in left_out))
-    else:
-        table = read_station_table(csv_path)
-        stations = table.stations
-        if table.skipped:
-            reports.append(skipped_message(csv_path, table.skipped, f"{len(stations)} station(s) kept"))
-    insitu = read_insitu_table(insitu_path)
-    if insitu.skipped:
-        n_values = sum(s.values for s in insitu.skipped if s.out_of_range)
-        kept = f"{len(insitu.dates)} dates kept" + (f"; {n_values} value(s) outside 0 … 1 m³/m³ dropped"
-                                                    if n_values else "")
-        reports.append(skipped_message(insitu_path, insitu.skipped, kept))
+    try:
+        got = read_station_inputs_of(stations, alg.parameterAsFile(parameters, STATIONS_CSV, context),
+                                     alg.parameterAsFile(parameters, INSITU_CSV, context), reports)
+    except InputError as exc:
+        raise QgsProcessingException(alg.tr(str(exc))) from None
     if feedback is not None:
-        for text in reports:
+        for text in got.reports:
             feedback.pushWarning(text)
-    known = [s for s in stations if s.id in insitu.values]
-    if not known:
-        raise QgsProcessingException(alg.tr(
-            f"None of the {len(stations)} station ids ({', '.join(s.id for s in stations[:5])}…) is a column of "
-            f"the in-situ table. Fix: pick the station id field whose values are the table's column names."))
-    return StationInputs(stations, insitu, reports)
+    return got
 
 
 def read_station_inputs(alg, parameters, context, feedback=None):
@@ -159,44 +123,13 @@ def _stations_from_source(alg, source, id_field: str, context) -> tuple[list[Sta
     return out, left_out
 
 
-def sample_refs(refs: Sequence[BandRef], stations: Sequence[Station]) -> Sampled:
-    """Sample dated bands (possibly across several files) at the stations, sorted by date."""
-    import numpy as np
-    by_path: "OrderedDict[str, list[BandRef]]" = OrderedDict()
-    for r in refs:
-        by_path.setdefault(r.path, []).append(r)
-    found = {}
-    for path, rs in by_path.items():
-        given = {r.band: r.date for r in rs if r.date is not None}
-        ds = gdal.Open(path)
-        n_bands = ds.RasterCount
-        ds = None
-        known = [given.get(b) for b in range(1, n_bands + 1)]
-        dates, values = sample_raster(path, stations, known if all(known) else None)
-        for b, (d, v) in enumerate(zip(dates, values), start=1):
-            if not given or b in given:
-                found[d] = v
-    ds = sorted(found)
-    return ds, (np.stack([found[d] for d in ds]) if ds else np.empty((0, len(stations))))
-
-
 def score_with_notes(got: StationInputs, sampled: dict[str, Sampled], products: dict[str, Sequence[BandRef]],
                      feedback=None) -> list[dict]:
-    """:func:`score_products` with the dropped in-situ values counted and every station that could not be
-    scored named, with the reason, in one warning on ``feedback``."""
-    paths = list(OrderedDict.fromkeys(r.path for refs in products.values() for r in refs))
-    outside = stations_outside(paths, got.stations)
-    rows = score_products(got.stations, got.insitu.dates, got.insitu.values, sampled,
-                          out_of_range=got.insitu.out_of_range, outside=outside)
-    lines = [f"  {sid}: {why}" for sid, why in unscored_stations(rows).items()]
-    lines += [f"  {s.id}: no column in the in-situ table" for s in got.stations if s.id not in got.insitu.values]
-    if lines and feedback is not None:
-        feedback.pushWarning(f"{len(lines)} of {len(got.stations)} stations could not be scored:\n" + "\n".join(lines))
+    """:func:`core.evaluation.station_scoring.score_with_notes`, its warning on ``feedback``."""
+    rows, warning = score_rows(got, sampled, products)
+    if warning and feedback is not None:
+        feedback.pushWarning(warning)
     return rows
-
-
-def field_key(product: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", product.lower()).strip("_")[:20] or "product"
 
 
 def write_score_layer(alg, parameters, context, rows: list[dict], stations: Sequence[Station],

@@ -23,6 +23,7 @@ from qgis.core import (
 from ..core.errors import InputError
 from . import layer_params as lp
 from . import model_store
+from . import specs
 from . import station_params as sp
 from .base import CoreFeedback, SmAlgorithm, core_errors, steps
 
@@ -35,7 +36,7 @@ SCHEME_CHOICES: tuple[str, ...] = ("free", "field_capacity", "land_cover", "clim
 ARCHITECTURE_CHOICES: tuple[str, ...] = ("dense", "prob", "wdl", "rf", "hgb")
 DEFAULT_FEATURES: tuple[str, ...] = ("sm_coarse", "mtpi", "lat")
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME_RE = re.compile(specs.MODEL_NAME_PATTERN)
 
 try:  # QGIS >= 3.36
     from qgis.core import Qgis
@@ -356,22 +357,10 @@ def _default_description(samples, table: str) -> str:
 
 
 def _install(built: str, dest: str, overwrite: bool, scratch: str) -> str:
-    """Move the finished ensemble folder ``built`` to ``dest`` (same file system: atomic renames).
-
-    An ensemble already at ``dest`` is first moved into ``scratch`` and deleted only once the new
-    one is in place; if that fails, it is put back.
-    """
-    previous = None
-    if os.path.exists(dest):
-        if not overwrite:  # appeared while training
-            raise QgsProcessingException(f"An ensemble called '{os.path.basename(dest)}' appeared while training "
-                                         f"({dest}); nothing was replaced. Fix: run again with another name.")
-        previous = os.path.join(scratch, ".previous")
-        os.rename(dest, previous)
+    """:func:`core.io.atomic.install_folder` of a finished ensemble folder (its refusal as a Processing error)."""
+    from ..core.errors import InputError
+    from ..core.io.atomic import install_folder
     try:
-        os.rename(built, dest)
-    except OSError:
-        if previous is not None:
-            os.rename(previous, dest)
-        raise
-    return dest
+        return install_folder(built, dest, overwrite, scratch, what="An ensemble")
+    except InputError as e:
+        raise QgsProcessingException(str(e)) from None

@@ -22,6 +22,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..raster.blas import dot
+
 #: Keys of :func:`pair_metrics`, in report order.
 METRIC_KEYS: tuple[str, ...] = ("n", "r", "ubrmse", "bias", "rmse", "mae", "slope", "anomaly_r")
 
@@ -95,9 +97,9 @@ def pair_metrics(
     out["mae"] = float(np.mean(np.abs(d)))
     out["r"] = _pearson(o, e)
     oc = o - o.mean()
-    sxx = float(np.dot(oc, oc))
+    sxx = dot(oc, oc)
     if sxx > _tiny_variance(o):
-        out["slope"] = float(np.dot(oc, e - e.mean()) / sxx)
+        out["slope"] = dot(oc, e - e.mean()) / sxx
     if days is not None:
         t = days[ok]
         half = anomaly_window_days / 2.0
@@ -176,12 +178,12 @@ def as_float(value: Any) -> float:
 def _pearson(a: np.ndarray, b: np.ndarray, scale_a: Optional[np.ndarray] = None,
              scale_b: Optional[np.ndarray] = None) -> float:
     ac, bc = a - a.mean(), b - b.mean()
-    saa, sbb = float(np.dot(ac, ac)), float(np.dot(bc, bc))
+    saa, sbb = dot(ac, ac), dot(bc, bc)
     if saa <= _tiny_variance(a if scale_a is None else scale_a) or sbb <= _tiny_variance(
         b if scale_b is None else scale_b
     ):
         return math.nan
-    return float(np.clip(np.dot(ac, bc) / math.sqrt(saa * sbb), -1.0, 1.0))
+    return float(np.clip(dot(ac, bc) / math.sqrt(saa * sbb), -1.0, 1.0))
 
 
 def _tiny_variance(x: np.ndarray) -> float:

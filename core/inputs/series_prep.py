@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..raster.blas import matmul
 
 
 def quality_mask(quality: np.ndarray, good_values: Sequence[int] = (), bad_bits: int = 0) -> np.ndarray:
@@ -114,8 +115,16 @@ def savitzky_golay_weights(days: np.ndarray, half_width: int = 5, order: int = 4
         idx = np.arange(lo, lo + size)
         scale = max(float(np.max(np.abs(t[idx] - t[i]))), 1.0)
         vander = ((t[idx] - t[i]) / scale)[:, None] ** np.arange(order + 1)[None, :]
-        weights[i, idx] = np.linalg.pinv(vander)[0]
+        weights[i, idx] = _first_row_of_pinv(vander)
     return weights
+
+
+def _first_row_of_pinv(a: np.ndarray) -> np.ndarray:
+    """Row 0 of the pseudo-inverse of ``a`` (as ``numpy.linalg.pinv``: singular values below 1e-15 × the
+    largest dropped), with the product through :mod:`..raster.blas`."""
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    keep = s > 1e-15 * s.max()
+    return matmul(np.ascontiguousarray(u[:, keep]), vt[keep, 0] / s[keep])
 
 
 def smooth(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +146,7 @@ def smooth(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndar
     support = weights != 0
     # a date is smoothable where every date of its window is valid
     incomplete = (support.astype(np.int64) @ (~valid).astype(np.int64)) > 0
-    smoothed = weights @ np.where(valid, flat, 0.0)
+    smoothed = matmul(weights, np.where(valid, flat, 0.0))
     applied = ~incomplete & valid
     return np.where(applied, smoothed, flat).reshape(v.shape), applied.reshape(v.shape)
 

@@ -64,3 +64,28 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Non
     """Write ``text`` to ``path`` atomically (see :func:`atomic_open`)."""
     with atomic_open(path, "w", encoding=encoding, newline="") as f:
         f.write(text)
+
+
+def install_folder(built: PathLike, dest: PathLike, overwrite: bool, scratch: PathLike, what: str = "A model") -> str:
+    """Move the finished folder ``built`` to ``dest`` (same file system: atomic renames).
+
+    A folder already at ``dest`` is first moved into ``scratch`` and deleted only once the new one is in
+    place; if that fails, it is put back. Raises :class:`~core.errors.InputError` when ``dest`` exists and
+    ``overwrite`` is off (it appeared while the folder was built).
+    """
+    from ..errors import InputError
+    built, dest, scratch = os.fspath(built), os.fspath(dest), os.fspath(scratch)
+    previous = None
+    if os.path.exists(dest):
+        if not overwrite:
+            raise InputError(f"{what} called '{os.path.basename(dest)}' appeared while training ({dest}); nothing "
+                             "was replaced.", fix="run again with another name.")
+        previous = os.path.join(scratch, ".previous")
+        os.rename(dest, previous)
+    try:
+        os.rename(built, dest)
+    except OSError:
+        if previous is not None:
+            os.rename(previous, dest)
+        raise
+    return dest

@@ -406,6 +406,13 @@ def usda_texture(sand: float, silt: float, clay: float) -> str:
 # --------------------------------------------------------------------------- writing
 
 
+def ismn_log_lines(result: IsmnImport) -> list[str]:
+    """What an import reports: per sensor readings kept and dropped, the files not used, the totals."""
+    return (list(result.log) + [f"Not used: {line}" for line in result.skipped]
+            + [f"{len(result.stations)} stations, {len(result.dates)} days "
+               f"({result.dates[0].isoformat()} … {result.dates[-1].isoformat()})"])
+
+
 def write_series_csv(result: IsmnImport, path: str) -> str:
     """``date`` + one column per station id (daily means, m³/m³; empty = no value), atomically.
 

@@ -26,6 +26,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ..raster.blas import matmul
 from .features import InputEncoder
 
 ARCHITECTURES_NN: tuple[str, ...] = ("dense", "prob", "wdl")
@@ -177,7 +178,7 @@ class MLP:
         out, _ = _forward(self.weights, self.biases, H, self.config.activation)
         mu = out[:, 0].copy()
         if self.wide_weight is not None:
-            mu += H @ self.wide_weight
+            mu += matmul(H, self.wide_weight)
         if not return_std:
             return mu
         if self.config.architecture == "prob":
@@ -224,7 +225,7 @@ def _forward(Ws: list[np.ndarray], bs: list[np.ndarray], H: np.ndarray, activati
     acts = [H]
     a = H
     for i, (W, b) in enumerate(zip(Ws, bs)):
-        a = a @ W + b
+        a = matmul(a, W) + b
         if i < len(Ws) - 1:
             a = np.tanh(a) if activation == "tanh" else np.maximum(a, 0.0)
         acts.append(a)
@@ -241,7 +242,7 @@ def _loss_and_grads(params: list[np.ndarray], H: np.ndarray, z: np.ndarray, w: n
     n = z.size
     mu = out[:, 0]
     if architecture == "wdl":
-        mu = mu + H @ params[-1]
+        mu = mu + matmul(H, params[-1])
     d_out = np.zeros_like(out)
     if architecture == "prob":
         raw = out[:, 1]
@@ -262,13 +263,13 @@ def _loss_and_grads(params: list[np.ndarray], H: np.ndarray, z: np.ndarray, w: n
     grads: list[np.ndarray] = [None] * len(params)  # type: ignore[list-item]
     delta = d_out
     for i in range(n_layers - 1, -1, -1):
-        grads[2 * i] = acts[i].T @ delta
+        grads[2 * i] = matmul(acts[i].T, delta)
         grads[2 * i + 1] = delta.sum(axis=0)
         if i > 0:
             slope = 1.0 - acts[i] * acts[i] if activation == "tanh" else (acts[i] > 0)
-            delta = (delta @ Ws[i].T) * slope
+            delta = matmul(delta, Ws[i].T) * slope
     if architecture == "wdl":
-        grads[-1] = H.T @ d_out[:, 0]
+        grads[-1] = matmul(H.T, d_out[:, 0])
     return loss, grads
 
 

@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import Canceled
+from ..raster.blas import dot, matmul
 from .validation import group_kfold
 
 #: name → (label, import name, pip requirement); the first three need only scikit-learn.
@@ -131,11 +132,11 @@ def nonnegative_linear(P: np.ndarray, y: np.ndarray, w: Optional[np.ndarray] = N
 
     sw = np.ones(len(y)) if w is None else np.asarray(w, dtype=np.float64)
     sw = sw / sw.sum()
-    pm = sw @ P
-    ym = float(sw @ y)
+    pm = matmul(np.ascontiguousarray(P, dtype=np.float64).T, sw)
+    ym = dot(sw, y)
     root = np.sqrt(sw)[:, None]
     weights, _ = nnls((P - pm) * root, (y - ym) * root[:, 0])
-    return weights, ym - float(pm @ weights)
+    return weights, ym - dot(pm, weights)
 
 
 def _scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -200,7 +201,7 @@ class Stack:
             self.weights, self.intercept = nonnegative_linear(oof, y, sample_weight)
             for j, name in enumerate(self.learners):
                 self.oof_scores[name] = _scores(oof[:, j], y)
-            self.oof_prediction = oof @ self.weights + self.intercept
+            self.oof_prediction = matmul(oof, self.weights) + self.intercept
             self.oof_scores["stack"] = _scores(self.oof_prediction, y)
         else:  # no folds asked, or too few groups: the mean of the learners
             self.weights, self.intercept = np.full(len(self.learners), 1.0 / len(self.learners)), 0.0
@@ -225,7 +226,7 @@ class Stack:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Native stacked prediction (float32)."""
-        return (self.predict_learners(X) @ self.weights + self.intercept).astype(np.float32)
+        return (matmul(self.predict_learners(X), self.weights) + self.intercept).astype(np.float32)
 
     def shap_values(self, X: np.ndarray, python: Optional[str] = None) -> np.ndarray:
         """SHAP values of the stacked prediction, shape ``(n, n_features)``: each learner's TreeSHAP values

@@ -72,7 +72,10 @@ def trend_residual_summary(res: DownscaleResult) -> list[str]:
         pm = vg["point_model"]
         lines.append(f"Residual variogram (point support): {pm['model']}, sill {pm['sill']:.3g} (m³/m³)², "
                      f"range {pm['range'] / 1000:.1f} km")
-    for day, c in zip(res.dates, res.conservation):
-        lines.append(f"Conservation {day}: mean |fine mean − coarse| = {c['mean_abs_diff']:.4f}, "
-                     f"max = {c['max_abs_diff']:.4f} m³/m³ over {c['cells']} cells")
-    return lines
+    return lines + conservation_lines(res.dates, res.conservation)
+
+
+def conservation_lines(dates, conservation) -> list[str]:
+    """One log line per date: how far the fine pixels' mean in each coarse cell is from its value."""
+    return [f"Conservation {d}: mean |fine mean − coarse| = {c['mean_abs_diff']:.4f}, "
+            f"max = {c['max_abs_diff']:.4f} m³/m³ over {c['cells']} cells" for d, c in zip(dates, conservation)]

@@ -25,7 +25,8 @@ DATES = [dt.date(2018, 1, d) for d in (2, 9, 16)]
 
 
 def _squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text)
+    """Whitespace as one space, and argparse's line breaks after a hyphen undone."""
+    return re.sub(r"-\s+", "-", re.sub(r"\s+", " ", text))
 
 
 @pytest.mark.parametrize("name", [m.name for m in package("cli.commands").DOWNSCALE_METHODS])
@@ -41,18 +42,23 @@ def test_help_is_built_from_the_algorithms_parameter_specs(name):
         # the spec's own help text, not a second copy written for the terminal
         assert _squash(main.plain(spec.help).replace("%%", "%"))[:60] in text, spec.name
     assert "--regressor {svr,rf,hgb}" in text if name == "regression" else "--regressor" not in text
-    assert f"downscale_{name}" in text
+    assert f"soil_moisture_downscaling:{method.algorithm}" in text
 
 
-def test_import_product_help_is_built_from_its_specs():
+@pytest.mark.parametrize("name", [c.name for c in package("cli.commands").COMMANDS]
+                         + [f"train {c.name}" for c in package("cli.commands").TRAIN_COMMANDS])
+def test_every_commands_help_is_built_from_its_specs(name):
     main, commands = package("cli.main"), package("cli.commands")
-    (command,) = [c for c in commands.COMMANDS if c.name == "import-product"]
-    with pytest.raises(SystemExit), _captured() as out:
-        main.main(["import-product", "--help"])
+    (command,) = [c for c in commands.COMMANDS + commands.TRAIN_COMMANDS if c.name == name.split()[-1]]
+    with pytest.raises(SystemExit) as done, _captured() as out:
+        main.main([*name.split(), "--help"])
+    assert done.value.code == 0
     text = _squash(out.getvalue())
     for spec in command.specs:
-        assert spec.option in text and _squash(main.plain(spec.help))[:60] in text, spec.name
-    assert "--passes {am-then-pm,mean,am,pm}" in text
+        assert spec.option in text and _squash(main.plain(spec.help).replace("%%", "%"))[:60] in text, spec.name
+    assert f"soil_moisture_downscaling:{command.algorithm}" in text
+    if name == "import-product":
+        assert "--passes {am-then-pm,mean,am,pm}" in text
 
 
 def test_spec_defaults_are_the_methods_option_defaults():
@@ -62,6 +68,52 @@ def test_spec_defaults_are_the_methods_option_defaults():
     assert specs.regression_options(defaults(specs.REGRESSION_SPECS)) == regression.RegressionOptions()
     assert specs.svatark_options(defaults(specs.SVATARK_SPECS)) == svatark.SvatarkOptions()
     assert specs.product_options(defaults(specs.IMPORT_PRODUCT_SPECS)) == package("core.io.products").ProductOptions()
+    assert specs.ismn_options(defaults(specs.IMPORT_ISMN_SPECS)) == package("core.io.ismn").IsmnOptions()
+    assert specs.cross_scale_options(defaults(specs.cross_scale_network_specs())) == \
+        package("core.methods.cross_scale").CrossScaleOptions()
+    opts, rule = specs.stacking_options(defaults(specs.stacking_specs()))
+    assert opts == package("core.methods.stacking").StackingMethodOptions() and rule == package("core.raster.zones").ZoneRule()
+    import inspect
+    predict = package("core.methods.insitu_ensemble.apply").predict
+    assert inspect.signature(predict).parameters["anchor_to_coarse"].default is specs.ANCHOR_SPEC.default
+
+
+def test_import_ismn_and_score_from_the_cli(tmp_path):
+    """The real ISMN sample → daily table and stations; scoring a raster of a known field at those stations."""
+    from osgeo import osr
+    ismn = os.path.join(ROOT, "tests", "data", "ismn", "Data_seperate_files_20170810_20180809.zip")
+    bad = run_cli("import-ismn", "--input", ismn, "--flags", ",", "--output-series", str(tmp_path / "x.csv"))
+    assert bad.returncode == 1 and "No quality flag to keep was given. Fix: give at least G (good)." in bad.stderr
+    proc = run_cli("import-ismn", "--input", ismn, "--depth-max", "0.25", "--output-series", str(tmp_path / "daily.csv"),
+                   "--output-stations-csv", str(tmp_path / "stations.csv"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    import csv
+    stations = list(csv.DictReader(open(tmp_path / "stations.csv", encoding="utf-8")))
+    daily = list(csv.DictReader(open(tmp_path / "daily.csv", encoding="utf-8")))
+    assert stations and {s["station"] for s in stations} == set(daily[0]) - {"date"}
+    # a product that is the in-situ value + 0.02 at every station pixel: bias 0.02, R 1, ubRMSE 0
+    days = [r["date"] for r in daily][:20]
+    lon, lat = float(stations[0]["lon"]), float(stations[0]["lat"])
+    sid = stations[0]["station"]
+    obs = np.array([float(r[sid]) if r[sid] else np.nan for r in daily[:20]], dtype=np.float32)
+    assert np.isfinite(obs).sum() >= 10
+    drv = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "product.tif"), 3, 3, len(days), gdal.GDT_Float32)
+    drv.SetGeoTransform((lon - 0.15, 0.1, 0, lat + 0.15, 0, -0.1))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    drv.SetProjection(srs.ExportToWkt())
+    for b, (d, v) in enumerate(zip(days, obs), start=1):
+        band = drv.GetRasterBand(b)
+        band.SetDescription(d)
+        band.SetNoDataValue(float("nan"))
+        band.WriteArray(np.full((3, 3), v + 0.02, dtype=np.float32))
+    drv = None
+    proc = run_cli("score", "--product", str(tmp_path / "product.tif"), "--stations-csv", str(tmp_path / "stations.csv"),
+                   "--insitu-csv", str(tmp_path / "daily.csv"), "--scores-csv", str(tmp_path / "scores.csv"))
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [r for r in csv.DictReader(open(tmp_path / "scores.csv", encoding="utf-8")) if r["station"] == sid]
+    assert int(row["n"]) == np.isfinite(obs).sum()
+    assert abs(float(row["bias"]) - 0.02) < 1e-6 and float(row["ubrmse"]) < 1e-6 and float(row["r"]) > 0.999999
 
 
 class _captured:

@@ -18,6 +18,7 @@ from typing import Optional
 
 import numpy as np
 
+from ...raster.blas import matmul
 from .variogram import VariogramModel
 
 __all__ = ["BlockCovariance", "PointCovariance", "OrdinaryKriging"]
@@ -179,7 +180,7 @@ class OrdinaryKriging:
         pred = np.einsum("npi,ni->np", flat, beta).reshape(n, nr, nc)
         if not with_variance:
             return pred, None
-        var = self.cov.point_variance - np.einsum("npi,npi->np", flat @ inv, flat).reshape(n, nr, nc)
+        var = self.cov.point_variance - np.einsum("npi,npi->np", np.stack([matmul(f, i) for f, i in zip(flat, inv)]), flat).reshape(n, nr, nc)
         return pred, np.maximum(var, 0.0)
 
     def predict_cell(self, rows: np.ndarray, cols: np.ndarray, nbr: np.ndarray, inv: np.ndarray,

@@ -156,4 +156,12 @@ def fit_variogram(lags: np.ndarray, gamma: np.ndarray, counts: np.ndarray, model
         sol = least_squares(resid, x0, bounds=([1e-9, rmin / hmax], [10.0, rmax / hmax]))
         if best is None or sol.cost < best.cost:
             best = sol
-    return VariogramModel(model, float(best.x[0] * top), float(best.x[1] * hmax))
+    return VariogramModel(model, _settled(best.x[0] * top), _settled(best.x[1] * hmax))
+
+
+def _settled(value: float) -> float:
+    """``value`` to 9 significant digits. The optimiser stops at a relative tolerance of 1e-8, so later
+    digits carry no information, only the rounding of scipy's internal numpy products — which differ
+    with the BLAS the host process binds (:mod:`core.raster.blas`); without them every host fits the
+    same variogram."""
+    return float(f"{float(value):.9g}")

@@ -119,6 +119,36 @@ def coarse_level_outside(ensemble, scene: Scene) -> tuple[np.ndarray, dict]:
                  "cells_outside_fraction": float(out.sum() / n_valid)}
 
 
+def card_lines(ensemble) -> list[str]:
+    """What a run says about the ensemble before predicting (toolbox log and command line alike)."""
+    card = ensemble.card
+    lines = [f"Ensemble '{ensemble.name}': {ensemble.n_members} members; inputs "
+             + ", ".join(f"{x['name']} ({x['units']})" for x in card["inputs"]),
+             f"Trained on: {card.get('training_data', {}).get('description', '?')}"]
+    if "uncertainty" in card:
+        u = card["uncertainty"]
+        cov = ", ".join(f"{k}: {v:.0%}" for k, v in u["coverage"].items())
+        lines.append(f"Interval: {u['level']:.0%} (held at held-out stations: {cov})")
+    return lines
+
+
+def coarse_level_warning(res: DownscaleResult) -> Optional[str]:
+    """The warning of a run whose coarse cells lie outside the training stations' level, or ``None``."""
+    lev = res.extra["coarse_level"]
+    if not lev.get("cells_outside"):
+        return None
+    lo, hi = lev["training_station_mean_range"]
+    return (f"{lev['cells_outside_fraction']:.0%} of the coarse cells have a mean soil moisture over these dates "
+            f"outside the 5–95 % range of the training stations' ({lo:.3f}–{hi:.3f} m³/m³; scene mean "
+            f"{lev['scene_mean']:.3f}): they are flagged in the domain mask. Consider 'Keep the coarse product's level'.")
+
+
+def domain_lines(res: DownscaleResult) -> list[str]:
+    """The dates with pixels outside the training domain, one line each."""
+    return [f"{d}: {dom['outside_fraction']:.1%} of pixels outside the training domain"
+            for d, dom in zip(res.dates, res.extra["domain"]) if dom["outside_fraction"] > 0]
+
+
 def predict(ensemble, scene: Scene, outputs: EnsembleOutputs, block_pixels: int = 1 << 19,
             progress: Optional[Progress] = None, is_canceled: Optional[IsCanceled] = None,
             anchor_to_coarse: bool = False) -> DownscaleResult:
