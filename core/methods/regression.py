@@ -172,6 +172,7 @@ def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Op
         "scene": scene.describe(),
         "training": model.training,
         "trend_weight_applied": weight,
+        "trend_predictor": model.trend.predictor() if hasattr(model.trend, "predictor") else "onnxruntime",
         "residual": piped.residual_log,
         "conservation": [{"date": format_date(d), **c} for d, c in zip(dates, piped.conservation)],
         "outputs": {"raster": output_path, "style": style, "kriging_sd": piped.sd_path},
