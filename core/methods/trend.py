@@ -146,11 +146,17 @@ _UNAVAILABLE = "unavailable"
 
 
 def compile_pipeline(pipeline, n_columns: int) -> Any:
-    """The compiled predictor (:class:`~core.learn.compiled_trees.CompiledTrees`) of a fitted pipeline's tree
-    ensemble, or ``"unavailable"`` (an SVR, a regressor it cannot compile, onnxruntime not importable)."""
+    """The compiled predictor (:class:`~core.learn.compiled_trees.CompiledTrees`) of a fitted pipeline's
+    gradient boosting, or ``"unavailable"`` (an SVR, a random forest, onnxruntime not importable).
+
+    Random forests compile too (:mod:`core.learn.compiled_trees`), but their default trees here are deep
+    (``min_samples_leaf=2``) and onnxruntime predicted them slower than scikit-learn's two-thread ``predict``
+    (0.8×, ``benchmarks/throughput_regression.py``), so they stay in scikit-learn."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     from ..learn import compiled_trees
     reg = pipeline[-1]
-    if not compiled_trees.supports(reg):
+    if not (isinstance(reg, HistGradientBoostingRegressor) and compiled_trees.supports(reg)):
         return _UNAVAILABLE
     try:
         import onnxruntime  # noqa: F401  (a required package; without it the trees stay in scikit-learn)
