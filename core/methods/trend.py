@@ -175,7 +175,7 @@ def _predictor_label(reg, compiled) -> str:
     if compiled is not None and compiled != _UNAVAILABLE:
         return f"onnxruntime TreeEnsembleRegressor ({compiled.threads} threads; thresholds rounded down to float32)"
     if compiled == _UNAVAILABLE:
-        return f"scikit-learn {type(reg).__name__}.predict (not compilable here)"
+        return f"scikit-learn {type(reg).__name__}.predict (not compiled: see compile_pipeline)"
     return f"scikit-learn {type(reg).__name__}.predict"
 
 
