@@ -83,10 +83,15 @@ def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residu
                         output_path: str, *, trend_weight: float | TrendWeights = 1.0, coarse_offset: float = 0.0,
                         sd_path: Optional[str] = None, metadata: Optional[dict[str, str]] = None,
                         block_pixels: int = 1 << 20, progress: Optional[Progress] = None,
-                        is_canceled: Optional[IsCanceled] = None) -> PipelineOutput:
+                        is_canceled: Optional[IsCanceled] = None,
+                        trend_memory_bytes: Optional[int] = None) -> PipelineOutput:
     """Run trend → residual on ``scene`` and write ``output_path`` (not committed styles/logs:
     the calling method writes its own run log). ``coarse_offset`` is subtracted from the coarse
-    soil moisture first (a bias correction). Raises :class:`~core.errors.Canceled` on cancel."""
+    soil moisture first (a bias correction). Raises :class:`~core.errors.Canceled` on cancel.
+
+    The fine trend of every date is kept in memory between the two passes when it takes at most
+    ``trend_memory_bytes`` (float32; default :data:`TREND_MEMORY_BYTES`), else in a scratch GeoTIFF next to the output; either way the map
+    is the same to the bit."""
     prog = progress or (lambda f, m: None)
     canceled = canceled_fn(is_canceled)
     dates = scene.dates
@@ -98,7 +103,8 @@ def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residu
     coarse = [scene.coarse_sm(t) - np.float32(coarse_offset) for t in range(T)]
     n_steps = 2 * len(windows) * T
     step = 0
-    with RasterWriter(output_path, scene.fine, band_names, temporary=True) as trend_file, \
+    memory = TREND_MEMORY_BYTES if trend_memory_bytes is None else trend_memory_bytes
+    with _trend_store(output_path, scene, band_names, memory) as trend_file, \
             RasterWriter(output_path, scene.fine, band_names, metadata=metadata) as out:
         sd_out = None
         # 1. fine trend, and its mean in each coarse cell
@@ -166,7 +172,7 @@ def trend_plus_residual(scene: Scene, trend: Trend, names: Sequence[str], residu
     return PipelineOutput(conservation, fitted.log(), sd_out.path if sd_out is not None else None)
 
 
-def _split_trend(trend_file: RasterWriter, cell_mean: list[np.ndarray], weights: TrendWeights, scene: Scene,
+def _split_trend(trend_file, cell_mean: list[np.ndarray], weights: TrendWeights, scene: Scene,
                  windows: Sequence[Window], canceled) -> list[CellAccumulator]:
     """Rewrite the stored trend ``f`` as ``α·f̄ + α_s·s + α_d·(f − f̄ − s)`` (``f̄`` its cell mean on the
     date, ``s`` the pixel's mean departure from it over the dates) and return the new cell means."""
@@ -190,6 +196,37 @@ def _split_trend(trend_file: RasterWriter, cell_mean: list[np.ndarray], weights:
                 trend_file.write(t, w, block)
                 acc[t].add(block, idx)
     return acc
+
+
+#: Up to this many bytes of fine trend (all dates, float32) stay in memory between the two passes: a
+#: 4 Mpx × 4-date scene (64 MB); larger scenes go through a scratch file, so memory stays bounded.
+TREND_MEMORY_BYTES = 64 << 20
+
+
+class _MemoryTrend:
+    """The fine trend of every date held in memory (the scratch file's ``write``/``read`` interface)."""
+
+    def __init__(self, n_bands: int, height: int, width: int) -> None:
+        self._values = np.empty((n_bands, height, width), dtype=np.float32)
+
+    def write(self, band: int, window, values: np.ndarray) -> None:
+        self._values[band, window.row0:window.row0 + window.nrows] = values
+
+    def read(self, band: int, window) -> np.ndarray:
+        return self._values[band, window.row0:window.row0 + window.nrows]
+
+    def __enter__(self) -> "_MemoryTrend":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._values = None
+
+
+def _trend_store(output_path: str, scene: Scene, band_names: Sequence[str], memory_bytes: int):
+    g = scene.fine
+    if len(band_names) * g.size * 4 <= memory_bytes:
+        return _MemoryTrend(len(band_names), g.height, g.width)
+    return RasterWriter(output_path, g, band_names, temporary=True)
 
 
 def _fill_cells(cell_trend: np.ndarray, coarse: np.ndarray) -> np.ndarray:

@@ -170,6 +170,7 @@ def predict(model: RegressionModel, scene: Scene, output_path: str, progress: Op
         "training": model.training,
         "trend_weight_applied": weights.cells,
         "trend_weights_applied": asdict(weights),
+        "trend_predictor": model.trend.predictor() if hasattr(model.trend, "predictor") else "onnxruntime",
         "residual": piped.residual_log,
         "conservation": [{"date": format_date(d), **c} for d, c in zip(dates, piped.conservation)],
         "outputs": {"raster": output_path, "style": style, "kriging_sd": piped.sd_path},

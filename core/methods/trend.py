@@ -103,25 +103,95 @@ class TrendModel:
         if not ok.any():
             return out
         Xo = X[ok]
-        pred = predict_pipeline(self.global_model, Xo)
+        # a map is predicted through the compiled trees from its first block on; the coarse cross-validation
+        # folds (a few thousand rows) stay in scikit-learn, where compiling would cost more than it saves
+        fast = len(Xo) >= COMPILE_MIN_ROWS or "_compiled" in self.__dict__
+        pred = self._predict_with("global", self.global_model, Xo, fast)
         if self.class_models:
             col = Xo[:, self.names.index(self.class_feature)]
             for code, m in self.class_models.items():
                 sel = col == code
                 if sel.any():
-                    pred[sel] = predict_pipeline(m, Xo[sel])
+                    pred[sel] = self._predict_with(code, m, Xo[sel], fast)
         out[ok] = pred
         return out
 
+    def _predict_with(self, key: Any, pipeline, X: np.ndarray, fast: bool) -> np.ndarray:
+        if not fast:
+            return predict_pipeline(pipeline, X)
+        compiled = self.__dict__.setdefault("_compiled", {})
+        if key not in compiled:
+            compiled[key] = compile_pipeline(pipeline, X.shape[1])
+        return predict_pipeline(pipeline, X, compiled=compiled[key])
 
-def predict_pipeline(pipeline, X: np.ndarray, chunk: int = 8192) -> np.ndarray:
-    """Predict with a fitted pipeline; an RBF SVR is evaluated with BLAS in float32 chunks,
-    which is ~100× faster than libsvm's per-sample loop on large rasters (same result within
-    float32 rounding)."""
+    def predictor(self) -> str:
+        """How the fine grid is predicted (for the run log): compiled trees, BLAS SVR or scikit-learn."""
+        reg = self.global_model[-1] if self.global_model is not None else None
+        return _predictor_label(reg, self.__dict__.get("_compiled", {}).get("global"))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the compiled graphs are rebuilt from the fitted trees on first use (deterministic, a fraction of a
+        # second): a saved model holds the scikit-learn pipelines only, as before
+        state = dict(self.__dict__)
+        state.pop("_compiled", None)
+        return state
+
+
+#: Rows from which a prediction goes through the compiled trees (see :meth:`TrendModel.predict`).
+COMPILE_MIN_ROWS = 50_000
+#: Rows per float32 kernel block of the BLAS SVR (``rows × support vectors`` floats; see the README's
+#: "Performance" section for the measurement that chose it).
+SVR_CHUNK = 8192
+_UNAVAILABLE = "unavailable"
+
+
+def compile_pipeline(pipeline, n_columns: int) -> Any:
+    """The compiled predictor (:class:`~core.learn.compiled_trees.CompiledTrees`) of a fitted pipeline's
+    gradient boosting, or ``"unavailable"`` (an SVR, a random forest, onnxruntime not importable).
+
+    Random forests compile too (:mod:`core.learn.compiled_trees`), but their default trees here are deep
+    (``min_samples_leaf=2``) and onnxruntime predicted them slower than scikit-learn's two-thread ``predict``
+    (0.8×, ``benchmarks/throughput_regression.py``), so they stay in scikit-learn."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from ..learn import compiled_trees
+    reg = pipeline[-1]
+    if not (isinstance(reg, HistGradientBoostingRegressor) and compiled_trees.supports(reg)):
+        return _UNAVAILABLE
+    try:
+        import onnxruntime  # noqa: F401  (a required package; without it the trees stay in scikit-learn)
+    except ImportError:
+        return _UNAVAILABLE
+    n_in = pipeline[:-1].transform(np.zeros((1, n_columns), dtype=np.float32)).shape[1]
+    return compiled_trees.CompiledTrees.from_estimator(reg, n_in)
+
+
+def _predictor_label(reg, compiled) -> str:
+    from sklearn.svm import SVR
+    if reg is None:
+        return "none"
+    if isinstance(reg, SVR) and reg.kernel == "rbf":
+        return f"RBF kernel in float32 BLAS blocks of {SVR_CHUNK} rows"
+    if compiled is not None and compiled != _UNAVAILABLE:
+        return f"onnxruntime TreeEnsembleRegressor ({compiled.threads} threads; thresholds rounded down to float32)"
+    if compiled == _UNAVAILABLE:
+        return f"scikit-learn {type(reg).__name__}.predict (not compiled: see compile_pipeline)"
+    return f"scikit-learn {type(reg).__name__}.predict"
+
+
+def predict_pipeline(pipeline, X: np.ndarray, chunk: int = SVR_CHUNK, compiled: Any = None) -> np.ndarray:
+    """Predict with a fitted pipeline: through ``compiled`` trees (:func:`compile_pipeline`) when given, an
+    RBF SVR with BLAS in float32 chunks, anything else with scikit-learn.
+
+    The BLAS SVR is ~100× faster than libsvm's per-sample loop on large rasters, the compiled trees several
+    times faster than scikit-learn's ``predict``; both give the same result within float32 rounding."""
     from sklearn.svm import SVR
 
     from ..raster.blas import matmul
     reg = pipeline[-1]
+    if compiled is not None and compiled != _UNAVAILABLE:
+        # float32 in both paths: float32 covariates standardised in float32, one-hot codes 0/1
+        return compiled.predict(pipeline[:-1].transform(X).astype(np.float32, copy=False))
     if not isinstance(reg, SVR) or reg.kernel != "rbf":
         return pipeline.predict(X).astype(np.float32)
     Z = pipeline[:-1].transform(X).astype(np.float32)
