@@ -112,7 +112,7 @@ class Ensemble:
     fused : bool
         True when the members run as one graph (:func:`core.learn.onnx_export.fuse_members`) in one
         session; False when each member has its own session (``fused=False`` at load, or members
-        with sub-graphs).
+        that are not row models or hold sub-graphs).
     """
 
     def __init__(self, folder: str, card: dict, member_cards: list[dict], sessions: list, chunk_rows: int,
@@ -171,7 +171,7 @@ class Ensemble:
         if fused and len(blobs) > 1:
             try:
                 graph = fuse_members([onnx.load_from_string(blob) for _, blob in blobs], name=card["name"])
-            except ValueError:  # sub-graphs: the members keep their own sessions
+            except ValueError:  # not row models, or sub-graphs: the members keep their own sessions
                 return cls(folder, card, mcards, sessions, chunk_rows)
             sessions = [ort.InferenceSession(graph.SerializeToString(), sess_options=so,
                                              providers=["CPUExecutionProvider"])]

@@ -376,8 +376,9 @@ def fuse_members(models: Sequence[onnx.ModelProto], name: str = "ensemble") -> o
     Raises
     ------
     ValueError
-        A member without input ``X`` and output ``sm``, or with sub-graphs (``If``/``Loop``), whose
-        inner names this renaming does not reach.
+        A member without input ``X`` and output ``sm``, not a row model (``X`` [N, features] →
+        ``sm`` [N, 1]; e.g. a convolutional member), or with sub-graphs (``If``/``Loop``), whose inner
+        names this renaming does not reach.
     """
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
@@ -389,6 +390,9 @@ def fuse_members(models: Sequence[onnx.ModelProto], name: str = "ensemble") -> o
         if [i.name for i in g.input if i.name not in {t.name for t in g.initializer}] != [INPUT_NAME] \
                 or OUTPUT_NAME not in [o.name for o in g.output]:
             raise ValueError(f"member {k} ({g.name}) does not map {INPUT_NAME} to {OUTPUT_NAME}")
+        ranks = [len(v.type.tensor_type.shape.dim) for v in (g.input[0], *[o for o in g.output if o.name == OUTPUT_NAME])]
+        if ranks != [2, 2]:
+            raise ValueError(f"member {k} ({g.name}) is not a row model (X [N, features] -> sm [N, 1])")
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in g.node for a in n.attribute):
             raise ValueError(f"member {k} ({g.name}) has sub-graphs")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper
 import onnxruntime as ort
 import pytest
 
@@ -82,6 +83,13 @@ def test_fused_graph_keeps_only_what_leads_to_each_members_sm(trained):
         bad.CopyFrom(members[0])
         bad.graph.output[0].name = "other"
         fuse_members([bad])
+    conv = helper.make_model(helper.make_graph(   # a fully convolutional member: [1, C, H, W] → [1, 1, H, W]
+        [helper.make_node("ReduceMean", ["X"], ["sm"], axes=[1])], "conv",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 3, "H", "W"])],
+        [helper.make_tensor_value_info("sm", TensorProto.FLOAT, [1, 1, "H", "W"])]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ValueError, match="not a row model"):
+        fuse_members([members[0], conv])
 
 
 @pytest.mark.parametrize("folder", BUNDLED, ids=lambda p: p.name)
