@@ -92,7 +92,9 @@ def _verify_folder(folder: str) -> tuple[dict, list[tuple[dict, bytes]]]:
     return ensemble_part(cards[0]), blobs
 
 
-#: onnxruntime intra-op threads of a loaded ensemble (measured on 2 cores, see README *Performance*).
+#: onnxruntime intra-op threads of a loaded ensemble: 0 = one per core. Its threads wait without
+#: spinning, so they leave the cores to the block reader and the writers when idle (measured on
+#: 2 cores, see README *Performance*).
 INTRA_OP_THREADS = 0
 #: Rows per onnxruntime call: bounds the members' intermediate tensors (a 32-16 Dense member holds
 #: 48 floats per row) at no measurable cost against one call per 2^19-pixel block.
@@ -154,6 +156,7 @@ class Ensemble:
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(intra_op_threads)
         so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sessions, mcards = [], []
         n_in = len(card["inputs"])
         for mcard, blob in blobs:

@@ -390,7 +390,8 @@ def fuse_members(models: Sequence[onnx.ModelProto], name: str = "ensemble") -> o
         if [i.name for i in g.input if i.name not in {t.name for t in g.initializer}] != [INPUT_NAME] \
                 or OUTPUT_NAME not in [o.name for o in g.output]:
             raise ValueError(f"member {k} ({g.name}) does not map {INPUT_NAME} to {OUTPUT_NAME}")
-        ranks = [len(v.type.tensor_type.shape.dim) for v in (g.input[0], *[o for o in g.output if o.name == OUTPUT_NAME])]
+        sm = next(o for o in g.output if o.name == OUTPUT_NAME)
+        ranks = [len(v.type.tensor_type.shape.dim) for v in (g.input[0], sm)]
         if ranks != [2, 2]:
             raise ValueError(f"member {k} ({g.name}) is not a row model (X [N, features] -> sm [N, 1])")
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in g.node for a in n.attribute):
