@@ -92,7 +92,7 @@ def _verify_folder(folder: str) -> tuple[dict, list[tuple[dict, bytes]]]:
     return ensemble_part(cards[0]), blobs
 
 
-#: onnxruntime intra-op threads of a loaded ensemble: 0 = one per core. Its threads wait without
+#: onnxruntime intra-op threads of a loaded ensemble: 0 = one per core (``os.cpu_count()``). Its threads wait without
 #: spinning, so they leave the cores to the block reader and the writers when idle (measured on
 #: 2 cores, see README *Performance*).
 INTRA_OP_THREADS = 0
@@ -118,8 +118,9 @@ class Ensemble:
     """
 
     def __init__(self, folder: str, card: dict, member_cards: list[dict], sessions: list, chunk_rows: int,
-                 fused: bool = False) -> None:
+                 fused: bool = False, intra_op_threads: int = 1) -> None:
         self.folder = folder
+        self.intra_op_threads = int(intra_op_threads)
         self.card = card
         self.member_cards = member_cards
         self._sessions = sessions
@@ -137,7 +138,9 @@ class Ensemble:
         ----------
         folder : str
         intra_op_threads : int
-            Threads of the onnxruntime session(s) (0 = onnxruntime's default, all cores).
+            Threads of the onnxruntime session(s) (0 = one per core). Tree sums split over another
+            number of threads round differently: a Dask worker loads the ensemble with the client's
+            :attr:`intra_op_threads`.
         chunk_rows : int
             Rows per inference call in :meth:`predict` (bounds memory).
         fused : bool
@@ -153,8 +156,9 @@ class Ensemble:
         import onnxruntime as ort
 
         card, blobs = _verify_folder(folder)
+        threads = int(intra_op_threads) or os.cpu_count() or 1
         so = ort.SessionOptions()
-        so.intra_op_num_threads = int(intra_op_threads)
+        so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sessions, mcards = [], []
@@ -175,11 +179,11 @@ class Ensemble:
             try:
                 graph = fuse_members([onnx.load_from_string(blob) for _, blob in blobs], name=card["name"])
             except ValueError:  # not row models, or sub-graphs: the members keep their own sessions
-                return cls(folder, card, mcards, sessions, chunk_rows)
+                return cls(folder, card, mcards, sessions, chunk_rows, intra_op_threads=threads)
             sessions = [ort.InferenceSession(graph.SerializeToString(), sess_options=so,
                                              providers=["CPUExecutionProvider"])]
-            return cls(folder, card, mcards, sessions, chunk_rows, fused=True)
-        return cls(folder, card, mcards, sessions, chunk_rows)
+            return cls(folder, card, mcards, sessions, chunk_rows, fused=True, intra_op_threads=threads)
+        return cls(folder, card, mcards, sessions, chunk_rows, intra_op_threads=threads)
 
     @property
     def name(self) -> str:

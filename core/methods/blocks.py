@@ -251,8 +251,9 @@ class DaskBlocks:
                         windows: Sequence[Window], canceled: Callable[[], bool]):
         """The ensemble is a verified model folder: each worker loads it (hash-checked) from its path."""
         spec_bytes = pickle.dumps(scene.spec, protocol=pickle.HIGHEST_PROTOCOL)
+        threads = int(getattr(ensemble, "intra_op_threads", 1))
         yield from self._in_order(windows, canceled, lambda w: self.client.submit(
-            _remote_ensemble_block, spec_bytes, ensemble.folder, list(cols), list(extra), w, pure=False))
+            _remote_ensemble_block, spec_bytes, ensemble.folder, list(cols), list(extra), w, threads, pure=False))
 
     def _in_order(self, windows: Sequence[Window], canceled: Callable[[], bool], submit: Callable[[Window], Any]):
         limit = max(1, self.ahead * max(1, len(self.client.scheduler_info().get("workers", {}))))
@@ -321,12 +322,14 @@ def _remote_trend_block(spec_bytes: bytes, model_key: str, model_bytes: bytes, n
         return trend_block(scene, trend, names, np.float32(weight), window)
 
 
-def _remote_ensemble_block(spec_bytes: bytes, folder: str, cols: list[str], extra: list[str], window: Window
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An ensemble block on a Dask worker (the members are loaded and hash-checked once per worker)."""
+def _remote_ensemble_block(spec_bytes: bytes, folder: str, cols: list[str], extra: list[str], window: Window,
+                           threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An ensemble block on a Dask worker (the members are loaded and hash-checked once per worker, with
+    the client's onnxruntime threads: tree sums split otherwise round differently)."""
     from ..learn.model_folder import Ensemble
     scene = _cached(_WORKER_SCENES, hashlib.sha256(spec_bytes).hexdigest(), lambda: Scene(_load_spec(spec_bytes)))
-    ensemble = _cached(_WORKER_MODELS, "ensemble:" + folder, lambda: Ensemble.load(folder, intra_op_threads=1))
+    ensemble = _cached(_WORKER_MODELS, f"ensemble:{folder}:{threads}",
+                       lambda: Ensemble.load(folder, intra_op_threads=threads))
     return ensemble_block(scene, ensemble, cols, extra, window)
 
 

@@ -163,3 +163,20 @@ def test_write_behind_writes_the_same_file_and_discard_leaves_nothing(scene, tmp
                 w.write(0, win, data[0, win.row0:win.row0 + win.nrows])
             raise KeyError("stop")
     assert os.listdir(folder) == [] and _smds_threads() == []
+
+
+def test_lonlat_through_pyproj_equals_osr(make_raster, monkeypatch):
+    """UTM 18N pixel centres: the vectorised pyproj path gives OSR's float32 longitudes and latitudes."""
+    pytest.importorskip("pyproj")
+    sm = make_raster("sm_20180105.tif", np.full((2, 2), 0.2, np.float32), origin=(500000.0, 4500000.0),
+                     pixel=(4000.0, 4000.0), epsg=32618)
+    dem = make_raster("dem.tif", np.full((80, 80), 10.0, np.float32), origin=(500000.0, 4500000.0),
+                      pixel=(100.0, 100.0), epsg=32618)
+    scene = Scene(SceneSpec([BandRef(str(sm), 1, "sm", dt.date(2018, 1, 5))],
+                            [LayerInput(Role.DEM, "dem", [BandRef(str(dem), 1, "dem")])]))
+    w = next(scene.fine.windows(10 ** 6))
+    lon, lat = scene.lonlat(w)
+    monkeypatch.setitem(__import__("sys").modules, "pyproj", None)   # import pyproj now fails: the OSR path
+    lon_osr, lat_osr = scene.lonlat(w)
+    assert lon.dtype == np.float32 and lon.tobytes() == lon_osr.tobytes() and lat.tobytes() == lat_osr.tobytes()
+    assert -75.1 < lon.min() < lon.max() < -74.9 and 40.5 < lat.min() < lat.max() < 40.7   # 75° W, 40.6° N
