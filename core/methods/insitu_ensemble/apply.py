@@ -13,6 +13,7 @@ not the coarse product's, so its cell means need not equal the coarse values.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import time
 from dataclasses import dataclass
@@ -196,9 +197,9 @@ def predict(ensemble, scene: Scene, outputs: EnsembleOutputs, block_pixels: int 
             outside[t] += np.count_nonzero(ood & ok)
             valid[t] += np.count_nonzero(ok)
         prog(1.0, "building overviews")
-        for wr in (w_mean, w_sd, w_mask, w_int):
-            if wr is not None:
-                wr.commit()
+        # each file flushes, compresses and builds its overviews in GDAL (no GIL): two at a time
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="smds-commit") as pool:
+            list(pool.map(RasterWriter.commit, [wr for wr in (w_mean, w_sd, w_mask, w_int) if wr is not None]))
     write_soil_moisture_style(outputs.mean)
     write_text_atomic(outputs.spread.rsplit(".", 1)[0] + ".qml", qml_pseudocolor(SPREAD_RAMP))
     if write_interval:
