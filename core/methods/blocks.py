@@ -22,6 +22,7 @@ import hashlib
 import pickle
 import queue
 import threading
+import time
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -269,15 +270,15 @@ class DaskBlocks:
                 if not pending:
                     return
                 w, future = pending.popleft()
-                while True:
+                # poll the status, not result(timeout=…): under load a timeout racing the result
+                # surfaced as an UnboundLocalError inside distributed's sync()
+                while not future.done():
                     if canceled():
                         raise Canceled()
-                    try:
-                        block = future.result(timeout=0.2)
-                        break
-                    except TimeoutError:
-                        continue
-                yield w, block
+                    time.sleep(0.05)
+                if canceled():
+                    raise Canceled()
+                yield w, future.result()
         finally:
             for _, f in pending:
                 f.cancel()
