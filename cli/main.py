@@ -274,7 +274,7 @@ def run_ensemble(method: DownscaleMethod, args: argparse.Namespace) -> int:
         choice = pick_tier(list_ensembles([_bundled_root()]), scene)
         folder = choice.folder
     try:
-        ensemble = Ensemble.load(folder, intra_op_threads=1)
+        ensemble = Ensemble.load(folder)
     except EnsembleError as e:
         raise InputError(f"Ensemble '{os.path.basename(folder)}' refused: {e}") from None
     base = os.path.splitext(r.out)[0]

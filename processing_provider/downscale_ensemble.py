@@ -75,7 +75,7 @@ class DownscaleEnsemble(SmAlgorithm):
             scene = Scene(lp.scene_spec(self, parameters, context))
             folder = self._folder(parameters, context, scene, feedback)
         try:
-            ensemble = Ensemble.load(folder, intra_op_threads=1)
+            ensemble = Ensemble.load(folder)
         except EnsembleError as e:
             raise QgsProcessingException(self.tr(f"Ensemble '{os.path.basename(folder)}' refused: {e}")) from None
         out = _tif(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))

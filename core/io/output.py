@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import tempfile
+import threading
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -46,10 +48,16 @@ class RasterWriter:
         Band descriptions (ISO dates for a time series).
     temporary : bool
         A scratch file (no compression, no overviews) that :meth:`discard` removes.
+    write_behind : int
+        Blocks queued for a writer thread (0 = write in the caller's thread). The caller goes on
+        computing while GDAL compresses and writes (it releases the GIL); at most this many blocks
+        wait, so memory stays bounded. :meth:`read`, :meth:`commit` and :meth:`discard` wait for
+        the queue first; a write error is raised by the next call.
     """
 
     def __init__(self, path: str, grid: Grid, band_names: Sequence[str],
-                 metadata: Optional[dict[str, str]] = None, temporary: bool = False) -> None:
+                 metadata: Optional[dict[str, str]] = None, temporary: bool = False,
+                 write_behind: int = 0) -> None:
         self.path = path
         self.grid = grid
         self.temporary = temporary
@@ -66,17 +74,61 @@ class RasterWriter:
         if metadata:
             self._ds.SetMetadata({k: str(v) for k, v in metadata.items()})
         self.n_bands = len(band_names)
+        self._queue: Optional[queue.Queue] = None
+        self._thread: Optional[threading.Thread] = None
+        self._error: Optional[BaseException] = None
+        if write_behind > 0:
+            self._queue = queue.Queue(maxsize=int(write_behind))
+            self._thread = threading.Thread(target=self._write_queued, name="smds-write-behind", daemon=True)
+            self._thread.start()
 
     def write(self, band: int, window: Window, values: np.ndarray) -> None:
-        """Write ``values`` (``window.nrows × grid.width``) into 0-based ``band``."""
-        self._ds.GetRasterBand(band + 1).WriteArray(np.asarray(values, dtype=np.float32), 0, window.row0)
+        """Write ``values`` (``window.nrows × grid.width``) into 0-based ``band`` (queued with
+        ``write_behind``: do not modify ``values`` afterwards)."""
+        values = np.asarray(values, dtype=np.float32)
+        if self._queue is None:
+            self._ds.GetRasterBand(band + 1).WriteArray(values, 0, window.row0)
+            return
+        self._raise_error()
+        self._queue.put((band, window.row0, values))
+
+    def _write_queued(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:  # after an error, the rest is dropped (the file is discarded)
+                    band, row0, values = item
+                    self._ds.GetRasterBand(band + 1).WriteArray(values, 0, row0)
+            except BaseException as e:  # noqa: BLE001 - raised in the caller's thread
+                self._error = e
+            finally:
+                self._queue.task_done()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _drain(self) -> None:
+        """Wait until every queued block is written, stop the writer thread; raise its error."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+            self._queue = None
+        self._raise_error()
 
     def read(self, band: int, window: Window) -> np.ndarray:
         """Read back a block (for scratch files)."""
+        if self._queue is not None:
+            self._queue.join()
+            self._raise_error()
         return self._ds.GetRasterBand(band + 1).ReadAsArray(0, window.row0, self.grid.width, window.nrows)
 
     def commit(self, overviews: bool = True) -> str:
         """Compute statistics and overviews, close, and rename to the final name."""
+        self._drain()
         ds = self._ds
         if overviews:
             levels, f = [], 2
@@ -93,6 +145,12 @@ class RasterWriter:
         return self.path
 
     def discard(self) -> None:
+        if self._thread is not None:
+            self._error = self._error or RuntimeError("discarded")  # the queued blocks are dropped
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+            self._queue = None
         self._ds = None
         for p in (self._tmp, self._tmp + ".aux.xml", self._tmp + ".ovr"):
             if os.path.exists(p):

@@ -18,14 +18,14 @@ import glob
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 import onnx
 
 from .card import CardError, ensemble_part, read_card
 from .features import MODEL_INPUTS, out_of_domain
-from .onnx_export import INPUT_NAME, OUTPUT_NAME, model_sha256
+from .onnx_export import INPUT_NAME, MEMBERS_NAME, OUTPUT_NAME, fuse_members, model_sha256
 
 
 class EnsembleError(ValueError):
@@ -92,6 +92,15 @@ def _verify_folder(folder: str) -> tuple[dict, list[tuple[dict, bytes]]]:
     return ensemble_part(cards[0]), blobs
 
 
+#: onnxruntime intra-op threads of a loaded ensemble: 0 = one per core (``os.cpu_count()``). Its threads wait without
+#: spinning, so they leave the cores to the block reader and the writers when idle (measured on
+#: 2 cores, see README *Performance*).
+INTRA_OP_THREADS = 0
+#: Rows per onnxruntime call: bounds the members' intermediate tensors (a 32-16 Dense member holds
+#: 48 floats per row) at no measurable cost against one call per 2^19-pixel block.
+CHUNK_ROWS = 1 << 16
+
+
 class Ensemble:
     """A loaded, verified ensemble. Use :meth:`load`.
 
@@ -102,28 +111,41 @@ class Ensemble:
         The ensemble-level model card (without the per-member entry).
     member_cards : list of dict
         Each member's ``member`` entry, in member order.
+    fused : bool
+        True when the members run as one graph (:func:`core.learn.onnx_export.fuse_members`) in one
+        session; False when each member has its own session (``fused=False`` at load, or members
+        that are not row models or hold sub-graphs).
     """
 
-    def __init__(self, folder: str, card: dict, member_cards: list[dict], sessions: list, chunk_rows: int) -> None:
+    def __init__(self, folder: str, card: dict, member_cards: list[dict], sessions: list, chunk_rows: int,
+                 fused: bool = False, intra_op_threads: int = 1) -> None:
         self.folder = folder
+        self.intra_op_threads = int(intra_op_threads)
         self.card = card
         self.member_cards = member_cards
         self._sessions = sessions
+        self.fused = bool(fused)
         self.chunk_rows = int(chunk_rows)
         self._domain = [inp["domain"] for inp in card["inputs"]]
         self._continuous = np.array([MODEL_INPUTS[inp["name"]].encoding != "one_hot" for inp in card["inputs"]])
 
     @classmethod
-    def load(cls, folder: str, intra_op_threads: int = 0, chunk_rows: int = 1 << 15) -> "Ensemble":
+    def load(cls, folder: str, intra_op_threads: int = INTRA_OP_THREADS, chunk_rows: int = CHUNK_ROWS,
+             fused: bool = True) -> "Ensemble":
         """Verify and open the ensemble in ``folder``.
 
         Parameters
         ----------
         folder : str
         intra_op_threads : int
-            Threads of each onnxruntime session (0 = onnxruntime's default, all cores).
+            Threads of the onnxruntime session(s) (0 = one per core). Tree sums split over another
+            number of threads round differently: a Dask worker loads the ensemble with the client's
+            :attr:`intra_op_threads`.
         chunk_rows : int
             Rows per inference call in :meth:`predict` (bounds memory).
+        fused : bool
+            Run the verified members as one in-memory graph, one session, one call per chunk
+            (the files are not changed); False: one session per member, called one after another.
 
         Raises
         ------
@@ -134,9 +156,11 @@ class Ensemble:
         import onnxruntime as ort
 
         card, blobs = _verify_folder(folder)
+        threads = int(intra_op_threads) or os.cpu_count() or 1
         so = ort.SessionOptions()
-        so.intra_op_num_threads = int(intra_op_threads)
+        so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sessions, mcards = [], []
         n_in = len(card["inputs"])
         for mcard, blob in blobs:
@@ -151,7 +175,15 @@ class Ensemble:
                                     f"{n_in} features")
             sessions.append(sess)
             mcards.append(mcard["member"])
-        return cls(folder, card, mcards, sessions, chunk_rows)
+        if fused and len(blobs) > 1:
+            try:
+                graph = fuse_members([onnx.load_from_string(blob) for _, blob in blobs], name=card["name"])
+            except ValueError:  # not row models, or sub-graphs: the members keep their own sessions
+                return cls(folder, card, mcards, sessions, chunk_rows, intra_op_threads=threads)
+            sessions = [ort.InferenceSession(graph.SerializeToString(), sess_options=so,
+                                             providers=["CPUExecutionProvider"])]
+            return cls(folder, card, mcards, sessions, chunk_rows, fused=True, intra_op_threads=threads)
+        return cls(folder, card, mcards, sessions, chunk_rows, intra_op_threads=threads)
 
     @property
     def name(self) -> str:
@@ -164,43 +196,64 @@ class Ensemble:
 
     @property
     def n_members(self) -> int:
-        return len(self._sessions)
+        return len(self.member_cards)
 
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def members(self, X: np.ndarray) -> np.ndarray:
+        """Every member's estimate, ``(n_members, n)`` float32, for rows ``X`` (float32, C-contiguous)."""
+        n = X.shape[0]
+        outs = np.empty((self.n_members, n), dtype=np.float32)
+        for a in range(0, n, self.chunk_rows):
+            xb = X[a:a + self.chunk_rows]
+            if self.fused:
+                outs[:, a:a + xb.shape[0]] = self._sessions[0].run([MEMBERS_NAME], {INPUT_NAME: xb})[0].T
+            else:
+                for k, sess in enumerate(self._sessions):
+                    outs[k, a:a + xb.shape[0]] = sess.run([OUTPUT_NAME], {INPUT_NAME: xb})[0].reshape(-1)
+        return outs
+
+    def check_inputs(self, X: np.ndarray, columns: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(missing, out_of_domain)`` per row of ``X``, looking only at ``columns`` (a boolean mask over
+        the inputs; all by default): a NaN continuous input, an input outside the training domain."""
+        cols = np.ones(len(self._domain), bool) if columns is None else np.asarray(columns, bool)
+        cont = self._continuous & cols
+        n = X.shape[0]
+        missing = ~np.all(np.isfinite(X[:, cont]), axis=1) if cont.any() else np.zeros(n, bool)
+        picked = np.flatnonzero(cols)
+        ood = out_of_domain(X[:, picked], [self._domain[j] for j in picked]) if picked.size else np.zeros(n, bool)
+        return missing, ood
+
+    def predict(self, X: np.ndarray, columns: Optional[np.ndarray] = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ensemble estimate for each row of raw inputs.
 
         Parameters
         ----------
         X : numpy.ndarray of float32, shape (n, n_inputs)
             Columns in :attr:`input_features` order, raw values in the card's units.
+        columns : numpy.ndarray of bool, optional
+            Inputs to check for NaN and the training domain (all by default). A caller that checked
+            some columns once for many dates (:meth:`check_inputs`) leaves them out here.
 
         Returns
         -------
         mean : numpy.ndarray of float32, shape (n,)
-            Mean of the members (m³/m³); NaN where a continuous input is NaN.
+            Mean of the members (m³/m³); NaN where a checked continuous input is NaN.
         std : numpy.ndarray of float32, shape (n,)
             Standard deviation of the members (ddof=0); NaN likewise.
         out_of_domain : numpy.ndarray of bool, shape (n,)
-            True where an input lies outside the training range (or is an unseen/NaN class code).
+            True where a checked input lies outside the training range (or is an unseen/NaN class code).
         """
         X = np.ascontiguousarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != len(self._domain):
             raise ValueError(f"X must have shape (n, {len(self._domain)}) for inputs {self.input_features}, "
                              f"not {X.shape}")
-        n = X.shape[0]
-        mean = np.empty(n, dtype=np.float32)
-        std = np.empty(n, dtype=np.float32)
-        for a in range(0, n, self.chunk_rows):
-            xb = X[a:a + self.chunk_rows]
-            outs = np.empty((len(self._sessions), xb.shape[0]), dtype=np.float32)
-            for k, sess in enumerate(self._sessions):
-                outs[k] = sess.run([OUTPUT_NAME], {INPUT_NAME: xb})[0].reshape(-1)
-            mean[a:a + xb.shape[0]] = outs.mean(axis=0)
-            std[a:a + xb.shape[0]] = outs.std(axis=0)
-        bad = ~np.all(np.isfinite(X[:, self._continuous]), axis=1) if self._continuous.any() else np.zeros(n, bool)
+        outs = self.members(X)
+        mean = outs.mean(axis=0)
+        std = outs.std(axis=0)
+        bad, ood = self.check_inputs(X, columns)
         mean[bad] = np.nan
         std[bad] = np.nan
-        return mean, std, out_of_domain(X, self._domain)
+        return mean, std, ood
 
 
 def load_training_state(folder: str) -> dict:

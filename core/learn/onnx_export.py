@@ -356,3 +356,79 @@ def lstm_net_to_onnx(net, encoder, name: str = "lstm") -> onnx.ModelProto:
     return _finish(nodes, inits, name, [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
                                                                        ["T", "N", len(encoder.names)])],
                    [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1])])
+
+
+# ------------------------------------------------------------ several members as one graph
+#: Output of :func:`fuse_members`: every member's ``sm`` side by side, ``[N, n_members]``.
+MEMBERS_NAME = "members"
+
+
+def fuse_members(models: Sequence[onnx.ModelProto], name: str = "ensemble") -> onnx.ModelProto:
+    """One graph running every member on the same input ``X``: output :data:`MEMBERS_NAME`
+    ``[N, len(models)]``, column ``k`` being member ``k``'s ``sm``.
+
+    Each member's nodes and tensors get the prefix ``m{k}_`` (only ``X`` is shared); nodes that do
+    not lead to ``sm`` (e.g. a ``prob`` member's ``sigma``) are left out. The members' arithmetic is
+    unchanged, so each column equals that member's own session output to float32 rounding (tree
+    sums may be split over threads differently). The result lives in memory only: files and their
+    :func:`model_sha256` are untouched.
+
+    Raises
+    ------
+    ValueError
+        A member without input ``X`` and output ``sm``, not a row model (``X`` [N, features] →
+        ``sm`` [N, 1]; e.g. a convolutional member), or with sub-graphs (``If``/``Loop``), whose inner
+        names this renaming does not reach.
+    """
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    outs: list[str] = []
+    opsets: dict[str, int] = {}
+    ir = 0
+    for k, member in enumerate(models):
+        g = member.graph
+        if [i.name for i in g.input if i.name not in {t.name for t in g.initializer}] != [INPUT_NAME] \
+                or OUTPUT_NAME not in [o.name for o in g.output]:
+            raise ValueError(f"member {k} ({g.name}) does not map {INPUT_NAME} to {OUTPUT_NAME}")
+        sm = next(o for o in g.output if o.name == OUTPUT_NAME)
+        ranks = [len(v.type.tensor_type.shape.dim) for v in (g.input[0], sm)]
+        if ranks != [2, 2]:
+            raise ValueError(f"member {k} ({g.name}) is not a row model (X [N, features] -> sm [N, 1])")
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in g.node for a in n.attribute):
+            raise ValueError(f"member {k} ({g.name}) has sub-graphs")
+
+        def renamed(t: str, k: int = k) -> str:
+            return t if t in ("", INPUT_NAME) else f"m{k}_{t}"
+        needed, kept = {OUTPUT_NAME}, []
+        for n in reversed(g.node):  # the nodes are topologically sorted: walk back from sm
+            if needed.intersection(n.output):
+                kept.append(n)
+                needed.update(n.input)
+        for n in reversed(kept):
+            c = onnx.NodeProto()
+            c.CopyFrom(n)
+            c.name = renamed(n.name or f"{n.op_type}_{len(nodes)}")
+            c.input[:] = [renamed(t) for t in n.input]
+            c.output[:] = [renamed(t) for t in n.output]
+            nodes.append(c)
+        for t in g.initializer:
+            if t.name in needed:
+                c = onnx.TensorProto()
+                c.CopyFrom(t)
+                c.name = renamed(t.name)
+                inits.append(c)
+        outs.append(renamed(OUTPUT_NAME))
+        for o in member.opset_import:
+            opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
+        ir = max(ir, member.ir_version)
+    nodes.append(helper.make_node("Concat", outs, [MEMBERS_NAME], axis=1, name="members_concat"))
+    width = models[0].graph.input[0].type.tensor_type.shape.dim[-1]
+    x_shape = ["N", width.dim_value if width.HasField("dim_value") else "F"]
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info(MEMBERS_NAME, TensorProto.FLOAT, ["N", len(models)])],
+                              initializer=inits)
+    fused = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
+                              producer_name=PRODUCER)
+    fused.ir_version = ir
+    onnx.checker.check_model(fused)
+    return fused

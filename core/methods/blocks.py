@@ -20,6 +20,9 @@ import contextlib
 import contextvars
 import hashlib
 import pickle
+import queue
+import threading
+import time
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -33,51 +36,195 @@ from .trend import stack_features
 TrendBlocks = Iterator[tuple[Window, np.ndarray]]
 
 
+#: Dates of features read ahead of the prediction by :class:`SerialBlocks` (one reader thread). Two
+#: keep the reader busy while the model predicts and hold at most two dates' feature rows.
+PREFETCH_DATES = 2
+
+
 def trend_block(scene: Scene, trend: Any, names: Sequence[str], weight: np.float32, window: Window,
                 canceled: Callable[[], bool] = lambda: False) -> np.ndarray:
     """The weighted trend of every date on ``window`` (``trend.predict`` over the feature ``names``)."""
-    static = scene.static_block(window)
     out = np.empty((len(scene.dates), window.nrows, scene.fine.width), dtype=np.float32)
-    for t in range(len(scene.dates)):
-        if canceled():
-            raise Canceled()
-        if hasattr(trend, "predict_block"):  # a trend that reads its own context (halo rows, past dates)
-            out[t] = trend.predict_block(scene, t, window, static) * weight
-        else:
-            feats = scene.features(t, window, static)
-            out[t] = trend.predict(stack_features(feats, names)).reshape(window.nrows, scene.fine.width) * weight
+    for t, value in _trend_dates(scene, trend, names, weight, _trend_rows(scene, trend, names, [window], canceled)):
+        out[t] = value
     return out
+
+
+def _trend_rows(scene: Scene, trend: Any, names: Sequence[str], windows: Sequence[Window],
+                canceled: Callable[[], bool]) -> Iterator[tuple[Window, int, Any]]:
+    """``(window, t, feature rows)`` of every block and date, the static features read once per block
+    (a trend that reads its own context gets the static block instead of rows)."""
+    for w in windows:
+        static = scene.static_block(w)
+        for t in range(len(scene.dates)):
+            if canceled():
+                raise Canceled()
+            if hasattr(trend, "predict_block"):
+                yield w, t, static
+            else:
+                yield w, t, stack_features(scene.features(t, w, static), names)
+
+
+def _trend_dates(scene: Scene, trend: Any, names: Sequence[str], weight: np.float32,
+                 rows: Iterator[tuple[Window, int, Any]]) -> Iterator[tuple[int, np.ndarray]]:
+    for w, t, X in rows:
+        if hasattr(trend, "predict_block"):  # a trend that reads its own context (halo rows, past dates)
+            yield t, trend.predict_block(scene, t, w, X) * weight
+        else:
+            yield t, trend.predict(X).reshape(w.nrows, scene.fine.width) * weight
 
 
 def ensemble_block(scene: Scene, ensemble: Any, cols: Sequence[str], extra: Sequence[str], window: Window,
                    canceled: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The members' mean, spread and out-of-domain flag of every date on ``window``, each
     ``(T, window.nrows, fine width)`` (see :func:`core.methods.insitu_ensemble.apply.predict`)."""
-    shape = (len(scene.dates), window.nrows, scene.fine.width)
-    mean, sd, ood = np.empty(shape, np.float32), np.empty(shape, np.float32), np.empty(shape, bool)
-    static = scene.static_block(window)
-    for t in range(len(scene.dates)):
-        if canceled():
-            raise Canceled()
-        f = scene.features(t, window, static, extra=tuple(extra))
-        X = np.column_stack([f[c].ravel() for c in cols]).astype(np.float32)
-        m, s, o = ensemble.predict(X)
-        mean[t], sd[t], ood[t] = m.reshape(shape[1:]), s.reshape(shape[1:]), o.reshape(shape[1:])
-    return mean, sd, ood
+    return next(_ensemble_blocks(scene, ensemble, _ensemble_rows(scene, cols, extra, [window], canceled)))[1]
+
+
+class _Rows:
+    """The input rows of one block and date; ``static`` is shared by the dates of a block."""
+
+    __slots__ = ("window", "t", "X", "static")
+
+    def __init__(self, window: Window, t: int, X: np.ndarray, static: "_StaticColumns") -> None:
+        self.window, self.t, self.X, self.static = window, t, X, static
+
+
+class _StaticColumns:
+    """The columns of a block that are the same for every date, stacked once, and their checks."""
+
+    def __init__(self, template: np.ndarray, mask: np.ndarray) -> None:
+        self.template = template
+        self.mask = mask  # bool per model input: taken from ``template``
+        self.checked: Optional[tuple[np.ndarray, np.ndarray]] = None  # (missing, outside) rows
+
+
+def _ensemble_rows(scene: Scene, cols: Sequence[str], extra: Sequence[str], windows: Sequence[Window],
+                   canceled: Callable[[], bool]) -> Iterator[_Rows]:
+    """Model input rows of every block and date. Per block, once: the static layers and derived terrain
+    (:meth:`Scene.static_block`), latitude/longitude, and their columns; per date only the dated layers,
+    the day of year and the coarse soil moisture are read and copied into a copy of those columns."""
+    dated_extra = tuple(c for c in extra if c == "sm_coarse")
+    for w in windows:
+        static = scene.static_block(w)
+        if "lat" in extra or "lon" in extra:
+            static["lon"], static["lat"] = scene.lonlat(w)
+        mask = np.array([c in static for c in cols])
+        template = np.empty((w.nrows * scene.fine.width, len(cols)), dtype=np.float32)
+        for j in np.flatnonzero(mask):
+            template[:, j] = static[cols[j]].ravel()
+        shared = _StaticColumns(template, mask)
+        for t in range(len(scene.dates)):
+            if canceled():
+                raise Canceled()
+            dated = scene.features(t, w, {}, extra=dated_extra)
+            X = template.copy()
+            for j in np.flatnonzero(~mask):
+                X[:, j] = dated[cols[j]].ravel()
+            yield _Rows(w, t, X, shared)
+
+
+def _ensemble_blocks(scene: Scene, ensemble: Any, rows: Iterator[_Rows]):
+    """``(window, (mean, sd, ood))`` per block from the rows of its dates (in date order)."""
+    n_dates = len(scene.dates)
+    for r in rows:
+        shape = (n_dates, r.window.nrows, scene.fine.width)
+        if r.t == 0:
+            mean, sd, ood = np.empty(shape, np.float32), np.empty(shape, np.float32), np.empty(shape, bool)
+        if r.static.checked is None:
+            r.static.checked = ensemble.check_inputs(r.X, r.static.mask)
+        missing, outside = r.static.checked
+        m, s, o = ensemble.predict(r.X, ~r.static.mask)
+        m[missing] = np.nan
+        s[missing] = np.nan
+        mean[r.t], sd[r.t], ood[r.t] = m.reshape(shape[1:]), s.reshape(shape[1:]), (o | outside).reshape(shape[1:])
+        if r.t == n_dates - 1:
+            yield r.window, (mean, sd, ood)
+
+
+def _read_ahead(items: Iterator[Any], depth: int, canceled: Callable[[], bool]) -> Iterator[Any]:
+    """The items of ``items``, produced by a reader thread up to ``depth`` ahead of the consumer.
+
+    GDAL and numpy release the GIL, so reading and warping the next rows overlaps the prediction of
+    these. The reader is the only thread that touches the scene's datasets while it runs. Its
+    exceptions (``Canceled`` included) are raised here; when the consumer stops early (an exception,
+    cancel, or closing the generator), the reader stops at its next item and is joined before this
+    returns, so no thread outlives the run.
+    """
+    q: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for item in items:
+                if stop.is_set() or not put((None, item)):
+                    return
+            put((None, done))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put((e, None))
+
+    thread = threading.Thread(target=reader, name="smds-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                error, item = q.get(timeout=0.1)
+            except queue.Empty:
+                if canceled():
+                    raise Canceled() from None
+                continue
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.05)
+        thread.join()
 
 
 class SerialBlocks:
-    """Every block in this process, one after the other."""
+    """Every block in this process, in window order: a reader thread reads the inputs of the next dates
+    (at most ``ahead``) while the current one is predicted. Same arithmetic as one block at a time
+    (:func:`ensemble_block`, :func:`trend_block`), so the outputs are byte-identical."""
+
+    def __init__(self, ahead: int = PREFETCH_DATES) -> None:
+        self.ahead = int(ahead)
+
+    def _rows(self, rows: Iterator[Any], canceled: Callable[[], bool]) -> Iterator[Any]:
+        return _read_ahead(rows, self.ahead, canceled) if self.ahead > 0 else rows
 
     def ensemble_blocks(self, scene: Scene, ensemble: Any, cols: Sequence[str], extra: Sequence[str],
                         windows: Sequence[Window], canceled: Callable[[], bool]):
-        for w in windows:
-            yield w, ensemble_block(scene, ensemble, cols, extra, w, canceled)
+        rows = self._rows(_ensemble_rows(scene, cols, extra, windows, canceled), canceled)
+        yield from _ensemble_blocks(scene, ensemble, rows)
 
     def trend_blocks(self, scene: Scene, trend: Any, names: Sequence[str], weight: np.float32,
                      windows: Sequence[Window], canceled: Callable[[], bool]) -> TrendBlocks:
-        for w in windows:
-            yield w, trend_block(scene, trend, names, weight, w, canceled)
+        rows = _trend_rows(scene, trend, names, windows, canceled)
+        if not hasattr(trend, "predict_block"):  # such a trend reads the scene itself: no second reader
+            rows = self._rows(rows, canceled)
+        out: Optional[np.ndarray] = None
+        n_dates = len(scene.dates)
+        for w, t, X in rows:
+            if t == 0:
+                out = np.empty((n_dates, w.nrows, scene.fine.width), dtype=np.float32)
+            out[t] = next(_trend_dates(scene, trend, names, weight, iter([(w, t, X)])))[1]
+            if t == n_dates - 1:
+                yield w, out
 
 
 class DaskBlocks:
@@ -105,8 +252,9 @@ class DaskBlocks:
                         windows: Sequence[Window], canceled: Callable[[], bool]):
         """The ensemble is a verified model folder: each worker loads it (hash-checked) from its path."""
         spec_bytes = pickle.dumps(scene.spec, protocol=pickle.HIGHEST_PROTOCOL)
+        threads = int(getattr(ensemble, "intra_op_threads", 1))
         yield from self._in_order(windows, canceled, lambda w: self.client.submit(
-            _remote_ensemble_block, spec_bytes, ensemble.folder, list(cols), list(extra), w, pure=False))
+            _remote_ensemble_block, spec_bytes, ensemble.folder, list(cols), list(extra), w, threads, pure=False))
 
     def _in_order(self, windows: Sequence[Window], canceled: Callable[[], bool], submit: Callable[[Window], Any]):
         limit = max(1, self.ahead * max(1, len(self.client.scheduler_info().get("workers", {}))))
@@ -122,15 +270,15 @@ class DaskBlocks:
                 if not pending:
                     return
                 w, future = pending.popleft()
-                while True:
+                # poll the status, not result(timeout=…): under load a timeout racing the result
+                # surfaced as an UnboundLocalError inside distributed's sync()
+                while not future.done():
                     if canceled():
                         raise Canceled()
-                    try:
-                        block = future.result(timeout=0.2)
-                        break
-                    except TimeoutError:
-                        continue
-                yield w, block
+                    time.sleep(0.05)
+                if canceled():
+                    raise Canceled()
+                yield w, future.result()
         finally:
             for _, f in pending:
                 f.cancel()
@@ -175,12 +323,14 @@ def _remote_trend_block(spec_bytes: bytes, model_key: str, model_bytes: bytes, n
         return trend_block(scene, trend, names, np.float32(weight), window)
 
 
-def _remote_ensemble_block(spec_bytes: bytes, folder: str, cols: list[str], extra: list[str], window: Window
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An ensemble block on a Dask worker (the members are loaded and hash-checked once per worker)."""
+def _remote_ensemble_block(spec_bytes: bytes, folder: str, cols: list[str], extra: list[str], window: Window,
+                           threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An ensemble block on a Dask worker (the members are loaded and hash-checked once per worker, with
+    the client's onnxruntime threads: tree sums split otherwise round differently)."""
     from ..learn.model_folder import Ensemble
     scene = _cached(_WORKER_SCENES, hashlib.sha256(spec_bytes).hexdigest(), lambda: Scene(_load_spec(spec_bytes)))
-    ensemble = _cached(_WORKER_MODELS, "ensemble:" + folder, lambda: Ensemble.load(folder, intra_op_threads=1))
+    ensemble = _cached(_WORKER_MODELS, f"ensemble:{folder}:{threads}",
+                       lambda: Ensemble.load(folder, intra_op_threads=threads))
     return ensemble_block(scene, ensemble, cols, extra, window)
 
 

@@ -13,6 +13,7 @@ not the coarse product's, so its cell means need not equal the coarse values.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import time
 from dataclasses import dataclass
@@ -82,6 +83,9 @@ def check_inputs(ensemble, scene: Scene) -> list[str]:
                          fix="add those layers (the model card lists each input with its units).")
     return cols
 
+
+#: Blocks (one date of one row block each) queued per output for its writer thread.
+WRITE_BEHIND_BLOCKS = 2
 
 #: Seasons of the anchoring option: meteorological seasons, by month.
 _SEASON_OF_MONTH = (0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 0)  # DJF, MAM, JJA, SON
@@ -199,13 +203,15 @@ def predict(ensemble, scene: Scene, outputs: EnsembleOutputs, block_pixels: int 
     outside = np.zeros(len(dates))
     valid = np.zeros(len(dates))
     with contextlib.ExitStack() as stack:
-        w_mean = stack.enter_context(RasterWriter(outputs.mean, scene.fine, names, metadata=meta))
-        w_sd = stack.enter_context(RasterWriter(outputs.spread, scene.fine, names,
-                                                metadata={**meta, "CONTENT": "spread (std of members)"}))
-        w_mask = stack.enter_context(RasterWriter(outputs.domain_mask, scene.fine, names, metadata={
-            **meta, "CONTENT": "1 = inputs (or the coarse level) outside the training domain"}))
-        w_int = stack.enter_context(RasterWriter(outputs.interval, scene.fine, names, metadata={
-            **meta, "CONTENT": f"half-width of the {calib['level']:.0%} interval (m3/m3)"})) if write_interval else None
+        def writer(path: str, metadata: dict) -> RasterWriter:  # GDAL compresses while the members predict
+            return stack.enter_context(RasterWriter(path, scene.fine, names, metadata=metadata,
+                                                    write_behind=WRITE_BEHIND_BLOCKS))
+        w_mean = writer(outputs.mean, meta)
+        w_sd = writer(outputs.spread, {**meta, "CONTENT": "spread (std of members)"})
+        w_mask = writer(outputs.domain_mask, {
+            **meta, "CONTENT": "1 = inputs (or the coarse level) outside the training domain"})
+        w_int = writer(outputs.interval, {
+            **meta, "CONTENT": f"half-width of the {calib['level']:.0%} interval (m3/m3)"}) if write_interval else None
         for t, w, shape, idx, mean, sd, ood in blocks(f"predicting with the {ensemble.n_members} members of "
                                                       f"'{ensemble.name}'"):
             if offset is not None:
@@ -221,9 +227,9 @@ def predict(ensemble, scene: Scene, outputs: EnsembleOutputs, block_pixels: int 
             outside[t] += np.count_nonzero(ood & ok)
             valid[t] += np.count_nonzero(ok)
         prog(1.0, "building overviews")
-        for wr in (w_mean, w_sd, w_mask, w_int):
-            if wr is not None:
-                wr.commit()
+        # each file flushes, compresses and builds its overviews in GDAL (no GIL): two at a time
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="smds-commit") as pool:
+            list(pool.map(RasterWriter.commit, [wr for wr in (w_mean, w_sd, w_mask, w_int) if wr is not None]))
     write_soil_moisture_style(outputs.mean)
     write_text_atomic(outputs.spread.rsplit(".", 1)[0] + ".qml", qml_pseudocolor(SPREAD_RAMP))
     if write_interval:
