@@ -8,6 +8,7 @@ scene, grid and output options come with every method.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -64,6 +65,10 @@ COMMANDS: tuple[Command, ...] = (
             specs.SITE_REPORT_HELP, specs.SITE_REPORT_CLI_SPECS, "run_report"),
     Command("import-ismn", "import_ismn", "ISMN download (.zip or folder) → daily in-situ table and stations (CSV)",
             specs.IMPORT_ISMN_HELP, specs.IMPORT_ISMN_SPECS + specs.IMPORT_ISMN_OUTPUT_SPECS, "run_import_ismn"),
+    Command("check", "check_inputs", "what each raster is (CRS, grid, dates, value ranges) and what would stop a "
+            "run; exit status 1 on a blocking problem", specs.CHECK_INPUTS_HELP,
+            specs.CHECK_INPUTS_SPECS + (dataclasses.replace(specs.CHECK_INPUTS_OUTPUT_SPEC, optional=True),),
+            "run_check"),
 )
 
 

@@ -2,7 +2,8 @@
 algorithms' parameter specs; the run goes through the same engine calls as the algorithm.
 
 Exit codes: 0 done; 1 the run failed (the algorithm's message, e.g. an ``InputError`` text) or was
-canceled (``Canceled.``; nothing is left behind); 2 a usage error (argparse).
+canceled (``Canceled.``; nothing is left behind), or ``check`` found a blocking problem; 2 a usage error
+(argparse).
 """
 from __future__ import annotations
 
@@ -474,6 +475,36 @@ def run_import_ismn(values: dict[str, Any], args: argparse.Namespace) -> int:
     if "OUTPUT_STATIONS_CSV" in outs:
         print(f"OUTPUT_STATIONS_CSV: {write_stations_csv(result, outs['OUTPUT_STATIONS_CSV'])}")
     return 0
+
+
+# -- check -----------------------------------------------------------------------------------------
+def run_check(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``check_inputs``: the report's lines on stdout (warnings and blocking problems too), the HTML page
+    when ``--output-html`` is given; exit status 1 when a blocking problem was found."""
+    from ..core.inputs.check import check_layers
+    from ..core.inputs.layers import GivenLayer
+    from ..core.io.atomic import atomic_write_text
+    from .progress import CtrlC, Progress
+
+    layers = [(g.path, g.name, role, how) for key, role, how in specs.CHECK_INPUTS_ROLES
+              for g in (GivenLayer.of_file(p) for p in values[key])]
+    if not layers:
+        raise InputError("Give at least one raster layer (under 'Raster layers' or a role).",
+                         fix="list files after --inputs, or under a role such as --soil-moisture or --ndvi.")
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    with CtrlC() as canceled:
+        try:
+            report = check_layers(layers, bool(values["APPROXIMATE"]), progress, canceled)
+        finally:
+            if not args.quiet:
+                progress.done()
+    for _, line in report.lines():
+        print(line)
+    if values["OUTPUT_HTML"]:
+        out = os.path.abspath(values["OUTPUT_HTML"])
+        atomic_write_text(out, report.html("Check soil-moisture inputs"))
+        print(f"OUTPUT_HTML: {out}")
+    return 1 if report.blocking_count else 0
 
 
 # -- train -----------------------------------------------------------------------------------------

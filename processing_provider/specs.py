@@ -868,3 +868,39 @@ def stacking_fit_lines(training: dict[str, Any]) -> tuple[list[str], list[str]]:
         lines.append(f"Held-out coarse cells: stack R = {sc['r']:.3f}, RMSE = {sc['rmse']:.4f} m³/m³")
     lines += [f"Zone {z['zone']}: {z['n_samples']} samples, {z['uses']}" for z in training.get("zones", [])]
     return warnings, lines
+
+
+# -- check_inputs --------------------------------------------------------------------------------
+CHECK_INPUTS_HELP = (
+    "Reports, for each raster, what a downscaling run will see: CRS, pixel size, extent, "
+    "bands, the date of each band (from its description, else from the file name, "
+    "e.g. <i>ESA_CCI_SM_v45_20180131.tif</i>) and its value range (scale factor and offset "
+    "applied). Warns about bands without valid pixels or without a NoData value, "
+    "layers sharing a date, and mixed CRSs. Layers given under a role (soil moisture, DEM, NDVI, …) "
+    "get the same unit checks a downscaling run makes; for the others the role is guessed from the "
+    "name (e.g. <i>MOD13A2_NDVI</i> → NDVI). <b>Blocking</b> problems are those a run stops at with the same "
+    "message: no CRS, a grid that is not north-up, values that fail the unit check (soil moisture in percent, "
+    "raw MODIS integers, …); the command line exits with status 1 when it finds one. Your files are not changed."
+)
+CHECK_INPUTS_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("INPUTS", LAYERS, "Raster layers",
+              "Soil moisture, covariates, or both. Each must be a file-based raster (GeoTIFF, NetCDF, …). "
+              "Their role is guessed from the name for the unit checks; give layers under a role below to be sure.",
+              optional=True),
+    ParamSpec(SOIL_MOISTURE, LAYERS, SOIL_MOISTURE_SPEC.label, SOIL_MOISTURE_SPEC.help, optional=True),
+) + covariate_specs() + (
+    ParamSpec("APPROXIMATE", BOOL, "Approximate statistics",
+              "Compute value ranges from overviews or a subsample: faster on very large rasters, "
+              "but the minimum and maximum may miss extreme pixels.", default=False, advanced=True),
+)
+#: The report page: always written by the toolbox (a temporary file by default), on request by the CLI.
+CHECK_INPUTS_OUTPUT_SPEC = ParamSpec("OUTPUT_HTML", FILE_OUT, "Report",
+                                     "The report, as an HTML page (opens in the Results Viewer and any browser).",
+                                     extension="html")
+
+
+#: ``(parameter, role, how the role is known)`` of the layers of ``check_inputs``, role parameters first; the role
+#: of a layer under INPUTS is guessed from its name (``None`` here).
+CHECK_INPUTS_ROLES: tuple[tuple[str, Optional[Role], str], ...] = (
+    ((SOIL_MOISTURE, Role.SOIL_MOISTURE, "given"),) + tuple((k, r, "given") for k, r, _ in COVARIATE_PARAMS)
+    + (("INPUTS", None, ""),))
