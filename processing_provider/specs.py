@@ -904,3 +904,107 @@ CHECK_INPUTS_OUTPUT_SPEC = ParamSpec("OUTPUT_HTML", FILE_OUT, "Report",
 CHECK_INPUTS_ROLES: tuple[tuple[str, Optional[Role], str], ...] = (
     ((SOIL_MOISTURE, Role.SOIL_MOISTURE, "given"),) + tuple((k, r, "given") for k, r, _ in COVARIATE_PARAMS)
     + (("INPUTS", None, ""),))
+
+
+# -- train_ensemble ------------------------------------------------------------------------------
+# core.methods.insitu_ensemble imports onnx: the algorithm must load without it, so names are listed here and a
+# test checks they equal core.methods.insitu_ensemble.FEATURES / SCHEMES. Order = enum index: append only.
+ENSEMBLE_FEATURES: tuple[str, ...] = ("sm_coarse", "doy", "lat", "lon", "mtpi", "slope", "dem", "ndvi",
+                                      "field_capacity", "land_cover", "sand", "clay", "vv_db", "vh_db", "ndwi", "evi",
+                                      "nsdsi")
+ENSEMBLE_SCHEMES: tuple[str, ...] = ("free", "field_capacity", "land_cover", "climate_lat", "climate_wetness", "network")
+ENSEMBLE_ARCHITECTURES: tuple[str, ...] = ("dense", "prob", "wdl", "rf", "hgb")
+ENSEMBLE_DEFAULT_FEATURES: tuple[str, ...] = ("sm_coarse", "mtpi", "lat")
+
+STATION_TABLE_SPEC = ParamSpec(
+    "STATION_TABLE", FILE, "Station table (CSV)",
+    "Training samples as one table: one row per station and date window, with columns network, "
+    "station, lat, lon, start_date, end_date, smap10km_ssm_mm (coarse SMAP in mm of a 5 cm layer, "
+    "÷ 50 → m³/m³), insitu_sm (m³/m³) and the covariates (mtpi, field_capacity, nlcd_landcover, "
+    "B4/B8 for NDVI, vv_db, vh_db). Leave empty to train on rasters instead.", optional=True, extension="csv")
+#: The trainer's own parameters, after the training data (station table, or rasters and stations), in dialog order.
+TRAIN_ENSEMBLE_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("FEATURES", ENUMS, "Input features",
+              "Inputs of every member, by the names the downscaling uses: sm_coarse (coarse soil moisture of the "
+              "cell), doy (day of year), lat/lon (WGS84), mtpi/slope (from the DEM), dem, ndvi, land_cover, sand, "
+              "clay; from a station table also field_capacity, vv_db, vh_db and the Sentinel-2 indices ndwi, evi, "
+              "nsdsi (derived from its bands). To downscale with the ensemble later, "
+              "each must be available from your layers (sm_coarse, mtpi, lat: a DEM is enough).",
+              default=tuple(ENSEMBLE_FEATURES.index(f) for f in ENSEMBLE_DEFAULT_FEATURES),
+              choices=ENSEMBLE_FEATURES, values=ENSEMBLE_FEATURES),
+    ParamSpec("ARCHITECTURES", ENUMS, "Architectures",
+              "dense: a small fully connected network; prob: the same with a predicted spread; wdl: wide & deep "
+              "(adds a linear term over the inputs and land-cover classes); rf: random forests, one per soil class; "
+              "hgb: boosted trees (a line on the coarse product + histogram gradient boosting), one per scheme. "
+              "Several architectures make one ensemble of all their members.",
+              default=(0,), choices=ENSEMBLE_ARCHITECTURES, values=ENSEMBLE_ARCHITECTURES),
+    ParamSpec("SCHEMES", ENUMS, "Weighting schemes (networks)",
+              "One network member per scheme, its samples weighted so that each class of a site attribute counts "
+              "alike: free (unweighted), field_capacity (terciles; soil texture in the paper), land_cover, "
+              "climate_lat (latitude terciles), climate_wetness (terciles of mean coarse soil moisture), network. "
+              "Empty = every scheme the data support (an attribute with a single class is left out).",
+              default=(), optional=True, choices=ENSEMBLE_SCHEMES, values=ENSEMBLE_SCHEMES),
+    ParamSpec("HOLDOUT_FRACTION", NUMBER, "Station holdout fraction",
+              "When above 0, also score a split that holds out this share of the stations (0.2 = the "
+              "paper's 80/20), stratified by soil class. 0 = cross-validation only.", default=0.0, minimum=0.0,
+              maximum=0.5),
+    ParamSpec("ENSEMBLE_NAME", STRING, "Ensemble name",
+              "Saved as a folder of this name in the plugin's models folder of your QGIS profile; letters, "
+              "digits, '_', '-' and '.'.", default="my_ensemble"),
+    ParamSpec("OVERWRITE", BOOL, "Replace an ensemble of the same name",
+              "Without it, a name already in use is refused. The old ensemble is replaced only once the new "
+              "one is complete.", default=False),
+    ParamSpec("DESCRIPTION", STRING, "Description", "Text stored in the model card (what, where, which period).",
+              default="", optional=True, advanced=True),
+    ParamSpec("CV_FOLDS", INTEGER, "Cross-validation folds",
+              "Station-grouped k-fold cross-validation: each fold's stations are scored by members trained "
+              "without them. Needs at least as many stations as folds (and 3). 0 skips it (faster, but the "
+              "report then has no scores).", default=10, minimum=0, maximum=100, advanced=True),
+    ParamSpec("SEED", INTEGER, "Random seed",
+              "Seed of the folds, the splits and every member: the same inputs and seed give the same "
+              "ensemble.", default=42, advanced=True),
+    ParamSpec("MIN_SAMPLES_PER_STATION", INTEGER, "Minimum samples per station",
+              "Stations with fewer usable samples (in-situ value, coarse soil moisture and every input) "
+              "are left out.", default=10, minimum=1, advanced=True),
+    ParamSpec("HIDDEN_LAYERS", STRING, "Network hidden layers",
+              "Widths of the hidden layers of the dense, prob and wdl networks, comma separated.", default="32,16",
+              advanced=True),
+    ParamSpec("MAX_EPOCHS", INTEGER, "Network maximum epochs",
+              "Upper bound of training passes per network; training stops earlier when the loss on held-out "
+              "stations stops improving.", default=300, minimum=1, advanced=True),
+    ParamSpec("N_TREES", INTEGER, "Trees per forest", "Trees of each rf member (more trees: smoother, larger files).",
+              default=30, minimum=1, advanced=True),
+    ParamSpec("REPORT", FILE_OUT, "Training report",
+              "Scores of every member, the ensemble and the coarse product per station, with their mean "
+              "and median over stations, and the members that beat the ensemble. A .txt name gives a "
+              "plain-text table.", extension="html", file_filter="HTML files (*.html);;Text files (*.txt)"),
+)
+
+
+def hidden_widths(text: str) -> tuple[int, ...]:
+    """``"32,16"`` → ``(32, 16)``; raises :class:`~core.errors.InputError` unless it lists positive widths."""
+    import re
+
+    from ..core.errors import InputError
+    try:
+        hidden = tuple(int(h) for h in re.split(r"[,;\s]+", text.strip()) if h)
+    except ValueError:
+        hidden = ()
+    if not hidden or any(h < 1 for h in hidden):
+        raise InputError(f"Network hidden layers '{text}' is not a list of positive widths.", fix="write e.g. 32,16.")
+    return hidden
+
+
+def ensemble_training_options(values: dict[str, Any], **extra):
+    """The :class:`~core.methods.insitu_ensemble.training.EnsembleOptions` of the trainer's parameter values
+    (enums as indices; no scheme chosen = every scheme, of which a run keeps those the data support)."""
+    from ..core.learn.forest import ForestConfig
+    from ..core.learn.mlp import MLPConfig
+    from ..core.methods.insitu_ensemble.training import EnsembleOptions
+    return EnsembleOptions(
+        feature_names=tuple(ENSEMBLE_FEATURES[i] for i in values["FEATURES"]),
+        architectures=tuple(ENSEMBLE_ARCHITECTURES[i] for i in values["ARCHITECTURES"]),
+        schemes=tuple(ENSEMBLE_SCHEMES[i] for i in values["SCHEMES"]) or ENSEMBLE_SCHEMES,
+        cv_folds=int(values["CV_FOLDS"]), seed=int(values["SEED"]), holdout_fraction=float(values["HOLDOUT_FRACTION"]),
+        mlp_config=MLPConfig(hidden=hidden_widths(values["HIDDEN_LAYERS"]), max_epochs=int(values["MAX_EPOCHS"])),
+        forest_config=ForestConfig(n_estimators=int(values["N_TREES"])), **extra)
