@@ -603,3 +603,81 @@ def run_report(values: dict[str, Any], args: argparse.Namespace) -> int:
     for path in written:
         print(f"DIAGNOSTIC_RASTER: {path}")
     return 0
+
+
+def run_train_ensemble(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``train_ensemble`` on a station table: the same samples, schemes, members, cards and report; the
+    folder is ``--model-output`` (no QGIS profile), installed whole once training is done."""
+    import shutil
+    import tempfile
+
+    from ..core.io.atomic import install_folder
+    from ..core.methods.insitu_ensemble import samples_from_station_table, train_ensemble
+    from ..core.methods.insitu_ensemble.preflight import check_station_table, check_training_plan
+    from ..core.methods.insitu_ensemble.report import summary_lines
+    from .progress import CtrlC, Progress
+
+    table = values["STATION_TABLE"]
+    if not table:
+        raise InputError("No training data.", fix="give a station table (--station-table FILE.csv); training on "
+                         "rasters at stations is the toolbox's (Train an in-situ ensemble) for now.")
+    name = str(values["ENSEMBLE_NAME"]).strip()
+    if not re.match(specs.MODEL_NAME_PATTERN, name):
+        raise InputError(f"The ensemble name '{name}' cannot be a folder name.", fix="use letters, digits, '_', '-' "
+                         "or '.' (64 at most), starting with a letter or digit.")
+    dest, overwrite = os.path.abspath(values["MODEL_OUTPUT"]), bool(values["OVERWRITE"])
+    if os.path.exists(dest) and not overwrite:
+        raise InputError(f"'{dest}' already exists.", fix="choose another folder, or give --overwrite.")
+    opts = specs.ensemble_training_options(values, name=name)
+    features, min_samples = list(opts.feature_names), int(values["MIN_SAMPLES_PER_STATION"])
+    check_station_table(table, features)
+    try:
+        samples = samples_from_station_table(table, features, min_samples)
+    except ValueError as e:
+        raise InputError(f"Station table {os.path.basename(table)}: {e}") from None
+    if len(samples) == 0:
+        raise InputError(f"No usable sample: no station has {min_samples} or more rows with an in-situ value, coarse "
+                         f"soil moisture and every input feature ({', '.join(features)}).",
+                         fix="lower --min-samples-per-station or choose features the data have.")
+    schemes, skipped = specs.chosen_schemes(samples, list(opts.schemes) if values["SCHEMES"] else [])
+    check_training_plan(samples, features, list(opts.architectures), schemes, opts.cv_folds, opts.holdout_fraction)
+    if not args.quiet:
+        print(f"{len(samples)} samples at {samples.sites.size} stations, {samples.date.min()} … {samples.date.max()}; "
+              f"inputs {', '.join(features)}", file=sys.stderr)
+        if skipped and not values["SCHEMES"]:
+            print("Weighting schemes the data do not support, left out: " + "; ".join(skipped), file=sys.stderr)
+        print(f"Architectures {', '.join(opts.architectures)}; schemes {', '.join(schemes)}", file=sys.stderr)
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".training-{name}-", dir=parent)
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    try:
+        with CtrlC() as canceled:
+            try:
+                report = train_ensemble(samples, features, list(opts.architectures), schemes, opts.cv_folds, opts.seed,
+                                        os.path.join(tmp, name), progress, canceled, name=name,
+                                        description=str(values["DESCRIPTION"] or "").strip()
+                                        or specs.ensemble_description(samples, table),
+                                        mlp_config=opts.mlp_config, forest_config=opts.forest_config,
+                                        holdout_fraction=opts.holdout_fraction)
+            except ValueError as e:
+                if isinstance(e, InputError):
+                    raise
+                raise InputError(f"Training failed: {e}") from None
+            finally:
+                if not args.quiet:
+                    progress.done()
+        dest = install_folder(os.path.join(tmp, name), dest, overwrite, tmp, what="An ensemble")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report.out_folder = dest
+    coarse_label = "coarse SMAP (smap10km_ssm_mm / 50 mm)"
+    if not args.quiet:
+        print(report.format() + "\n" + "\n".join(summary_lines(report, coarse_label)), file=sys.stderr)
+    if values["REPORT"]:
+        path = os.path.abspath(values["REPORT"])
+        specs.write_ensemble_report(path, report, samples, coarse_label)
+        print(f"REPORT: {path}")
+    print(f"MODEL_FOLDER: {dest}")
+    print(f"N_MEMBERS: {len(report.members)}")
+    return 0

@@ -13,7 +13,7 @@ method in ``cli/commands.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ..core.inputs.roles import ROLE_INFO, Role
 from ..core.inputs.scene import DEFAULT_MAX_PIXELS
@@ -916,6 +916,29 @@ ENSEMBLE_SCHEMES: tuple[str, ...] = ("free", "field_capacity", "land_cover", "cl
 ENSEMBLE_ARCHITECTURES: tuple[str, ...] = ("dense", "prob", "wdl", "rf", "hgb")
 ENSEMBLE_DEFAULT_FEATURES: tuple[str, ...] = ("sm_coarse", "mtpi", "lat")
 
+TRAIN_ENSEMBLE_HELP = (
+    "Trains an ensemble of simple models on in-situ soil moisture (Poehls et al. 2024) and saves it in your "
+    "QGIS profile, where the ensemble downscaling tools find it by name.<br>"
+    "<b>Training data</b>, either<br>"
+    "• a <i>station table</i> CSV with one row per station and date window (the layout of "
+    "station_10day_table.csv: network, station, lat, lon, start_date, end_date, smap10km_ssm_mm, insitu_sm and "
+    "covariate columns), or<br>"
+    "• your own <i>rasters</i>: the coarse soil moisture, covariate layers, stations and an in-situ table. One "
+    "sample per station and soil-moisture date with an in-situ value that day: the covariates at the station's "
+    "pixel of the fine grid, the coarse soil moisture of the cell holding it, the in-situ value as target.<br>"
+    "<b>Members</b>: for each network architecture (dense, prob, wdl) and for hgb (a straight line on the coarse "
+    "product plus histogram gradient boosting of its residual) one member per weighting scheme, the scheme's "
+    "weights as sample weights; for rf one forest per soil class (terciles of field capacity). The ensemble "
+    "estimate is the members' mean, its spread their standard deviation.<br>"
+    "<b>Evaluation</b>: a station-grouped k-fold cross-validation (whole stations per fold) and optionally a "
+    "station holdout score every member, the ensemble, the coarse product and the coarse product linearly "
+    "rescaled on the training stations of each fold per station (N, R, ubRMSE, bias, RMSE, amplitude = ratio of "
+    "standard deviations; ubRMSE = sqrt(RMSE² − bias²)); the report gives them per station and their mean and "
+    "median over stations, and names the members that beat the ensemble. The CV residuals calibrate a 90 % "
+    "interval (mean ± scale·(spread + floor)); its coverage at held-out stations is stated. The scores go into "
+    "the model card.<br>"
+    "Nothing is saved when the run fails or is canceled."
+)
 STATION_TABLE_SPEC = ParamSpec(
     "STATION_TABLE", FILE, "Station table (CSV)",
     "Training samples as one table: one row per station and date window, with columns network, "
@@ -1008,3 +1031,35 @@ def ensemble_training_options(values: dict[str, Any], **extra):
         cv_folds=int(values["CV_FOLDS"]), seed=int(values["SEED"]), holdout_fraction=float(values["HOLDOUT_FRACTION"]),
         mlp_config=MLPConfig(hidden=hidden_widths(values["HIDDEN_LAYERS"]), max_epochs=int(values["MAX_EPOCHS"])),
         forest_config=ForestConfig(n_estimators=int(values["N_TREES"])), **extra)
+#: The command line has no QGIS profile: the ensemble folder to write (``--model-output``).
+ENSEMBLE_MODEL_OUTPUT_SPEC = ParamSpec(
+    "MODEL_OUTPUT", FOLDER_OUT, "Ensemble folder",
+    "The folder to save the ensemble in (the toolbox saves it in the profile's models folder, under its name); "
+    "it is written whole once training is done, and a folder already there is replaced only with --overwrite.")
+
+
+def ensemble_description(samples, table: str) -> str:
+    """The model card's description when none is given: where the samples come from."""
+    import os
+    src = samples.source
+    what = f"station table {os.path.basename(table)}" if table else "the user's rasters at in-situ stations"
+    return (f"In-situ ensemble trained on {what}: {len(samples)} samples at {samples.sites.size} stations, "
+            f"{samples.date.min()} … {samples.date.max()}" + (f", networks {', '.join(src['networks'])}"
+                                                              if src.get("networks") else "") + ".")
+
+
+def chosen_schemes(samples, chosen: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(schemes, left out)``: the chosen weighting schemes, or without a choice every scheme the samples
+    support (and those left out, with why)."""
+    from ..core.methods.insitu_ensemble.preflight import scheme_support
+    support = scheme_support(samples)
+    schemes = list(chosen) or [s for s in ENSEMBLE_SCHEMES if not support[s]]
+    return schemes, [f"{s} ({why})" for s, why in support.items() if why and s not in schemes]
+
+
+def write_ensemble_report(path: str, report, samples, coarse_label: str) -> None:
+    """The training report of an ensemble: a plain-text table for a ``.txt`` name, else the HTML page."""
+    from ..core.io.atomic import atomic_write_text
+    from ..core.methods.insitu_ensemble.report import summary_lines, training_report_html
+    atomic_write_text(path, report.format() + "\n\n" + "\n".join(summary_lines(report, coarse_label)) + "\n"
+                      if path.lower().endswith(".txt") else training_report_html(report, samples))

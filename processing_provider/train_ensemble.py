@@ -43,29 +43,7 @@ class TrainEnsemble(SmAlgorithm):
     GROUP_ID = "models"
     GROUP = "Models"
     REQUIRED_PACKAGES = ("sklearn", "onnx", "onnxruntime", "skl2onnx")
-    HELP = (
-        "Trains an ensemble of simple models on in-situ soil moisture (Poehls et al. 2024) and saves it in your "
-        "QGIS profile, where the ensemble downscaling tools find it by name.<br>"
-        "<b>Training data</b>, either<br>"
-        "• a <i>station table</i> CSV with one row per station and date window (the layout of "
-        "station_10day_table.csv: network, station, lat, lon, start_date, end_date, smap10km_ssm_mm, insitu_sm and "
-        "covariate columns), or<br>"
-        "• your own <i>rasters</i>: the coarse soil moisture, covariate layers, stations and an in-situ table. One "
-        "sample per station and soil-moisture date with an in-situ value that day: the covariates at the station's "
-        "pixel of the fine grid, the coarse soil moisture of the cell holding it, the in-situ value as target.<br>"
-        "<b>Members</b>: for each network architecture (dense, prob, wdl) and for hgb (a straight line on the coarse "
-        "product plus histogram gradient boosting of its residual) one member per weighting scheme, the scheme's "
-        "weights as sample weights; for rf one forest per soil class (terciles of field capacity). The ensemble "
-        "estimate is the members' mean, its spread their standard deviation.<br>"
-        "<b>Evaluation</b>: a station-grouped k-fold cross-validation (whole stations per fold) and optionally a "
-        "station holdout score every member, the ensemble, the coarse product and the coarse product linearly "
-        "rescaled on the training stations of each fold per station (N, R, ubRMSE, bias, RMSE, amplitude = ratio of "
-        "standard deviations; ubRMSE = sqrt(RMSE² − bias²)); the report gives them per station and their mean and "
-        "median over stations, and names the members that beat the ensemble. The CV residuals calibrate a 90 % "
-        "interval (mean ± scale·(spread + floor)); its coverage at held-out stations is stated. The scores go into "
-        "the model card.<br>"
-        "Nothing is saved when the run fails or is canceled."
-    )
+    HELP = specs.TRAIN_ENSEMBLE_HELP
 
     STATION_TABLE = "STATION_TABLE"
     FEATURES = "FEATURES"
@@ -165,11 +143,10 @@ class TrainEnsemble(SmAlgorithm):
 
     # ------------------------------------------------------------------ run
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.io.atomic import atomic_write_text
         from ..core.methods.insitu_ensemble import samples_from_station_table, train_ensemble
-        from ..core.methods.insitu_ensemble.preflight import check_training_plan, scheme_support
+        from ..core.methods.insitu_ensemble.preflight import check_training_plan
         from ..core.methods.insitu_ensemble.raster_samples import samples_from_scene
-        from ..core.methods.insitu_ensemble.report import summary_lines, training_report_html
+        from ..core.methods.insitu_ensemble.report import summary_lines
         from ..core.inputs.scene import Scene
 
         run = self._check(parameters, context)
@@ -220,9 +197,7 @@ class TrainEnsemble(SmAlgorithm):
                         fb.pushInfo(self.tr(f"{len(samples)} samples at {samples.sites.size} stations, "
                                             f"{samples.date.min()} … {samples.date.max()}; inputs "
                                             f"{', '.join(features)}"))
-                        support = scheme_support(samples)
-                        schemes = run["schemes"] or [s for s in SCHEME_CHOICES if not support[s]]
-                        skipped = [f"{s} ({why})" for s, why in support.items() if why and s not in schemes]
+                        schemes, skipped = specs.chosen_schemes(samples, run["schemes"])
                         if not run["schemes"] and skipped:
                             fb.pushInfo(self.tr("Weighting schemes the data do not support, left out: "
                                                 + "; ".join(skipped)))
@@ -239,7 +214,7 @@ class TrainEnsemble(SmAlgorithm):
                             report = train_ensemble(
                                 samples, features, run["architectures"], schemes, folds, seed,
                                 os.path.join(tmp, name), cf.progress, cf.is_canceled, name=name,
-                                description=description or _default_description(samples, run["table"]),
+                                description=description or specs.ensemble_description(samples, run["table"]),
                                 mlp_config=mlp, forest_config=forest, holdout_fraction=holdout)
                         except InputError:
                             raise
@@ -252,25 +227,13 @@ class TrainEnsemble(SmAlgorithm):
                             fb.pushInfo(line)
                         for line in summary_lines(report, coarse_label):
                             fb.pushInfo(line)
-                        if report_path.lower().endswith(".txt"):
-                            text = report.format() + "\n\n" + "\n".join(summary_lines(report, coarse_label)) + "\n"
-                        else:
-                            text = training_report_html(report, samples)
-                        atomic_write_text(report_path, text)
+                        specs.write_ensemble_report(report_path, report, samples, coarse_label)
                         results = {self.ENSEMBLE_FOLDER: dest, self.SAVED_NAME: name,
                                    self.N_MEMBERS: len(report.members), self.REPORT: report_path}
         finally:
             if tmp is not None and os.path.isdir(tmp):
                 shutil.rmtree(tmp, ignore_errors=True)
         return results
-
-
-def _default_description(samples, table: str) -> str:
-    src = samples.source
-    what = f"station table {os.path.basename(table)}" if table else "the user's rasters at in-situ stations"
-    return (f"In-situ ensemble trained on {what}: {len(samples)} samples at {samples.sites.size} stations, "
-            f"{samples.date.min()} … {samples.date.max()}" + (f", networks {', '.join(src['networks'])}"
-                                                              if src.get("networks") else "") + ".")
 
 
 def _install(built: str, dest: str, overwrite: bool, scratch: str) -> str:

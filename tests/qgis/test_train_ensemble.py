@@ -322,3 +322,25 @@ def test_loads_and_explains_missing_packages_in_a_plain_qgis_python(plugin_dir, 
     assert proc.returncode == 0, proc.stderr
     assert "LOADED True" in proc.stdout and "CHECK False" in proc.stdout
     assert "onnx" in proc.stdout and "pip install" in proc.stdout
+
+
+def test_cli_trains_the_toolbox_ensemble(run_alg, models_dir, table, tmp_path, plugin_dir):
+    import filecmp
+    import subprocess
+    import sys
+
+    res = run_alg(alg_module.TrainEnsemble.NAME, _params(table, tmp_path, ARCHITECTURES=[0, 4]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]))
+    out = tmp_path / "cli" / "syn"
+    proc = subprocess.run([sys.executable, "-m", "soil_moisture_downscaling", "train", "ensemble", "--station-table",
+                           table, "--ensemble-name", "syn", "--hidden-layers", "6", "--max-epochs", "200",
+                           "--cv-folds", "3", "--architectures", "dense", "hgb", "--model-output", str(out),
+                           "--report", str(tmp_path / "cli.html"), "--quiet"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"MODEL_FOLDER: {out}" in proc.stdout and f"N_MEMBERS: {res['N_MEMBERS']}" in proc.stdout
+    files = sorted(os.listdir(res["ENSEMBLE_FOLDER"]))
+    assert len([f for f in files if f.endswith(".onnx")]) == res["N_MEMBERS"] > 6 and files == sorted(os.listdir(out))
+    for f in files:  # the same weights, and the same cards (hashes, cross-validated scores) in every member
+        assert filecmp.cmp(os.path.join(res["ENSEMBLE_FOLDER"], f), out / f, shallow=False), f
+    assert not [p for p in os.listdir(tmp_path / "cli") if p.startswith(".training-")]
