@@ -80,9 +80,11 @@ TRAIN_COMMANDS: tuple[Command, ...] = (
             (specs.SOIL_MOISTURE_SPEC, specs.SM_DATES_SPEC, specs.FINE_SOIL_MOISTURE_SPEC) + specs.covariate_specs()
             + specs.GRID_SPECS + specs.cross_scale_network_specs() + specs.TRAIN_CROSS_SCALE_SPECS,
             "run_train_cross_scale"),
-    Command("ensemble", "train_ensemble", "train an in-situ ensemble (Poehls et al.) on a station table and save it as "
-            "a verified model folder", specs.TRAIN_ENSEMBLE_HELP,
-            (specs.STATION_TABLE_SPEC,) + specs.TRAIN_ENSEMBLE_SPECS[:-1]
+    Command("ensemble", "train_ensemble", "train an in-situ ensemble (Poehls et al.) on a station table or on rasters at "
+            "stations, and save it as a verified model folder", specs.TRAIN_ENSEMBLE_HELP,
+            (specs.STATION_TABLE_SPEC, dataclasses.replace(specs.SOIL_MOISTURE_SPEC, optional=True),
+             specs.SM_DATES_SPEC) + specs.covariate_specs() + specs.GRID_SPECS
+            + (specs.STATIONS_CSV_SPEC, specs.insitu_spec()) + specs.TRAIN_ENSEMBLE_SPECS[:-1]
             + (dataclasses.replace(specs.TRAIN_ENSEMBLE_SPECS[-1], optional=True), specs.ENSEMBLE_MODEL_OUTPUT_SPEC),
             "run_train_ensemble"),
 )

@@ -606,8 +606,9 @@ def run_report(values: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def run_train_ensemble(values: dict[str, Any], args: argparse.Namespace) -> int:
-    """As ``train_ensemble`` on a station table: the same samples, schemes, members, cards and report; the
-    folder is ``--model-output`` (no QGIS profile), installed whole once training is done."""
+    """As ``train_ensemble``: the same samples (a station table, or rasters at the stations of the CSV tables),
+    schemes, members, cards and report; the folder is ``--model-output`` (no QGIS profile), installed whole once
+    training is done."""
     import shutil
     import tempfile
 
@@ -618,9 +619,15 @@ def run_train_ensemble(values: dict[str, Any], args: argparse.Namespace) -> int:
     from .progress import CtrlC, Progress
 
     table = values["STATION_TABLE"]
-    if not table:
-        raise InputError("No training data.", fix="give a station table (--station-table FILE.csv); training on "
-                         "rasters at stations is the toolbox's (Train an in-situ ensemble) for now.")
+    if table and values[SOIL_MOISTURE]:
+        raise InputError("Both a station table and soil-moisture layers were given.", fix="give either the station "
+                         "table, or the rasters (coarse soil moisture, covariates, stations and in-situ table), not both.")
+    if not table and not values[SOIL_MOISTURE]:
+        raise InputError("No training data.", fix="give a station table (--station-table FILE.csv), or coarse "
+                         "soil-moisture layers with covariates, --stations-csv and --insitu-csv.")
+    if not table and not values["INSITU_CSV"]:
+        raise InputError("Training on rasters needs in-situ soil moisture.", fix="give the in-situ table "
+                         "(--insitu-csv) and the stations (--stations-csv).")
     name = str(values["ENSEMBLE_NAME"]).strip()
     if not re.match(specs.MODEL_NAME_PATTERN, name):
         raise InputError(f"The ensemble name '{name}' cannot be a folder name.", fix="use letters, digits, '_', '-' "
@@ -630,11 +637,16 @@ def run_train_ensemble(values: dict[str, Any], args: argparse.Namespace) -> int:
         raise InputError(f"'{dest}' already exists.", fix="choose another folder, or give --overwrite.")
     opts = specs.ensemble_training_options(values, name=name)
     features, min_samples = list(opts.feature_names), int(values["MIN_SAMPLES_PER_STATION"])
-    check_station_table(table, features)
-    try:
-        samples = samples_from_station_table(table, features, min_samples)
-    except ValueError as e:
-        raise InputError(f"Station table {os.path.basename(table)}: {e}") from None
+    if table:
+        check_station_table(table, features)
+        try:
+            samples = samples_from_station_table(table, features, min_samples)
+        except ValueError as e:
+            raise InputError(f"Station table {os.path.basename(table)}: {e}") from None
+        coarse_label = "coarse SMAP (smap10km_ssm_mm / 50 mm)"
+    else:
+        samples = _samples_at_stations(values, features, min_samples, args.quiet)
+        coarse_label = "coarse soil moisture"
     if len(samples) == 0:
         raise InputError(f"No usable sample: no station has {min_samples} or more rows with an in-situ value, coarse "
                          f"soil moisture and every input feature ({', '.join(features)}).",
@@ -671,7 +683,6 @@ def run_train_ensemble(values: dict[str, Any], args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report.out_folder = dest
-    coarse_label = "coarse SMAP (smap10km_ssm_mm / 50 mm)"
     if not args.quiet:
         print(report.format() + "\n" + "\n".join(summary_lines(report, coarse_label)), file=sys.stderr)
     if values["REPORT"]:
@@ -681,3 +692,31 @@ def run_train_ensemble(values: dict[str, Any], args: argparse.Namespace) -> int:
     print(f"MODEL_FOLDER: {dest}")
     print(f"N_MEMBERS: {len(report.members)}")
     return 0
+
+
+def _samples_at_stations(values: dict[str, Any], features: list, min_samples: int, quiet: bool):
+    """Training samples from the rasters at the stations of ``--stations-csv`` with ``--insitu-csv``."""
+    from ..core.evaluation.station_scoring import read_station_inputs
+    from ..core.inputs.scene import Scene
+    from ..core.methods.insitu_ensemble.raster_samples import samples_from_scene
+    from .progress import CtrlC, Progress
+
+    scene = Scene(scene_spec_of_args(values))
+    got = read_station_inputs(None, values["STATIONS_CSV"], values["INSITU_CSV"])
+    for text in got.reports:
+        print(text, file=sys.stderr)
+    progress = (lambda f, m: None) if quiet else Progress()
+    with CtrlC() as canceled:
+        try:
+            samples = samples_from_scene(scene, got.stations, got.insitu.dates, got.insitu.values, features, progress,
+                                         canceled, min_samples_per_site=min_samples)
+        finally:
+            if not quiet:
+                progress.done()
+    src = samples.source
+    if src.get("stations_outside"):
+        print("Stations outside the layers, left out: " + ", ".join(src["stations_outside"]), file=sys.stderr)
+    if src.get("stations_too_few"):
+        print(f"Stations with fewer than {min_samples} usable samples, left out: "
+              + ", ".join(src["stations_too_few"]), file=sys.stderr)
+    return samples
