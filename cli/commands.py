@@ -8,6 +8,7 @@ scene, grid and output options come with every method.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -64,6 +65,10 @@ COMMANDS: tuple[Command, ...] = (
             specs.SITE_REPORT_HELP, specs.SITE_REPORT_CLI_SPECS, "run_report"),
     Command("import-ismn", "import_ismn", "ISMN download (.zip or folder) → daily in-situ table and stations (CSV)",
             specs.IMPORT_ISMN_HELP, specs.IMPORT_ISMN_SPECS + specs.IMPORT_ISMN_OUTPUT_SPECS, "run_import_ismn"),
+    Command("check", "check_inputs", "what each raster is (CRS, grid, dates, value ranges) and what would stop a "
+            "run; exit status 1 on a blocking problem", specs.CHECK_INPUTS_HELP,
+            specs.CHECK_INPUTS_SPECS + (dataclasses.replace(specs.CHECK_INPUTS_OUTPUT_SPEC, optional=True),),
+            "run_check"),
 )
 
 
@@ -75,4 +80,11 @@ TRAIN_COMMANDS: tuple[Command, ...] = (
             (specs.SOIL_MOISTURE_SPEC, specs.SM_DATES_SPEC, specs.FINE_SOIL_MOISTURE_SPEC) + specs.covariate_specs()
             + specs.GRID_SPECS + specs.cross_scale_network_specs() + specs.TRAIN_CROSS_SCALE_SPECS,
             "run_train_cross_scale"),
+    Command("ensemble", "train_ensemble", "train an in-situ ensemble (Poehls et al.) on a station table or on rasters at "
+            "stations, and save it as a verified model folder", specs.TRAIN_ENSEMBLE_HELP,
+            (specs.STATION_TABLE_SPEC, dataclasses.replace(specs.SOIL_MOISTURE_SPEC, optional=True),
+             specs.SM_DATES_SPEC) + specs.covariate_specs() + specs.GRID_SPECS
+            + (specs.STATIONS_CSV_SPEC, specs.insitu_spec()) + specs.TRAIN_ENSEMBLE_SPECS[:-1]
+            + (dataclasses.replace(specs.TRAIN_ENSEMBLE_SPECS[-1], optional=True), specs.ENSEMBLE_MODEL_OUTPUT_SPEC),
+            "run_train_ensemble"),
 )

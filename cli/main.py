@@ -2,7 +2,8 @@
 algorithms' parameter specs; the run goes through the same engine calls as the algorithm.
 
 Exit codes: 0 done; 1 the run failed (the algorithm's message, e.g. an ``InputError`` text) or was
-canceled (``Canceled.``; nothing is left behind); 2 a usage error (argparse).
+canceled (``Canceled.``; nothing is left behind), or ``check`` found a blocking problem; 2 a usage error
+(argparse).
 """
 from __future__ import annotations
 
@@ -476,6 +477,36 @@ def run_import_ismn(values: dict[str, Any], args: argparse.Namespace) -> int:
     return 0
 
 
+# -- check -----------------------------------------------------------------------------------------
+def run_check(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``check_inputs``: the report's lines on stdout (warnings and blocking problems too), the HTML page
+    when ``--output-html`` is given; exit status 1 when a blocking problem was found."""
+    from ..core.inputs.check import check_layers
+    from ..core.inputs.layers import GivenLayer
+    from ..core.io.atomic import atomic_write_text
+    from .progress import CtrlC, Progress
+
+    layers = [(g.path, g.name, role, how) for key, role, how in specs.CHECK_INPUTS_ROLES
+              for g in (GivenLayer.of_file(p) for p in values[key])]
+    if not layers:
+        raise InputError("Give at least one raster layer (under 'Raster layers' or a role).",
+                         fix="list files after --inputs, or under a role such as --soil-moisture or --ndvi.")
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    with CtrlC() as canceled:
+        try:
+            report = check_layers(layers, bool(values["APPROXIMATE"]), progress, canceled)
+        finally:
+            if not args.quiet:
+                progress.done()
+    for _, line in report.lines():
+        print(line)
+    if values["OUTPUT_HTML"]:
+        out = os.path.abspath(values["OUTPUT_HTML"])
+        atomic_write_text(out, report.html("Check soil-moisture inputs"))
+        print(f"OUTPUT_HTML: {out}")
+    return 1 if report.blocking_count else 0
+
+
 # -- train -----------------------------------------------------------------------------------------
 def run_train_cross_scale(values: dict[str, Any], args: argparse.Namespace) -> int:
     """As ``train_cross_scale``: fit, then install the model folder whole (a folder in use is replaced only
@@ -572,3 +603,120 @@ def run_report(values: dict[str, Any], args: argparse.Namespace) -> int:
     for path in written:
         print(f"DIAGNOSTIC_RASTER: {path}")
     return 0
+
+
+def run_train_ensemble(values: dict[str, Any], args: argparse.Namespace) -> int:
+    """As ``train_ensemble``: the same samples (a station table, or rasters at the stations of the CSV tables),
+    schemes, members, cards and report; the folder is ``--model-output`` (no QGIS profile), installed whole once
+    training is done."""
+    import shutil
+    import tempfile
+
+    from ..core.io.atomic import install_folder
+    from ..core.methods.insitu_ensemble import samples_from_station_table, train_ensemble
+    from ..core.methods.insitu_ensemble.preflight import check_station_table, check_training_plan
+    from ..core.methods.insitu_ensemble.report import summary_lines
+    from .progress import CtrlC, Progress
+
+    table = values["STATION_TABLE"]
+    if table and values[SOIL_MOISTURE]:
+        raise InputError("Both a station table and soil-moisture layers were given.", fix="give either the station "
+                         "table, or the rasters (coarse soil moisture, covariates, stations and in-situ table), not both.")
+    if not table and not values[SOIL_MOISTURE]:
+        raise InputError("No training data.", fix="give a station table (--station-table FILE.csv), or coarse "
+                         "soil-moisture layers with covariates, --stations-csv and --insitu-csv.")
+    if not table and not values["INSITU_CSV"]:
+        raise InputError("Training on rasters needs in-situ soil moisture.", fix="give the in-situ table "
+                         "(--insitu-csv) and the stations (--stations-csv).")
+    name = str(values["ENSEMBLE_NAME"]).strip()
+    if not re.match(specs.MODEL_NAME_PATTERN, name):
+        raise InputError(f"The ensemble name '{name}' cannot be a folder name.", fix="use letters, digits, '_', '-' "
+                         "or '.' (64 at most), starting with a letter or digit.")
+    dest, overwrite = os.path.abspath(values["MODEL_OUTPUT"]), bool(values["OVERWRITE"])
+    if os.path.exists(dest) and not overwrite:
+        raise InputError(f"'{dest}' already exists.", fix="choose another folder, or give --overwrite.")
+    opts = specs.ensemble_training_options(values, name=name)
+    features, min_samples = list(opts.feature_names), int(values["MIN_SAMPLES_PER_STATION"])
+    if table:
+        check_station_table(table, features)
+        try:
+            samples = samples_from_station_table(table, features, min_samples)
+        except ValueError as e:
+            raise InputError(f"Station table {os.path.basename(table)}: {e}") from None
+        coarse_label = "coarse SMAP (smap10km_ssm_mm / 50 mm)"
+    else:
+        samples = _samples_at_stations(values, features, min_samples, args.quiet)
+        coarse_label = "coarse soil moisture"
+    if len(samples) == 0:
+        raise InputError(f"No usable sample: no station has {min_samples} or more rows with an in-situ value, coarse "
+                         f"soil moisture and every input feature ({', '.join(features)}).",
+                         fix="lower --min-samples-per-station or choose features the data have.")
+    schemes, skipped = specs.chosen_schemes(samples, list(opts.schemes) if values["SCHEMES"] else [])
+    check_training_plan(samples, features, list(opts.architectures), schemes, opts.cv_folds, opts.holdout_fraction)
+    if not args.quiet:
+        print(f"{len(samples)} samples at {samples.sites.size} stations, {samples.date.min()} … {samples.date.max()}; "
+              f"inputs {', '.join(features)}", file=sys.stderr)
+        if skipped and not values["SCHEMES"]:
+            print("Weighting schemes the data do not support, left out: " + "; ".join(skipped), file=sys.stderr)
+        print(f"Architectures {', '.join(opts.architectures)}; schemes {', '.join(schemes)}", file=sys.stderr)
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".training-{name}-", dir=parent)
+    progress = (lambda f, m: None) if args.quiet else Progress()
+    try:
+        with CtrlC() as canceled:
+            try:
+                report = train_ensemble(samples, features, list(opts.architectures), schemes, opts.cv_folds, opts.seed,
+                                        os.path.join(tmp, name), progress, canceled, name=name,
+                                        description=str(values["DESCRIPTION"] or "").strip()
+                                        or specs.ensemble_description(samples, table),
+                                        mlp_config=opts.mlp_config, forest_config=opts.forest_config,
+                                        holdout_fraction=opts.holdout_fraction)
+            except ValueError as e:
+                if isinstance(e, InputError):
+                    raise
+                raise InputError(f"Training failed: {e}") from None
+            finally:
+                if not args.quiet:
+                    progress.done()
+        dest = install_folder(os.path.join(tmp, name), dest, overwrite, tmp, what="An ensemble")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report.out_folder = dest
+    if not args.quiet:
+        print(report.format() + "\n" + "\n".join(summary_lines(report, coarse_label)), file=sys.stderr)
+    if values["REPORT"]:
+        path = os.path.abspath(values["REPORT"])
+        specs.write_ensemble_report(path, report, samples, coarse_label)
+        print(f"REPORT: {path}")
+    print(f"MODEL_FOLDER: {dest}")
+    print(f"N_MEMBERS: {len(report.members)}")
+    return 0
+
+
+def _samples_at_stations(values: dict[str, Any], features: list, min_samples: int, quiet: bool):
+    """Training samples from the rasters at the stations of ``--stations-csv`` with ``--insitu-csv``."""
+    from ..core.evaluation.station_scoring import read_station_inputs
+    from ..core.inputs.scene import Scene
+    from ..core.methods.insitu_ensemble.raster_samples import samples_from_scene
+    from .progress import CtrlC, Progress
+
+    scene = Scene(scene_spec_of_args(values))
+    got = read_station_inputs(None, values["STATIONS_CSV"], values["INSITU_CSV"])
+    for text in got.reports:
+        print(text, file=sys.stderr)
+    progress = (lambda f, m: None) if quiet else Progress()
+    with CtrlC() as canceled:
+        try:
+            samples = samples_from_scene(scene, got.stations, got.insitu.dates, got.insitu.values, features, progress,
+                                         canceled, min_samples_per_site=min_samples)
+        finally:
+            if not quiet:
+                progress.done()
+    src = samples.source
+    if src.get("stations_outside"):
+        print("Stations outside the layers, left out: " + ", ".join(src["stations_outside"]), file=sys.stderr)
+    if src.get("stations_too_few"):
+        print(f"Stations with fewer than {min_samples} usable samples, left out: "
+              + ", ".join(src["stations_too_few"]), file=sys.stderr)
+    return samples

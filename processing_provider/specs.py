@@ -13,7 +13,7 @@ method in ``cli/commands.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ..core.inputs.roles import ROLE_INFO, Role
 from ..core.inputs.scene import DEFAULT_MAX_PIXELS
@@ -868,3 +868,198 @@ def stacking_fit_lines(training: dict[str, Any]) -> tuple[list[str], list[str]]:
         lines.append(f"Held-out coarse cells: stack R = {sc['r']:.3f}, RMSE = {sc['rmse']:.4f} m³/m³")
     lines += [f"Zone {z['zone']}: {z['n_samples']} samples, {z['uses']}" for z in training.get("zones", [])]
     return warnings, lines
+
+
+# -- check_inputs --------------------------------------------------------------------------------
+CHECK_INPUTS_HELP = (
+    "Reports, for each raster, what a downscaling run will see: CRS, pixel size, extent, "
+    "bands, the date of each band (from its description, else from the file name, "
+    "e.g. <i>ESA_CCI_SM_v45_20180131.tif</i>) and its value range (scale factor and offset "
+    "applied). Warns about bands without valid pixels or without a NoData value, "
+    "layers sharing a date, and mixed CRSs. Layers given under a role (soil moisture, DEM, NDVI, …) "
+    "get the same unit checks a downscaling run makes; for the others the role is guessed from the "
+    "name (e.g. <i>MOD13A2_NDVI</i> → NDVI). <b>Blocking</b> problems are those a run stops at with the same "
+    "message: no CRS, a grid that is not north-up, values that fail the unit check (soil moisture in percent, "
+    "raw MODIS integers, …); the command line exits with status 1 when it finds one. Your files are not changed."
+)
+CHECK_INPUTS_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("INPUTS", LAYERS, "Raster layers",
+              "Soil moisture, covariates, or both. Each must be a file-based raster (GeoTIFF, NetCDF, …). "
+              "Their role is guessed from the name for the unit checks; give layers under a role below to be sure.",
+              optional=True),
+    ParamSpec(SOIL_MOISTURE, LAYERS, SOIL_MOISTURE_SPEC.label, SOIL_MOISTURE_SPEC.help, optional=True),
+) + covariate_specs() + (
+    ParamSpec("APPROXIMATE", BOOL, "Approximate statistics",
+              "Compute value ranges from overviews or a subsample: faster on very large rasters, "
+              "but the minimum and maximum may miss extreme pixels.", default=False, advanced=True),
+)
+#: The report page: always written by the toolbox (a temporary file by default), on request by the CLI.
+CHECK_INPUTS_OUTPUT_SPEC = ParamSpec("OUTPUT_HTML", FILE_OUT, "Report",
+                                     "The report, as an HTML page (opens in the Results Viewer and any browser).",
+                                     extension="html")
+
+
+#: ``(parameter, role, how the role is known)`` of the layers of ``check_inputs``, role parameters first; the role
+#: of a layer under INPUTS is guessed from its name (``None`` here).
+CHECK_INPUTS_ROLES: tuple[tuple[str, Optional[Role], str], ...] = (
+    ((SOIL_MOISTURE, Role.SOIL_MOISTURE, "given"),) + tuple((k, r, "given") for k, r, _ in COVARIATE_PARAMS)
+    + (("INPUTS", None, ""),))
+
+
+# -- train_ensemble ------------------------------------------------------------------------------
+# core.methods.insitu_ensemble imports onnx: the algorithm must load without it, so names are listed here and a
+# test checks they equal core.methods.insitu_ensemble.FEATURES / SCHEMES. Order = enum index: append only.
+ENSEMBLE_FEATURES: tuple[str, ...] = ("sm_coarse", "doy", "lat", "lon", "mtpi", "slope", "dem", "ndvi",
+                                      "field_capacity", "land_cover", "sand", "clay", "vv_db", "vh_db", "ndwi", "evi",
+                                      "nsdsi")
+ENSEMBLE_SCHEMES: tuple[str, ...] = ("free", "field_capacity", "land_cover", "climate_lat", "climate_wetness", "network")
+ENSEMBLE_ARCHITECTURES: tuple[str, ...] = ("dense", "prob", "wdl", "rf", "hgb")
+ENSEMBLE_DEFAULT_FEATURES: tuple[str, ...] = ("sm_coarse", "mtpi", "lat")
+
+TRAIN_ENSEMBLE_HELP = (
+    "Trains an ensemble of simple models on in-situ soil moisture (Poehls et al. 2024) and saves it in your "
+    "QGIS profile, where the ensemble downscaling tools find it by name.<br>"
+    "<b>Training data</b>, either<br>"
+    "• a <i>station table</i> CSV with one row per station and date window (the layout of "
+    "station_10day_table.csv: network, station, lat, lon, start_date, end_date, smap10km_ssm_mm, insitu_sm and "
+    "covariate columns), or<br>"
+    "• your own <i>rasters</i>: the coarse soil moisture, covariate layers, stations and an in-situ table. One "
+    "sample per station and soil-moisture date with an in-situ value that day: the covariates at the station's "
+    "pixel of the fine grid, the coarse soil moisture of the cell holding it, the in-situ value as target.<br>"
+    "<b>Members</b>: for each network architecture (dense, prob, wdl) and for hgb (a straight line on the coarse "
+    "product plus histogram gradient boosting of its residual) one member per weighting scheme, the scheme's "
+    "weights as sample weights; for rf one forest per soil class (terciles of field capacity). The ensemble "
+    "estimate is the members' mean, its spread their standard deviation.<br>"
+    "<b>Evaluation</b>: a station-grouped k-fold cross-validation (whole stations per fold) and optionally a "
+    "station holdout score every member, the ensemble, the coarse product and the coarse product linearly "
+    "rescaled on the training stations of each fold per station (N, R, ubRMSE, bias, RMSE, amplitude = ratio of "
+    "standard deviations; ubRMSE = sqrt(RMSE² − bias²)); the report gives them per station and their mean and "
+    "median over stations, and names the members that beat the ensemble. The CV residuals calibrate a 90 % "
+    "interval (mean ± scale·(spread + floor)); its coverage at held-out stations is stated. The scores go into "
+    "the model card.<br>"
+    "Nothing is saved when the run fails or is canceled."
+)
+STATION_TABLE_SPEC = ParamSpec(
+    "STATION_TABLE", FILE, "Station table (CSV)",
+    "Training samples as one table: one row per station and date window, with columns network, "
+    "station, lat, lon, start_date, end_date, smap10km_ssm_mm (coarse SMAP in mm of a 5 cm layer, "
+    "÷ 50 → m³/m³), insitu_sm (m³/m³) and the covariates (mtpi, field_capacity, nlcd_landcover, "
+    "B4/B8 for NDVI, vv_db, vh_db). Leave empty to train on rasters instead.", optional=True, extension="csv")
+#: The trainer's own parameters, after the training data (station table, or rasters and stations), in dialog order.
+TRAIN_ENSEMBLE_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("FEATURES", ENUMS, "Input features",
+              "Inputs of every member, by the names the downscaling uses: sm_coarse (coarse soil moisture of the "
+              "cell), doy (day of year), lat/lon (WGS84), mtpi/slope (from the DEM), dem, ndvi, land_cover, sand, "
+              "clay; from a station table also field_capacity, vv_db, vh_db and the Sentinel-2 indices ndwi, evi, "
+              "nsdsi (derived from its bands). To downscale with the ensemble later, "
+              "each must be available from your layers (sm_coarse, mtpi, lat: a DEM is enough).",
+              default=tuple(ENSEMBLE_FEATURES.index(f) for f in ENSEMBLE_DEFAULT_FEATURES),
+              choices=ENSEMBLE_FEATURES, values=ENSEMBLE_FEATURES),
+    ParamSpec("ARCHITECTURES", ENUMS, "Architectures",
+              "dense: a small fully connected network; prob: the same with a predicted spread; wdl: wide & deep "
+              "(adds a linear term over the inputs and land-cover classes); rf: random forests, one per soil class; "
+              "hgb: boosted trees (a line on the coarse product + histogram gradient boosting), one per scheme. "
+              "Several architectures make one ensemble of all their members.",
+              default=(0,), choices=ENSEMBLE_ARCHITECTURES, values=ENSEMBLE_ARCHITECTURES),
+    ParamSpec("SCHEMES", ENUMS, "Weighting schemes (networks)",
+              "One network member per scheme, its samples weighted so that each class of a site attribute counts "
+              "alike: free (unweighted), field_capacity (terciles; soil texture in the paper), land_cover, "
+              "climate_lat (latitude terciles), climate_wetness (terciles of mean coarse soil moisture), network. "
+              "Empty = every scheme the data support (an attribute with a single class is left out).",
+              default=(), optional=True, choices=ENSEMBLE_SCHEMES, values=ENSEMBLE_SCHEMES),
+    ParamSpec("HOLDOUT_FRACTION", NUMBER, "Station holdout fraction",
+              "When above 0, also score a split that holds out this share of the stations (0.2 = the "
+              "paper's 80/20), stratified by soil class. 0 = cross-validation only.", default=0.0, minimum=0.0,
+              maximum=0.5),
+    ParamSpec("ENSEMBLE_NAME", STRING, "Ensemble name",
+              "Saved as a folder of this name in the plugin's models folder of your QGIS profile; letters, "
+              "digits, '_', '-' and '.'.", default="my_ensemble"),
+    ParamSpec("OVERWRITE", BOOL, "Replace an ensemble of the same name",
+              "Without it, a name already in use is refused. The old ensemble is replaced only once the new "
+              "one is complete.", default=False),
+    ParamSpec("DESCRIPTION", STRING, "Description", "Text stored in the model card (what, where, which period).",
+              default="", optional=True, advanced=True),
+    ParamSpec("CV_FOLDS", INTEGER, "Cross-validation folds",
+              "Station-grouped k-fold cross-validation: each fold's stations are scored by members trained "
+              "without them. Needs at least as many stations as folds (and 3). 0 skips it (faster, but the "
+              "report then has no scores).", default=10, minimum=0, maximum=100, advanced=True),
+    ParamSpec("SEED", INTEGER, "Random seed",
+              "Seed of the folds, the splits and every member: the same inputs and seed give the same "
+              "ensemble.", default=42, advanced=True),
+    ParamSpec("MIN_SAMPLES_PER_STATION", INTEGER, "Minimum samples per station",
+              "Stations with fewer usable samples (in-situ value, coarse soil moisture and every input) "
+              "are left out.", default=10, minimum=1, advanced=True),
+    ParamSpec("HIDDEN_LAYERS", STRING, "Network hidden layers",
+              "Widths of the hidden layers of the dense, prob and wdl networks, comma separated.", default="32,16",
+              advanced=True),
+    ParamSpec("MAX_EPOCHS", INTEGER, "Network maximum epochs",
+              "Upper bound of training passes per network; training stops earlier when the loss on held-out "
+              "stations stops improving.", default=300, minimum=1, advanced=True),
+    ParamSpec("N_TREES", INTEGER, "Trees per forest", "Trees of each rf member (more trees: smoother, larger files).",
+              default=30, minimum=1, advanced=True),
+    ParamSpec("REPORT", FILE_OUT, "Training report",
+              "Scores of every member, the ensemble and the coarse product per station, with their mean "
+              "and median over stations, and the members that beat the ensemble. A .txt name gives a "
+              "plain-text table.", extension="html", file_filter="HTML files (*.html);;Text files (*.txt)"),
+)
+
+
+def hidden_widths(text: str) -> tuple[int, ...]:
+    """``"32,16"`` → ``(32, 16)``; raises :class:`~core.errors.InputError` unless it lists positive widths."""
+    import re
+
+    from ..core.errors import InputError
+    try:
+        hidden = tuple(int(h) for h in re.split(r"[,;\s]+", text.strip()) if h)
+    except ValueError:
+        hidden = ()
+    if not hidden or any(h < 1 for h in hidden):
+        raise InputError(f"Network hidden layers '{text}' is not a list of positive widths.", fix="write e.g. 32,16.")
+    return hidden
+
+
+def ensemble_training_options(values: dict[str, Any], **extra):
+    """The :class:`~core.methods.insitu_ensemble.training.EnsembleOptions` of the trainer's parameter values
+    (enums as indices; no scheme chosen = every scheme, of which a run keeps those the data support)."""
+    from ..core.learn.forest import ForestConfig
+    from ..core.learn.mlp import MLPConfig
+    from ..core.methods.insitu_ensemble.training import EnsembleOptions
+    return EnsembleOptions(
+        feature_names=tuple(ENSEMBLE_FEATURES[i] for i in values["FEATURES"]),
+        architectures=tuple(ENSEMBLE_ARCHITECTURES[i] for i in values["ARCHITECTURES"]),
+        schemes=tuple(ENSEMBLE_SCHEMES[i] for i in values["SCHEMES"]) or ENSEMBLE_SCHEMES,
+        cv_folds=int(values["CV_FOLDS"]), seed=int(values["SEED"]), holdout_fraction=float(values["HOLDOUT_FRACTION"]),
+        mlp_config=MLPConfig(hidden=hidden_widths(values["HIDDEN_LAYERS"]), max_epochs=int(values["MAX_EPOCHS"])),
+        forest_config=ForestConfig(n_estimators=int(values["N_TREES"])), **extra)
+#: The command line has no QGIS profile: the ensemble folder to write (``--model-output``).
+ENSEMBLE_MODEL_OUTPUT_SPEC = ParamSpec(
+    "MODEL_OUTPUT", FOLDER_OUT, "Ensemble folder",
+    "The folder to save the ensemble in (the toolbox saves it in the profile's models folder, under its name); "
+    "it is written whole once training is done, and a folder already there is replaced only with --overwrite.")
+
+
+def ensemble_description(samples, table: str) -> str:
+    """The model card's description when none is given: where the samples come from."""
+    import os
+    src = samples.source
+    what = f"station table {os.path.basename(table)}" if table else "the user's rasters at in-situ stations"
+    return (f"In-situ ensemble trained on {what}: {len(samples)} samples at {samples.sites.size} stations, "
+            f"{samples.date.min()} … {samples.date.max()}" + (f", networks {', '.join(src['networks'])}"
+                                                              if src.get("networks") else "") + ".")
+
+
+def chosen_schemes(samples, chosen: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(schemes, left out)``: the chosen weighting schemes, or without a choice every scheme the samples
+    support (and those left out, with why)."""
+    from ..core.methods.insitu_ensemble.preflight import scheme_support
+    support = scheme_support(samples)
+    schemes = list(chosen) or [s for s in ENSEMBLE_SCHEMES if not support[s]]
+    return schemes, [f"{s} ({why})" for s, why in support.items() if why and s not in schemes]
+
+
+def write_ensemble_report(path: str, report, samples, coarse_label: str) -> None:
+    """The training report of an ensemble: a plain-text table for a ``.txt`` name, else the HTML page."""
+    from ..core.io.atomic import atomic_write_text
+    from ..core.methods.insitu_ensemble.report import summary_lines, training_report_html
+    atomic_write_text(path, report.format() + "\n\n" + "\n".join(summary_lines(report, coarse_label)) + "\n"
+                      if path.lower().endswith(".txt") else training_report_html(report, samples))

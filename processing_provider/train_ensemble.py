@@ -11,30 +11,22 @@ from qgis.core import (
     QgsProcessingOutputFolder,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterString,
 )
 
 from ..core.errors import InputError
 from . import layer_params as lp
 from . import model_store
+from . import spec_params as ps
 from . import specs
 from . import station_params as sp
 from .base import CoreFeedback, SmAlgorithm, core_errors, steps
 
-# core.methods.insitu_ensemble imports onnx: this module must load without it, so names are listed here and a
-# test checks they equal core.methods.insitu_ensemble.FEATURES / SCHEMES. Order = enum index: append only.
-FEATURE_CHOICES: tuple[str, ...] = ("sm_coarse", "doy", "lat", "lon", "mtpi", "slope", "dem", "ndvi",
-                                    "field_capacity", "land_cover", "sand", "clay", "vv_db", "vh_db", "ndwi", "evi",
-                                    "nsdsi")
-SCHEME_CHOICES: tuple[str, ...] = ("free", "field_capacity", "land_cover", "climate_lat", "climate_wetness", "network")
-ARCHITECTURE_CHOICES: tuple[str, ...] = ("dense", "prob", "wdl", "rf", "hgb")
-DEFAULT_FEATURES: tuple[str, ...] = ("sm_coarse", "mtpi", "lat")
+# The enum names (order = index) live with the specs: QGIS-free, loadable without onnx.
+FEATURE_CHOICES: tuple[str, ...] = specs.ENSEMBLE_FEATURES
+SCHEME_CHOICES: tuple[str, ...] = specs.ENSEMBLE_SCHEMES
+ARCHITECTURE_CHOICES: tuple[str, ...] = specs.ENSEMBLE_ARCHITECTURES
+DEFAULT_FEATURES: tuple[str, ...] = specs.ENSEMBLE_DEFAULT_FEATURES
 
 _NAME_RE = re.compile(specs.MODEL_NAME_PATTERN)
 
@@ -51,29 +43,7 @@ class TrainEnsemble(SmAlgorithm):
     GROUP_ID = "models"
     GROUP = "Models"
     REQUIRED_PACKAGES = ("sklearn", "onnx", "onnxruntime", "skl2onnx")
-    HELP = (
-        "Trains an ensemble of simple models on in-situ soil moisture (Poehls et al. 2024) and saves it in your "
-        "QGIS profile, where the ensemble downscaling tools find it by name.<br>"
-        "<b>Training data</b>, either<br>"
-        "• a <i>station table</i> CSV with one row per station and date window (the layout of "
-        "station_10day_table.csv: network, station, lat, lon, start_date, end_date, smap10km_ssm_mm, insitu_sm and "
-        "covariate columns), or<br>"
-        "• your own <i>rasters</i>: the coarse soil moisture, covariate layers, stations and an in-situ table. One "
-        "sample per station and soil-moisture date with an in-situ value that day: the covariates at the station's "
-        "pixel of the fine grid, the coarse soil moisture of the cell holding it, the in-situ value as target.<br>"
-        "<b>Members</b>: for each network architecture (dense, prob, wdl) and for hgb (a straight line on the coarse "
-        "product plus histogram gradient boosting of its residual) one member per weighting scheme, the scheme's "
-        "weights as sample weights; for rf one forest per soil class (terciles of field capacity). The ensemble "
-        "estimate is the members' mean, its spread their standard deviation.<br>"
-        "<b>Evaluation</b>: a station-grouped k-fold cross-validation (whole stations per fold) and optionally a "
-        "station holdout score every member, the ensemble, the coarse product and the coarse product linearly "
-        "rescaled on the training stations of each fold per station (N, R, ubRMSE, bias, RMSE, amplitude = ratio of "
-        "standard deviations; ubRMSE = sqrt(RMSE² − bias²)); the report gives them per station and their mean and "
-        "median over stations, and names the members that beat the ensemble. The CV residuals calibrate a 90 % "
-        "interval (mean ± scale·(spread + floor)); its coverage at held-out stations is stated. The scores go into "
-        "the model card.<br>"
-        "Nothing is saved when the run fails or is canceled."
-    )
+    HELP = specs.TRAIN_ENSEMBLE_HELP
 
     STATION_TABLE = "STATION_TABLE"
     FEATURES = "FEATURES"
@@ -95,12 +65,7 @@ class TrainEnsemble(SmAlgorithm):
     SAVED_NAME = "SAVED_NAME"
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.add_param(QgsProcessingParameterFile(self.STATION_TABLE, self.tr("Station table (CSV)"),
-                                                  extension="csv", optional=True),
-                       "Training samples as one table: one row per station and date window, with columns network, "
-                       "station, lat, lon, start_date, end_date, smap10km_ssm_mm (coarse SMAP in mm of a 5 cm layer, "
-                       "÷ 50 → m³/m³), insitu_sm (m³/m³) and the covariates (mtpi, field_capacity, nlcd_landcover, "
-                       "B4/B8 for NDVI, vv_db, vh_db). Leave empty to train on rasters instead.")
+        ps.add_specs(self, specs.STATION_TABLE_SPEC)
         lp.add_soil_moisture_params(self)
         sm = self.parameterDefinition(lp.SOIL_MOISTURE)
         sm.setFlags(sm.flags() | FLAG_OPTIONAL)
@@ -108,71 +73,7 @@ class TrainEnsemble(SmAlgorithm):
         lp.add_covariate_params(self)
         lp.add_grid_params(self)
         sp.add_station_params(self, optional=True, outputs=False)
-        self.add_param(QgsProcessingParameterEnum(
-            self.FEATURES, self.tr("Input features"), list(FEATURE_CHOICES), allowMultiple=True,
-            defaultValue=[FEATURE_CHOICES.index(f) for f in DEFAULT_FEATURES]),
-            "Inputs of every member, by the names the downscaling uses: sm_coarse (coarse soil moisture of the "
-            "cell), doy (day of year), lat/lon (WGS84), mtpi/slope (from the DEM), dem, ndvi, land_cover, sand, "
-            "clay; from a station table also field_capacity, vv_db, vh_db and the Sentinel-2 indices ndwi, evi, "
-            "nsdsi (derived from its bands). To downscale with the ensemble later, "
-            "each must be available from your layers (sm_coarse, mtpi, lat: a DEM is enough).")
-        self.add_param(QgsProcessingParameterEnum(
-            self.ARCHITECTURES, self.tr("Architectures"), list(ARCHITECTURE_CHOICES), allowMultiple=True,
-            defaultValue=[0]),
-            "dense: a small fully connected network; prob: the same with a predicted spread; wdl: wide & deep "
-            "(adds a linear term over the inputs and land-cover classes); rf: random forests, one per soil class; "
-            "hgb: boosted trees (a line on the coarse product + histogram gradient boosting), one per scheme. "
-            "Several architectures make one ensemble of all their members.")
-        self.add_param(QgsProcessingParameterEnum(
-            self.SCHEMES, self.tr("Weighting schemes (networks)"), list(SCHEME_CHOICES), allowMultiple=True,
-            optional=True, defaultValue=None),
-            "One network member per scheme, its samples weighted so that each class of a site attribute counts "
-            "alike: free (unweighted), field_capacity (terciles; soil texture in the paper), land_cover, "
-            "climate_lat (latitude terciles), climate_wetness (terciles of mean coarse soil moisture), network. "
-            "Empty = every scheme the data support (an attribute with a single class is left out).")
-        self.add_param(QgsProcessingParameterNumber(self.HOLDOUT_FRACTION, self.tr("Station holdout fraction"),
-                                                    QgsProcessingParameterNumber.Double, 0.0, minValue=0.0,
-                                                    maxValue=0.5),
-                       "When above 0, also score a split that holds out this share of the stations (0.2 = the "
-                       "paper's 80/20), stratified by soil class. 0 = cross-validation only.")
-        self.add_param(QgsProcessingParameterString(self.ENSEMBLE_NAME, self.tr("Ensemble name"), "my_ensemble"),
-                       "Saved as a folder of this name in the plugin's models folder of your QGIS profile; letters, "
-                       "digits, '_', '-' and '.'.")
-        self.add_param(QgsProcessingParameterBoolean(self.OVERWRITE, self.tr("Replace an ensemble of the same name"),
-                                                     False),
-                       "Without it, a name already in use is refused. The old ensemble is replaced only once the new "
-                       "one is complete.")
-        self.add_param(QgsProcessingParameterString(self.DESCRIPTION, self.tr("Description"), "", optional=True),
-                       "Text stored in the model card (what, where, which period).", advanced=True)
-        self.add_param(QgsProcessingParameterNumber(self.CV_FOLDS, self.tr("Cross-validation folds"),
-                                                    QgsProcessingParameterNumber.Integer, 10, minValue=0,
-                                                    maxValue=100),
-                       "Station-grouped k-fold cross-validation: each fold's stations are scored by members trained "
-                       "without them. Needs at least as many stations as folds (and 3). 0 skips it (faster, but the "
-                       "report then has no scores).", advanced=True)
-        self.add_param(QgsProcessingParameterNumber(self.SEED, self.tr("Random seed"),
-                                                    QgsProcessingParameterNumber.Integer, 42),
-                       "Seed of the folds, the splits and every member: the same inputs and seed give the same "
-                       "ensemble.", advanced=True)
-        self.add_param(QgsProcessingParameterNumber(self.MIN_SAMPLES, self.tr("Minimum samples per station"),
-                                                    QgsProcessingParameterNumber.Integer, 10, minValue=1),
-                       "Stations with fewer usable samples (in-situ value, coarse soil moisture and every input) "
-                       "are left out.", advanced=True)
-        self.add_param(QgsProcessingParameterString(self.HIDDEN_LAYERS, self.tr("Network hidden layers"), "32,16"),
-                       "Widths of the hidden layers of the dense, prob and wdl networks, comma separated.",
-                       advanced=True)
-        self.add_param(QgsProcessingParameterNumber(self.MAX_EPOCHS, self.tr("Network maximum epochs"),
-                                                    QgsProcessingParameterNumber.Integer, 300, minValue=1),
-                       "Upper bound of training passes per network; training stops earlier when the loss on held-out "
-                       "stations stops improving.", advanced=True)
-        self.add_param(QgsProcessingParameterNumber(self.N_TREES, self.tr("Trees per forest"),
-                                                    QgsProcessingParameterNumber.Integer, 30, minValue=1),
-                       "Trees of each rf member (more trees: smoother, larger files).", advanced=True)
-        self.add_param(QgsProcessingParameterFileDestination(self.REPORT, self.tr("Training report"),
-                                                             self.tr("HTML files (*.html);;Text files (*.txt)")),
-                       "Scores of every member, the ensemble and the coarse product per station, with their mean "
-                       "and median over stations, and the members that beat the ensemble. A .txt name gives a "
-                       "plain-text table.")
+        ps.add_specs(self, *specs.TRAIN_ENSEMBLE_SPECS)
         self.addOutput(QgsProcessingOutputFolder(self.ENSEMBLE_FOLDER, self.tr("Ensemble folder")))
         self.addOutput(QgsProcessingOutputString(self.SAVED_NAME, self.tr("Ensemble name")))
         self.addOutput(QgsProcessingOutputNumber(self.N_MEMBERS, self.tr("Number of members")))
@@ -213,14 +114,10 @@ class TrainEnsemble(SmAlgorithm):
         raw = parameters.get(self.SCHEMES)
         schemes = [] if raw is None or raw == [] or raw == "" else \
             [SCHEME_CHOICES[i] for i in self.parameterAsEnums(parameters, self.SCHEMES, context)]
-        hidden_text = self.parameterAsString(parameters, self.HIDDEN_LAYERS, context)
         try:
-            hidden = tuple(int(h) for h in re.split(r"[,;\s]+", hidden_text.strip()) if h)
-        except ValueError:
-            hidden = ()
-        if not hidden or any(h < 1 for h in hidden):
-            raise QgsProcessingException(self.tr(
-                f"Network hidden layers '{hidden_text}' is not a list of positive widths. Fix: write e.g. 32,16."))
+            hidden = specs.hidden_widths(self.parameterAsString(parameters, self.HIDDEN_LAYERS, context))
+        except InputError as e:
+            raise QgsProcessingException(self.tr(str(e))) from None
         name = self.parameterAsString(parameters, self.ENSEMBLE_NAME, context).strip()
         if not _NAME_RE.match(name):
             raise QgsProcessingException(self.tr(
@@ -246,24 +143,21 @@ class TrainEnsemble(SmAlgorithm):
 
     # ------------------------------------------------------------------ run
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.io.atomic import atomic_write_text
         from ..core.methods.insitu_ensemble import samples_from_station_table, train_ensemble
-        from ..core.learn.forest import ForestConfig
-        from ..core.learn.mlp import MLPConfig
-        from ..core.methods.insitu_ensemble.preflight import check_training_plan, scheme_support
+        from ..core.methods.insitu_ensemble.preflight import check_training_plan
         from ..core.methods.insitu_ensemble.raster_samples import samples_from_scene
-        from ..core.methods.insitu_ensemble.report import summary_lines, training_report_html
+        from ..core.methods.insitu_ensemble.report import summary_lines
         from ..core.inputs.scene import Scene
 
         run = self._check(parameters, context)
-        folds = self.parameterAsInt(parameters, self.CV_FOLDS, context)
-        holdout = self.parameterAsDouble(parameters, self.HOLDOUT_FRACTION, context)
-        seed = self.parameterAsInt(parameters, self.SEED, context)
-        min_samples = self.parameterAsInt(parameters, self.MIN_SAMPLES, context)
+        values = ps.spec_values(self, parameters, context, specs.TRAIN_ENSEMBLE_SPECS)
+        values["SCHEMES"] = [SCHEME_CHOICES.index(s) for s in run["schemes"]]  # the raw-value rule of _check
+        opts = specs.ensemble_training_options(values, name=run["name"])
+        folds, holdout, seed = opts.cv_folds, opts.holdout_fraction, opts.seed
+        mlp, forest = opts.mlp_config, opts.forest_config
+        min_samples = int(values["MIN_SAMPLES_PER_STATION"])
         report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)
-        description = self.parameterAsString(parameters, self.DESCRIPTION, context).strip()
-        mlp = MLPConfig(hidden=run["hidden"], max_epochs=self.parameterAsInt(parameters, self.MAX_EPOCHS, context))
-        forest = ForestConfig(n_estimators=self.parameterAsInt(parameters, self.N_TREES, context))
+        description = str(values["DESCRIPTION"] or "").strip()
         features, name = run["features"], run["name"]
 
         labels = [self.tr("Reading training samples"), self.tr("Training and cross-validating the members"),
@@ -303,9 +197,7 @@ class TrainEnsemble(SmAlgorithm):
                         fb.pushInfo(self.tr(f"{len(samples)} samples at {samples.sites.size} stations, "
                                             f"{samples.date.min()} … {samples.date.max()}; inputs "
                                             f"{', '.join(features)}"))
-                        support = scheme_support(samples)
-                        schemes = run["schemes"] or [s for s in SCHEME_CHOICES if not support[s]]
-                        skipped = [f"{s} ({why})" for s, why in support.items() if why and s not in schemes]
+                        schemes, skipped = specs.chosen_schemes(samples, run["schemes"])
                         if not run["schemes"] and skipped:
                             fb.pushInfo(self.tr("Weighting schemes the data do not support, left out: "
                                                 + "; ".join(skipped)))
@@ -322,7 +214,7 @@ class TrainEnsemble(SmAlgorithm):
                             report = train_ensemble(
                                 samples, features, run["architectures"], schemes, folds, seed,
                                 os.path.join(tmp, name), cf.progress, cf.is_canceled, name=name,
-                                description=description or _default_description(samples, run["table"]),
+                                description=description or specs.ensemble_description(samples, run["table"]),
                                 mlp_config=mlp, forest_config=forest, holdout_fraction=holdout)
                         except InputError:
                             raise
@@ -335,25 +227,13 @@ class TrainEnsemble(SmAlgorithm):
                             fb.pushInfo(line)
                         for line in summary_lines(report, coarse_label):
                             fb.pushInfo(line)
-                        if report_path.lower().endswith(".txt"):
-                            text = report.format() + "\n\n" + "\n".join(summary_lines(report, coarse_label)) + "\n"
-                        else:
-                            text = training_report_html(report, samples)
-                        atomic_write_text(report_path, text)
+                        specs.write_ensemble_report(report_path, report, samples, coarse_label)
                         results = {self.ENSEMBLE_FOLDER: dest, self.SAVED_NAME: name,
                                    self.N_MEMBERS: len(report.members), self.REPORT: report_path}
         finally:
             if tmp is not None and os.path.isdir(tmp):
                 shutil.rmtree(tmp, ignore_errors=True)
         return results
-
-
-def _default_description(samples, table: str) -> str:
-    src = samples.source
-    what = f"station table {os.path.basename(table)}" if table else "the user's rasters at in-situ stations"
-    return (f"In-situ ensemble trained on {what}: {len(samples)} samples at {samples.sites.size} stations, "
-            f"{samples.date.min()} … {samples.date.max()}" + (f", networks {', '.join(src['networks'])}"
-                                                              if src.get("networks") else "") + ".")
 
 
 def _install(built: str, dest: str, overwrite: bool, scratch: str) -> str:

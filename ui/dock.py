@@ -51,7 +51,7 @@ from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QDockWidget, QFormLayout, 
 
 from ..core.inputs.roles import COVARIATE_ROLES, ROLE_INFO, Role
 from ..processing_provider.base import FLAG_ADVANCED
-from .guess import MULTI_LAYER_ROLES, LayerFacts, describe_dates, guess_role, guess_roles, layer_dates, series_name
+from ..core.inputs.guess import MULTI_LAYER_ROLES, LayerFacts, describe_dates, guess_role, guess_roles, layer_dates, series_name
 from .precheck import CheckResult, precheck
 from .run_request import (
     HANDLED_PARAMETERS,

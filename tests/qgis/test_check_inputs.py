@@ -55,11 +55,10 @@ def test_band_descriptions_give_dates_and_warnings_are_counted(run_alg, make_ras
 
 def test_own_statistics_are_not_written_next_to_the_input(plugin_package, make_raster):
     # (QGIS itself writes .aux.xml when it opens a raster layer without statistics; we do not add to it.)
-    from soil_moisture_downscaling.processing_provider.base import CoreFeedback
-    from soil_moisture_downscaling.processing_provider.check_inputs import _read_bands
+    from soil_moisture_downscaling.core.inputs.check import read_bands
 
     sm = make_raster("sm_20180101.tif", np.arange(9, dtype=np.float32).reshape(3, 3), nodata=-9999)
-    (band,) = _read_bands(str(sm), False, CoreFeedback(None))
+    (band,) = read_bands(str(sm))
     assert band.stats == pytest.approx((0.0, 8.0, 4.0, np.arange(9).std()))
     assert not sm.with_name(sm.name + ".aux.xml").exists()
 

@@ -158,3 +158,27 @@ def test_report_from_the_cli_is_the_toolbox_output(run_alg, cli, tmp_path):
     assert html(res["REPORT"], "toolbox_sites.csv") == html(tmp_path / "cli.html", "cli_sites.csv")
     # one product, ESA_CCI_SM_v45_Delaware (the single-date files without their dates), scored next to 'coarse'
     assert "ESA_CCI_SM_v45_Delaware" in open(tmp_path / "cli_sites.csv", encoding="utf-8").read()
+
+
+def test_check_from_the_cli_prints_the_toolbox_lines_and_fails_on_percent(run_alg, plugin_dir, make_raster, tmp_path,
+                                                                          feedback):
+    # coarse soil moisture in percent (blocks a run), a DEM without NoData value (a warning), two CRSs
+    sm = str(make_raster("SMAP_sm_20180131.tif", np.array([[12.0, 35.0], [20.0, -9999]], np.float32), nodata=-9999,
+                         pixel=(36000.0, 36000.0)))
+    dem = str(make_raster("srtm.tif", np.array([[10.0, 80.0], [150.0, 40.0]], np.float32), epsg=4326,
+                          pixel=(0.01, 0.01), origin=(-75.0, 39.0)))
+    res = run_alg("check_inputs", {"INPUTS": [sm], "DEM": [dem], "OUTPUT_HTML": str(tmp_path / "toolbox.html")},
+                  feedback=feedback)
+    assert (res["BLOCKING_COUNT"], res["WARNING_COUNT"]) == (1, 3)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "soil_moisture_downscaling", "check", "--inputs", sm, "--dem", dem,
+                           "--output-html", str(tmp_path / "cli.html"), "--quiet"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines.pop() == f"OUTPUT_HTML: {tmp_path / 'cli.html'}"
+    logged = [i for i in feedback.infos if not i.startswith(("Reading ", "Results: "))] + feedback.warnings
+    assert lines == logged and len(lines) == 4 + 3
+    assert lines[-1].startswith("SMAP_sm_20180131: blocks a run: unit check as Soil moisture, band 1: values from 12 "
+                                "to 35") and "percent" in lines[-1]
+    assert filecmp.cmp(tmp_path / "toolbox.html", tmp_path / "cli.html", shallow=False)

@@ -197,9 +197,8 @@ def _lonlat(row, col):
     return lat, lon
 
 
-def test_train_from_rasters(run_alg, make_raster, models_dir, tmp_path, feedback):
-    from soil_moisture_downscaling.core.methods.insitu_ensemble import Ensemble
-
+def _raster_inputs(make_raster, tmp_path):
+    """Coarse soil moisture, a DEM, stations and in-situ tables of a known field (see the test below)."""
     # 3 × 3 coarse cells of 10 km, 30 × 30 fine pixels of 1 km; one station in each coarse cell
     coarse = [np.full((3, 3), 0.1, np.float32) + 0.03 * t + 0.02 * np.arange(9, dtype=np.float32).reshape(3, 3)
               for t in range(len(DATES))]
@@ -219,9 +218,16 @@ def test_train_from_rasters(run_alg, make_raster, models_dir, tmp_path, feedback
         vals = [0.8 * coarse[t][rc[0] // 10, rc[1] // 10] + 0.0004 * (dem_arr[rc] - 150) for rc in pix.values()]
         lines.append(d.isoformat() + "," + ",".join(f"{v:.5f}" for v in vals))
     insitu.write_text("\n".join(lines) + "\n")
+    return sm, dem, str(stations), str(insitu), coarse, dem_arr, pix
+
+
+def test_train_from_rasters(run_alg, make_raster, models_dir, tmp_path, feedback):
+    from soil_moisture_downscaling.core.methods.insitu_ensemble import Ensemble
+
+    sm, dem, stations, insitu, coarse, dem_arr, pix = _raster_inputs(make_raster, tmp_path)
     res = run_alg("train_ensemble", {
-        "SOIL_MOISTURE": sm, "DEM": [dem], "DERIVE_TERRAIN": False, "STATIONS_CSV": str(stations),
-        "INSITU_CSV": str(insitu), "FEATURES": [0, 6], "SCHEMES": [0, 5], "MIN_SAMPLES_PER_STATION": 5,
+        "SOIL_MOISTURE": sm, "DEM": [dem], "DERIVE_TERRAIN": False, "STATIONS_CSV": stations,
+        "INSITU_CSV": insitu, "FEATURES": [0, 6], "SCHEMES": [0, 5], "MIN_SAMPLES_PER_STATION": 5,
         "ENSEMBLE_NAME": "from_rasters", "REPORT": str(tmp_path / "r.html"), **TINY}, feedback=feedback)
     ens = Ensemble.load(res["ENSEMBLE_FOLDER"], intra_op_threads=1)
     assert ens.input_features == ["sm_coarse", "dem"]
@@ -322,3 +328,35 @@ def test_loads_and_explains_missing_packages_in_a_plain_qgis_python(plugin_dir, 
     assert proc.returncode == 0, proc.stderr
     assert "LOADED True" in proc.stdout and "CHECK False" in proc.stdout
     assert "onnx" in proc.stdout and "pip install" in proc.stdout
+
+
+@pytest.mark.parametrize("data", ["table", "rasters"])
+def test_cli_trains_the_toolbox_ensemble(run_alg, make_raster, models_dir, table, tmp_path, plugin_dir, data):
+    import filecmp
+    import subprocess
+    import sys
+
+    if data == "table":
+        params, options = {"STATION_TABLE": table, "ARCHITECTURES": [0, 4]}, ["--station-table", table,
+                                                                              "--architectures", "dense", "hgb"]
+    else:
+        sm, dem, stations, insitu, *_ = _raster_inputs(make_raster, tmp_path)
+        params = {"SOIL_MOISTURE": sm, "DEM": [dem], "DERIVE_TERRAIN": False, "STATIONS_CSV": stations,
+                  "INSITU_CSV": insitu, "FEATURES": [0, 6], "SCHEMES": [0, 5], "MIN_SAMPLES_PER_STATION": 5}
+        options = ["--soil-moisture", *sm, "--dem", dem, "--no-derive-terrain", "--stations-csv", stations,
+                   "--insitu-csv", insitu, "--features", "sm_coarse", "dem", "--schemes", "free", "network",
+                   "--min-samples-per-station", "5"]
+    res = run_alg(alg_module.TrainEnsemble.NAME, {**_params(None, tmp_path), **params})
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]))
+    out = tmp_path / "cli" / "syn"
+    proc = subprocess.run([sys.executable, "-m", "soil_moisture_downscaling", "train", "ensemble", *options,
+                           "--ensemble-name", "syn", "--hidden-layers", "6", "--max-epochs", "200", "--cv-folds", "3",
+                           "--model-output", str(out), "--report", str(tmp_path / "cli.html"), "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"MODEL_FOLDER: {out}" in proc.stdout and f"N_MEMBERS: {res['N_MEMBERS']}" in proc.stdout
+    files = sorted(os.listdir(res["ENSEMBLE_FOLDER"]))
+    assert len([f for f in files if f.endswith(".onnx")]) == res["N_MEMBERS"] >= 2 and files == sorted(os.listdir(out))
+    for f in files:  # the same weights, and the same cards (hashes, cross-validated scores) in every member
+        assert filecmp.cmp(os.path.join(res["ENSEMBLE_FOLDER"], f), out / f, shallow=False), f
+    assert not [p for p in os.listdir(tmp_path / "cli") if p.startswith(".training-")]

@@ -4,7 +4,7 @@
 work only inside the plugin package. This links the checkout as ``soil_moisture_downscaling``
 into a temporary folder (as QGIS sees it) and imports from there::
 
-    guess = plugin_module("ui.guess")
+    guess = plugin_module("core.inputs.guess")
 """
 from __future__ import annotations
 

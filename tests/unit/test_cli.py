@@ -2,6 +2,7 @@
 algorithms' defaults and messages, Ctrl-C cancels cleanly, and Dask gives the single-process output."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import filecmp
 import glob
@@ -77,6 +78,22 @@ def test_spec_defaults_are_the_methods_option_defaults():
     predict = package("core.methods.insitu_ensemble.apply").predict
     assert inspect.signature(predict).parameters["anchor_to_coarse"].default is specs.ANCHOR_SPEC.default
 
+
+
+def test_ensemble_trainer_spec_defaults_are_the_training_option_defaults():
+    specs = package("processing_provider.specs")
+    training = package("core.methods.insitu_ensemble.training")
+    ens = package("core.methods.insitu_ensemble")
+    opts = specs.ensemble_training_options({s.name: s.default for s in specs.TRAIN_ENSEMBLE_SPECS})
+    default = training.EnsembleOptions()
+    # no scheme chosen = every scheme (a run then keeps those the data support); the configs are the learners'
+    assert opts == dataclasses.replace(default, mlp_config=opts.mlp_config, forest_config=opts.forest_config)
+    assert opts.schemes == tuple(ens.SCHEMES) and list(specs.ENSEMBLE_FEATURES) == list(ens.FEATURES)
+    mlp, forest = package("core.learn.mlp").MLPConfig(), package("core.learn.forest").ForestConfig()
+    assert (opts.mlp_config.hidden, opts.mlp_config.max_epochs) == (mlp.hidden, mlp.max_epochs)
+    assert opts.forest_config.n_estimators == forest.n_estimators
+    with pytest.raises(package("core.errors").InputError, match="not a list of positive widths"):
+        specs.hidden_widths("32,0")
 
 def test_import_ismn_and_score_from_the_cli(tmp_path):
     """The real ISMN sample → daily table and stations; scoring a raster of a known field at those stations."""

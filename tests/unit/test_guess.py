@@ -1,4 +1,4 @@
-"""Guessing each layer's role from names, metadata and values (ui/guess.py, no Qt)."""
+"""Guessing each layer's role from names, metadata and values (core/inputs/guess.py, no Qt)."""
 from __future__ import annotations
 
 import ast
@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit.plugin_import import ROOT, plugin_module
 
-guess = plugin_module("ui.guess")
+guess = plugin_module("core.inputs.guess")
 Role = plugin_module("core.inputs.roles").Role
 Facts = guess.LayerFacts
 
@@ -95,7 +95,7 @@ def test_words_drop_dates_and_split_camel_case():
     assert guess.words("landCover2019") == ["land", "cover2019"]
 
 
-@pytest.mark.parametrize("module", ["ui/guess.py", "ui/run_request.py"])
+@pytest.mark.parametrize("module", ["core/inputs/guess.py", "ui/run_request.py"])
 def test_pure_modules_import_neither_qt_nor_qgis(module):
     tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
     names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]

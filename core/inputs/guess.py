@@ -1,7 +1,8 @@
 """Guess which role each raster layer plays, from its name, file name, metadata and values.
 
-Pure Python (no Qt, no QGIS): the dock describes each layer as :class:`LayerFacts` and
-pre-fills its pickers with :func:`guess_roles`; the user corrects what is wrong.
+QGIS-free: the dock describes each layer as :class:`LayerFacts` and pre-fills its pickers with
+:func:`guess_roles` (the user corrects what is wrong); *Check soil-moisture inputs* (toolbox and
+``smds check``) guesses the role of an unassigned layer with :func:`guess_role` for its unit checks.
 
 Cues, in order (first match wins):
 
@@ -32,8 +33,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
-from ..core.inputs.dates import parse_date
-from ..core.inputs.roles import Role
+from .dates import parse_date
+from .roles import Role
 
 #: Roles that take several layers (a time series, or several "other" covariates).
 MULTI_LAYER_ROLES: frozenset[Role] = frozenset(
