@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .fit_threads import fit_threads
 from .forest import missing_codes_to_minus_one
 
 
@@ -95,7 +96,8 @@ class BoostingMember:
             max_iter=c.max_iter, learning_rate=c.learning_rate, max_leaf_nodes=c.max_leaf_nodes,
             min_samples_leaf=c.min_samples_leaf, l2_regularization=c.l2_regularization,
             early_stopping=False, random_state=c.seed)
-        self.model.fit(self._clean(X), y - self.line(X), sample_weight=w)
+        with fit_threads(len(y)):
+            self.model.fit(self._clean(X), y - self.line(X), sample_weight=w)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:

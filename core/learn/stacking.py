@@ -19,6 +19,7 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -30,6 +31,7 @@ import numpy as np
 
 from ..errors import Canceled
 from ..raster.blas import dot, matmul
+from .fit_threads import fit_threads
 from .validation import group_kfold
 
 #: name → (label, import name, pip requirement); the first three need only scikit-learn.
@@ -310,9 +312,9 @@ class Stack:
 
 def _fit_one(name: str, opts: StackingOptions, X: np.ndarray, y: np.ndarray, w: Optional[np.ndarray]):
     m = make_learner(name, opts)
-    if w is None:
-        return m.fit(X, y)
-    return m.fit(X, y, sample_weight=w)
+    # one OpenMP thread for scikit-learn's boosting only: xgboost and lightgbm manage their own
+    with fit_threads(len(y)) if name == "hgb" else contextlib.nullcontext():
+        return m.fit(X, y) if w is None else m.fit(X, y, sample_weight=w)
 
 
 def _predict_native(model, X: np.ndarray) -> np.ndarray:

@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..learn.fit_threads import fit_threads
+
 REGRESSORS = ("svr", "rf", "hgb")
 REGRESSOR_LABELS = {"svr": "Support-vector regression (RBF kernel)", "rf": "Random forest",
                     "hgb": "Histogram gradient boosting"}
@@ -74,6 +76,10 @@ class TrendModel:
 
     def fit(self, X: np.ndarray, y: np.ndarray, scores: bool = True) -> dict[str, Any]:
         """Fit on coarse samples; returns what was fitted (with a 5-fold CV when ``scores``)."""
+        with fit_threads(len(y)):
+            return self._fit(X, y, scores)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, scores: bool) -> dict[str, Any]:
         self.global_model = self._new().fit(X, y)
         info: dict[str, Any] = {"n_samples": int(len(y)), "features": self.names}
         if scores:
