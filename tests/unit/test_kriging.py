@@ -216,3 +216,22 @@ def test_auto_falls_back_to_the_next_best_when_the_winner_cannot_be_fitted():
     log = AutoResidual([UniformResidual(), RefusedOnTheFineGrid()]).fit(smooth, g, lambda: False).log()
     assert log["one_scale_up"]["atpk"]["cell_ubrmse"] < log["one_scale_up"]["uniform"]["cell_ubrmse"]
     assert log["residual"] == "uniform" and log["refused_on_the_fine_grid"] == {"atpk": "too fine"}
+
+
+def test_auto_ranks_the_candidates_as_they_are_not_by_their_fitted_weights(monkeypatch):
+    # the weights are least-squares fits to the cells that score them: ranked by the weighted scores,
+    # a candidate no better than uniform as it is would win on its in-sample fit alone
+    import core.methods.residual.auto as auto_mod
+    from core.methods.residual import AutoResidual, BilinearResidual, UniformResidual
+    fine, coarse = _grids(10, 10, 5000.0, 1000.0)
+    g = _geometry(fine, coarse)
+    table = {"uniform": {"cell_ubrmse": 0.0100, "weighted_cell_ubrmse": 0.0100},
+             "bilinear": {"cell_ubrmse": 0.0101, "weighted_cell_ubrmse": 0.0095,
+                          "beta_static": 1.0, "beta_dynamic": 0.6}}
+    monkeypatch.setattr(auto_mod, "one_scale_up_scores", lambda *a: table)
+    residuals = _residuals(coarse)
+    chosen = AutoResidual([UniformResidual(), BilinearResidual()], shrink=True).fit(residuals, g, lambda: False)
+    assert chosen.log()["residual"] == "uniform"
+    table["bilinear"]["cell_ubrmse"] = 0.0090          # better as it is, by more than the margin
+    chosen = AutoResidual([UniformResidual(), BilinearResidual()], shrink=True).fit(residuals, g, lambda: False)
+    assert chosen.name == "bilinear"
