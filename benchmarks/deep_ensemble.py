@@ -17,7 +17,6 @@ Not a test: it prints tables and asserts nothing.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import resource
@@ -165,20 +164,8 @@ def main() -> int:
     if len(sys.argv) == 5 and sys.argv[1] == "--speed-one":
         speed_one(int(sys.argv[2]), sys.argv[3], sys.argv[4])
         return 0
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data"))
-    ap.add_argument("--only", choices=["cross_scale", "delaware", "speed"])
-    args = ap.parse_args()
-    data = args.data if os.path.isdir(args.data) else "/work/shared/data"
-    with tempfile.TemporaryDirectory(prefix="smds-deep-bench-") as folder:
-        if args.only in (None, "cross_scale"):
-            rows = rc.cross_scale(data, folder, deep_estimates)
-            rc.print_table("cross_scale_regions: SMAP 20 km → 10 km with NDVI, VV, VH (truth: SMAP 10 km), per fine "
-                           "pixel over 109 windows", rows, rc.CROSS_SCALE_COLUMNS)
-        if args.only in (None, "delaware"):
-            rows = rc.delaware(data, folder, deep_estimates)
-            rc.print_table("delaware: ESA CCI 0.25° → 1 km with elevation, slope, mTPI; DEOS stations (means over "
-                           "sites with ≥ 3 pairs)", rows, rc.DELAWARE_COLUMNS)
+    args = rc.table_arguments(__doc__, more=["speed"]).parse_args()
+    rc.print_tables(args.data, args.only, deep_estimates, prefix="smds-deep-bench-")
     if args.only in (None, "speed"):
         speed()
     return 0

@@ -12,8 +12,10 @@ import time
 import numpy as np
 
 
-def _best_of(fn, repeat: int) -> float:
-    fn()  # warm-up
+def best_time(fn, repeat: int = 1, warm_up: bool = False) -> float:
+    """The shortest of ``repeat`` timed calls of ``fn`` (seconds), after one untimed call if ``warm_up``."""
+    if warm_up:
+        fn()
     best = np.inf
     for _ in range(repeat):
         start = time.perf_counter()
@@ -27,14 +29,14 @@ def sgemm_gflops(n: int = 1024, repeat: int = 5) -> float:
     rng = np.random.default_rng(0)
     a = rng.random((n, n), dtype=np.float32)
     b = rng.random((n, n), dtype=np.float32)
-    return 2.0 * n ** 3 / _best_of(lambda: a @ b, repeat) / 1e9
+    return 2.0 * n ** 3 / best_time(lambda: a @ b, repeat, warm_up=True) / 1e9
 
 
 def copy_gbps(megabytes: int = 256, repeat: int = 5) -> float:
     """Copy of a ``megabytes`` float32 array into another: bytes read plus bytes written per second."""
     src = np.ones(megabytes * (1 << 20) // 4, dtype=np.float32)
     dst = np.empty_like(src)
-    return 2.0 * src.nbytes / _best_of(lambda: np.copyto(dst, src), repeat) / 1e9
+    return 2.0 * src.nbytes / best_time(lambda: np.copyto(dst, src), repeat, warm_up=True) / 1e9
 
 
 def peak_rss_mb() -> float:

@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -232,21 +233,30 @@ def print_table(title: str, rows: list[tuple[str, dict]], keys: list[str]) -> No
         print("| " + " | ".join([name] + [f"{m[k]:.3f}" if isinstance(m[k], float) else str(m[k]) for k in keys]) + " |")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def table_arguments(doc: str, more: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The command line of a benchmark printing these tables: ``--data``, ``--only`` (a table, or one of ``more``)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data"))
-    ap.add_argument("--only", choices=["cross_scale", "delaware"])
-    args = ap.parse_args()
-    data = args.data if os.path.isdir(args.data) else "/work/shared/data"
-    with tempfile.TemporaryDirectory(prefix="smds-residual-bench-") as folder:
-        if args.only in (None, "cross_scale"):
-            rows = cross_scale(data, folder)
+    ap.add_argument("--only", choices=["cross_scale", "delaware", *more])
+    return ap
+
+
+def print_tables(data: str, only: Optional[str] = None, estimate=None, prefix: str = "smds-residual-bench-") -> None:
+    """Both tables (or the one ``only`` names; another name prints none) for ``estimate`` (as in
+    :func:`cross_scale`), their rasters in a temporary folder."""
+    data = data if os.path.isdir(data) else "/work/shared/data"
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        if only in (None, "cross_scale"):
             print_table("cross_scale_regions: SMAP 20 km → 10 km with NDVI, VV, VH (truth: SMAP 10 km), "
-                        "per fine pixel over 109 windows", rows, CROSS_SCALE_COLUMNS)
-        if args.only in (None, "delaware"):
-            rows = delaware(data, folder)
+                        "per fine pixel over 109 windows", cross_scale(data, folder, estimate), CROSS_SCALE_COLUMNS)
+        if only in (None, "delaware"):
             print_table("delaware: ESA CCI 0.25° → 1 km with elevation, slope, mTPI; DEOS stations "
-                        "(means over sites with ≥ 3 pairs)", rows, DELAWARE_COLUMNS)
+                        "(means over sites with ≥ 3 pairs)", delaware(data, folder, estimate), DELAWARE_COLUMNS)
+
+
+def main() -> int:
+    args = table_arguments(__doc__).parse_args()
+    print_tables(args.data, args.only)
     return 0
 
 

@@ -17,10 +17,8 @@ Not a test: it prints tables and asserts nothing.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,20 +83,8 @@ def stack_estimates(scene: Scene, folder: str, _name: str) -> dict[str, str]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.path.join(os.path.dirname(ROOT), "shared", "data"))
-    ap.add_argument("--only", choices=["cross_scale", "delaware"])
-    args = ap.parse_args()
-    data = args.data if os.path.isdir(args.data) else "/work/shared/data"
-    with tempfile.TemporaryDirectory(prefix="smds-stacking-bench-") as folder:
-        if args.only in (None, "cross_scale"):
-            rows = rc.cross_scale(data, folder, stack_estimates)
-            rc.print_table("cross_scale_regions: SMAP 20 km → 10 km with NDVI, VV, VH (truth: SMAP 10 km)", rows,
-                           rc.CROSS_SCALE_COLUMNS)
-        if args.only in (None, "delaware"):
-            rows = rc.delaware(data, folder, stack_estimates)
-            rc.print_table("delaware: ESA CCI 0.25° → 1 km with elevation, slope, mTPI; DEOS stations "
-                           "(means over sites with ≥ 3 pairs)", rows, rc.DELAWARE_COLUMNS)
+    args = rc.table_arguments(__doc__).parse_args()
+    rc.print_tables(args.data, args.only, stack_estimates, prefix="smds-stacking-bench-")
     return 0
 
 

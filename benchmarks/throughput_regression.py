@@ -42,6 +42,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+from machine import best_time  # noqa: E402
+
 
 def _compiled_trees_module():
     spec = importlib.util.spec_from_file_location("bench_compiled_trees",
@@ -49,15 +51,6 @@ def _compiled_trees_module():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
-
-
-def _timed(fn, repeat: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _scene(folder: str):
@@ -102,23 +95,23 @@ def run_case(code: str, folder: str, method: str, max_rows: int) -> dict:
         t0 = time.perf_counter()
         model = stacking.fit(scene, opts)
         fit_s = time.perf_counter() - t0
-        apply_s = _timed(lambda: stacking.predict(model, scene, os.path.join(folder, f"out_{method}.tif")))
+        apply_s = best_time(lambda: stacking.predict(model, scene, os.path.join(folder, f"out_{method}.tif")))
         X = _rows(scene, model.names, max_rows)
-        out["compiled_px_s"] = len(X) / _timed(lambda: model.trend.predict(X))
+        out["compiled_px_s"] = len(X) / best_time(lambda: model.trend.predict(X))
     else:
         opts = regression.RegressionOptions(regressor=method)
         t0 = time.perf_counter()
         model = regression.fit(scene, opts)
         fit_s = time.perf_counter() - t0
-        apply_s = _timed(lambda: regression.predict(model, scene, os.path.join(folder, f"out_{method}.tif")))
+        apply_s = best_time(lambda: regression.predict(model, scene, os.path.join(folder, f"out_{method}.tif")))
         pipe = model.trend.global_model
         X = _rows(scene, model.names, max_rows)
         sk_rows = X if method != "svr" else X[:20000]   # libsvm's per-sample loop: a sample of rows
-        out["sklearn_px_s"] = len(sk_rows) / _timed(lambda: pipe.predict(sk_rows))
+        out["sklearn_px_s"] = len(sk_rows) / best_time(lambda: pipe.predict(sk_rows))
         if method == "svr":
             from core.methods.trend import predict_pipeline
             for chunk in (2048, 8192, 32768):
-                out[f"compiled_px_s chunk {chunk}"] = len(X) / _timed(lambda: predict_pipeline(pipe, X, chunk=chunk))
+                out[f"compiled_px_s chunk {chunk}"] = len(X) / best_time(lambda: predict_pipeline(pipe, X, chunk=chunk))
             out["support_vectors"] = int(len(pipe[-1].support_))
         else:
             ct = _compiled_trees_module()
@@ -126,7 +119,7 @@ def run_case(code: str, folder: str, method: str, max_rows: int) -> dict:
             for threads in (1, 2):
                 trees = ct.CompiledTrees.from_estimator(pipe[-1], Z.shape[1], threads=threads)
                 trees.predict(Z[:1000])
-                out[f"compiled_px_s {threads} thr"] = len(X) / _timed(
+                out[f"compiled_px_s {threads} thr"] = len(X) / best_time(
                     lambda: trees.predict(pipe[:-1].transform(X).astype(np.float32)))
             ref = pipe.predict(X)
             out["max_abs_diff_compiled"] = float(np.max(np.abs(trees.predict(Z) - ref)))
