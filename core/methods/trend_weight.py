@@ -92,6 +92,7 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
     n_groups = len(np.unique(groups))
     if n_groups < folds:
         groups = cell
+    cluster_of_cell = _cluster_of_cells(cell_rc, b) if n_groups >= folds else np.arange(len(cell_rc))
     rng = np.random.default_rng(seed)
     e_all: list[np.ndarray] = []
     d_all: list[np.ndarray] = []
@@ -104,7 +105,7 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
         is_test[test] = True
         f_oof[test] = f[test]
         _departures(y, f, cell, date, is_test, cell_xy, e_all, d_all, c_all)
-    return _weights(e_all, d_all, c_all, y, f_oof, cell, rc, date)
+    return _weights(e_all, d_all, c_all, y, f_oof, cell, rc, date, cluster_of_cell)
 
 
 def held_out_trend_weight(y: np.ndarray, f: np.ndarray, cell: np.ndarray, date: np.ndarray, held: np.ndarray,
@@ -121,7 +122,8 @@ def held_out_trend_weight(y: np.ndarray, f: np.ndarray, cell: np.ndarray, date: 
     c_all: list[np.ndarray] = []
     _departures(y, np.asarray(f, dtype=np.float64), cell, date, held, cell_xy, e_all, d_all, c_all)
     f_held = np.where(held, f, np.nan)
-    return _weights(e_all, d_all, c_all, np.where(held, y, np.nan), f_held, cell, cell_rc[cell], date)
+    return _weights(e_all, d_all, c_all, np.where(held, y, np.nan), f_held, cell, cell_rc[cell], date,
+                    _cluster_of_cells(cell_rc, 2))
 
 
 def _departures(y, f, cell, date, is_test, cell_xy, e_all: list, d_all: list, c_all: list) -> None:
@@ -145,15 +147,17 @@ def _departures(y, f, cell, date, is_test, cell_xy, e_all: list, d_all: list, c_
 
 
 def _weights(e_all: list, d_all: list, c_all: list, y: np.ndarray, f_oof: np.ndarray, cell: np.ndarray,
-             rc: np.ndarray, date: np.ndarray) -> dict[str, Any]:
+             rc: np.ndarray, date: np.ndarray, cluster_of_cell: np.ndarray) -> dict[str, Any]:
     """α between cells (from the departures), within 2×2 blocks (out-of-sample ``f_oof``), each also
-    split into static and dynamic parts, and the figures."""
+    split into static and dynamic parts, and the figures. The standard errors are clustered by the
+    units that are independent evidence: between cells the cells held out together
+    (``cluster_of_cell``), within blocks the 2×2 block (its cells' departures share its mean)."""
     if not e_all:
         return {"trend_weight": 1.0, "note": "no date had cells both held out and kept: cannot judge the trend"}
     e, d, c = np.concatenate(e_all), np.concatenate(d_all), np.concatenate(c_all)
     ok = np.isfinite(e) & np.isfinite(d)
     e, d, c = e[ok], d[ok], c[ok]
-    between = _split_weights(e, d, c)
+    between = _split_weights(e, d, c, cluster_of_cell[c])
     # one scale up: the departures of the coarse cells from their 2×2 block mean, observed vs the
     # (out-of-fold) trend's — the very question the fine pixels pose inside a coarse cell
     block = (rc[:, 0] // 2) * 100000 + rc[:, 1] // 2
@@ -163,7 +167,8 @@ def _weights(e_all: list, d_all: list, c_all: list, y: np.ndarray, f_oof: np.nda
     ew = (y - _group_mean(y, inv))[multi]
     dw = (f_oof - _group_mean(f_oof, inv))[multi]
     okw = np.isfinite(ew) & np.isfinite(dw)
-    within = _split_weights(ew[okw], dw[okw], cell[multi][okw]) if okw.sum() >= 10 else between
+    within = (_split_weights(ew[okw], dw[okw], cell[multi][okw], block[multi][okw]) if okw.sum() >= 10
+              else between)
     alpha, alpha_s, alpha_d = (min(a, b) for a, b in zip(between, within))
     es, ea = static_dynamic(e, c)
     ds, da = static_dynamic(d, c)
@@ -180,11 +185,18 @@ def _weights(e_all: list, d_all: list, c_all: list, y: np.ndarray, f_oof: np.nda
             "cv_ubrmse_weighted": float(np.sqrt(np.mean((ea - alpha_d * da) ** 2)))}
 
 
-def _split_weights(e: np.ndarray, d: np.ndarray, cell: np.ndarray) -> tuple[float, float, float]:
-    """Least-squares weights of ``d`` for ``e``: whole, of the per-cell time means, of the anomalies."""
+def _split_weights(e: np.ndarray, d: np.ndarray, cell: np.ndarray, cluster: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares weights of ``d`` for ``e``: whole, of the per-cell time means, of the anomalies
+    (standard errors clustered by ``cluster``)."""
     es, ea = static_dynamic(e, cell)
     ds, da = static_dynamic(d, cell)
-    return shrinkage_weight(e, d, cell), shrinkage_weight(es, ds, cell), shrinkage_weight(ea, da, cell)
+    return (shrinkage_weight(e, d, cluster), shrinkage_weight(es, ds, cluster),
+            shrinkage_weight(ea, da, cluster))
+
+
+def _cluster_of_cells(cell_rc: np.ndarray, b: int) -> np.ndarray:
+    """The ``b × b`` block of cells each coarse cell belongs to (one id per cell)."""
+    return (cell_rc[:, 0] // b) * 100000 + cell_rc[:, 1] // b
 
 
 def _group_mean(v: np.ndarray, inv: np.ndarray) -> np.ndarray:

@@ -76,6 +76,38 @@ def test_shrinkage_weight_knows_least_squares_and_distrusts_one_group():
     np.testing.assert_allclose(a[:3], [-1.0, 1.0, 0.0])
 
 
+def test_a_detail_that_explains_nothing_is_confirmed_at_most_one_time_in_twenty():
+    """The weight is a one-sided 95 % bound: for a detail unrelated to the observed departures, a positive
+    weight is a false confirmation, and happens in about 5 % of samples (the James–Stein factor used before
+    let through 15 % here)."""
+    rng = np.random.default_rng(11)
+    group = np.arange(600) // 12                                  # 50 clusters of 12 dependent samples
+    confirmed = 0
+    for _ in range(300):
+        shared = rng.normal(size=50)[group]                       # within-cluster dependence
+        d = shared + rng.normal(size=600)
+        e = rng.normal(size=50)[group] + rng.normal(size=600)
+        confirmed += shrinkage_weight(e, d, group) > 0
+    assert confirmed / 300 < 0.09, confirmed
+    # a real detail keeps most of its least-squares weight
+    d = rng.normal(size=600)
+    e = 0.6 * d + 0.3 * rng.normal(size=600)
+    assert 0.5 < shrinkage_weight(e, d, group) <= shrinkage_weight(e, d) < 0.7
+
+
+def test_the_standard_error_is_clustered_by_the_unit_of_independent_evidence():
+    """Four copies of each sample (the cells of one 2×2 block sharing one piece of evidence): clustered by
+    the copies' common unit, the weight is that of the single samples; clustered by copy it is overconfident."""
+    rng = np.random.default_rng(12)
+    d = rng.normal(size=80)
+    e = 0.2 * d + rng.normal(size=80)
+    unit = np.arange(80)
+    single = shrinkage_weight(e, d, unit)
+    e4, d4, block = np.repeat(e, 4), np.repeat(d, 4), np.repeat(unit, 4)
+    assert shrinkage_weight(e4, d4, block) == pytest.approx(single)
+    assert shrinkage_weight(e4, d4, np.arange(320)) > single + 0.05
+
+
 def test_static_covariate_keeps_each_pixels_series_correlated_with_its_cell(make_raster, tmp_path):
     """Elevation-like covariate, soil moisture = a dated field per cell + a static pattern: the trend of
     (covariate, day of year) may only shift levels inside a cell, so with the uniform residual every
@@ -120,6 +152,9 @@ def test_interpolated_residual_is_shrunk_to_uniform_where_cells_do_not_share_the
         shrunk = ShrunkResidual(model).fit(noise, geom, lambda: False)
         log = shrunk.log()
         assert log["departure_weight_dynamic"] < 0.1, log
+        # as it is, the candidate does not beat the uniform residual one scale up: its departure is left out
+        assert log["departure_weight_static"] == log["departure_weight_dynamic"] == 0.0, log
+        assert "did not beat the uniform residual" in log["note"], log
         smooth_fit = ShrunkResidual(model).fit(smooth, geom, lambda: False).log()
         assert smooth_fit["departure_weight_dynamic"] > 0.8 and smooth_fit["departure_weight_static"] > 0.8, smooth_fit
     # the shrunk ATPK stays coherent: each cell's pixels average back to its residual

@@ -31,7 +31,7 @@ from ..shrinkage import shrinkage_weight
 from .base import FittedResidual, ResidualGeometry, ResidualModel
 
 #: Relative margin a candidate must win by to replace an earlier (simpler) one.
-_MARGIN = 0.01
+MARGIN = 0.01
 
 
 class AutoResidual(ResidualModel):
@@ -51,7 +51,7 @@ class AutoResidual(ResidualModel):
         for cand in self.candidates[1:]:  # a later candidate must beat the best so far by the margin
             s = table.get(cand.name, {}).get(score, math.inf)
             best = table.get(ranked[0].name, {}).get(score, math.inf)
-            if s < best * (1 - _MARGIN):
+            if s < best * (1 - MARGIN):
                 ranked.insert(0, cand)
             else:
                 ranked.append(cand)
@@ -125,7 +125,8 @@ def one_scale_up_scores(residuals: Sequence[np.ndarray], coarse: Grid, candidate
             with np.errstate(invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 dep_s, obs_s = np.nanmean(dep, axis=0), np.nanmean(obs, axis=0)
-            cells = np.broadcast_to(np.arange(dep.shape[1]), dep.shape).ravel()
+            # clustered by block: the departures of a block's cells from its mean are one piece of evidence
+            cells = np.broadcast_to(idx[keep], dep.shape).ravel()
             b_s = shrinkage_weight(np.where(ok[:, keep], obs_s, np.nan).ravel(),
                                    np.where(ok[:, keep], dep_s, np.nan).ravel(), cells)
             b_d = shrinkage_weight((obs - obs_s).ravel(), (dep - dep_s).ravel(), cells)

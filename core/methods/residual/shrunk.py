@@ -36,13 +36,23 @@ class ShrunkResidual(ResidualModel):
     def fit(self, residuals: Sequence[np.ndarray], geometry: ResidualGeometry,
             canceled: Callable[[], bool]) -> FittedResidual:
         scores = self.one_scale_up
-        if self.betas is None:
-            from .auto import one_scale_up_scores
-            scores = one_scale_up_scores(residuals, geometry.coarse, [self.candidate], canceled).get(self.candidate.name)
         note = None
+        if self.betas is None:
+            from .auto import MARGIN, one_scale_up_scores
+            table = one_scale_up_scores(residuals, geometry.coarse, [UniformResidual(), self.candidate], canceled)
+            scores, uniform = table.get(self.candidate.name), table.get(UniformResidual.name)
+            if scores is not None and uniform is not None and "beta_static" in scores \
+                    and not scores["cell_ubrmse"] < uniform["cell_ubrmse"] * (1 - MARGIN):
+                # as in the chosen-one-scale-up residual: the candidate as it is must beat the uniform
+                # residual (its weights are fitted to this very test, so they cannot be the judge)
+                scores = {**scores, "beta_static": 0.0, "beta_dynamic": 0.0, "uniform_cell_ubrmse": uniform["cell_ubrmse"]}
+                note = (f"{self.candidate.label} did not beat the uniform residual one scale up (mean per-cell "
+                        f"ubRMSE {scores['cell_ubrmse']:.5f} vs {uniform['cell_ubrmse']:.5f}): its departure is "
+                        "left out and the coarse residual is spread uniformly (the variance is still the candidate's)")
         if scores is None or "beta_static" not in scores:
             betas = self.betas or (1.0, 1.0)
-            note = "too few cells to judge the residual one scale up: its full departure is kept" if self.betas is None else None
+            if self.betas is None:
+                note = "too few cells to judge the residual one scale up: its full departure is kept"
         else:
             betas = self.betas or (scores["beta_static"], scores["beta_dynamic"])
         fields = list(residuals)
