@@ -38,7 +38,7 @@ import hashlib
 import html
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -864,13 +864,22 @@ def predict(model: DeepEnsembleModel, scene: Scene, output_path: str, progress: 
 def downscale(scene: Scene, output_path: str, options: Optional[DeepEnsembleOptions] = None,
               progress: Optional[Progress] = None, is_canceled: Optional[IsCanceled] = None,
               sd_path: Optional[str] = None, spread_path: Optional[str] = None,
-              model_folder: Optional[str] = None) -> DownscaleResult:
-    """:func:`fit` (and :meth:`DeepEnsembleModel.save` when ``model_folder`` is given), then :func:`predict`."""
+              model_folder: Optional[str] = None, model: Optional[DeepEnsembleModel] = None) -> DownscaleResult:
+    """:func:`fit` (and :meth:`DeepEnsembleModel.save` when ``model_folder`` is given), then :func:`predict`.
+    With ``model`` (e.g. :meth:`DeepEnsembleModel.load`) its members are applied instead, with the residual
+    and do-no-harm options of ``options``."""
     t0 = time.time()
-    model = fit(scene, options, progress_span(progress, 0.0, 0.5), is_canceled)
+    if model is None:
+        model = fit(scene, options, progress_span(progress, 0.0, 0.5), is_canceled)
+        span = progress_span(progress, 0.5, 1.0)
+    else:
+        if options is not None:
+            shared = {f.name: getattr(options, f.name) for f in fields(ResidualOptions)}
+            model = replace(model, options=replace(model.options, **shared))
+        span = progress
     if model_folder:
         model.save(model_folder)
-    result = predict(model, scene, output_path, progress_span(progress, 0.5, 1.0), is_canceled, sd_path, spread_path)
+    result = predict(model, scene, output_path, span, is_canceled, sd_path, spread_path)
     if model_folder:
         result.extra["model_folder"] = model_folder
     result.seconds = time.time() - t0

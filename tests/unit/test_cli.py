@@ -72,6 +72,8 @@ def test_spec_defaults_are_the_methods_option_defaults():
     assert specs.ismn_options(defaults(specs.IMPORT_ISMN_SPECS)) == package("core.io.ismn").IsmnOptions()
     assert specs.cross_scale_options(defaults(specs.cross_scale_network_specs())) == \
         package("core.methods.cross_scale").CrossScaleOptions()
+    assert specs.deep_ensemble_options(defaults(specs.deep_ensemble_specs())) == \
+        package("core.methods.deep_ensemble").DeepEnsembleOptions()
     opts, rule = specs.stacking_options(defaults(specs.stacking_specs()))
     assert opts == package("core.methods.stacking").StackingMethodOptions() and rule == package("core.raster.zones").ZoneRule()
     import inspect
