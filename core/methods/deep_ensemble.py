@@ -38,6 +38,7 @@ import hashlib
 import html
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Optional, Sequence
 
@@ -97,6 +98,9 @@ class DeepEnsembleOptions(ResidualOptions):
     #: held-out cells (disjoint sets of 2×2 blocks), only to judge; the model of the first split makes the map.
     #: One split of ~50 blocks gave static weights from 0.00 to 0.81 on the shared 10 km patches by the seed.
     judge_splits: int = 4
+    #: Cap the do-no-harm weights by the scheme's skill one scale up (:func:`_one_scale_up`): the members
+    #: trained once more on 2×2 blocks of coarse cells and judged on the cells' departures from their block.
+    one_scale_up: bool = True
     #: ``skill`` (inverse held-out MSE) or ``mean``.
     weighting: str = "skill"
     importance: bool = True
@@ -272,28 +276,35 @@ def _known_fields(scene: Scene, role: np.ndarray, offset: float) -> dict[int, li
     return out
 
 
-def _blocks(scene: Scene) -> np.ndarray:
-    """The held-out unit of every coarse cell: its 2×2 block when there are at least 8 blocks, else itself."""
+def _blocks(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out unit of every coarse cell — its 2×2 block when at least 8 blocks hold data, else the cell
+    itself — and the units that hold data (a cell with a value on some date): the splits draw from those, so
+    a scene of scattered patches on a large empty grid still holds out its share of what can be judged."""
     g = scene.coarse
+    has = np.zeros(g.size, bool)
+    for t in range(len(scene.dates)):
+        has |= np.isfinite(scene.coarse_sm(t))
     rows, cols = np.divmod(np.arange(g.size), g.width)
     block = (rows // 2) * ((g.width + 1) // 2) + cols // 2
-    return block if len(np.unique(block)) >= 8 else np.arange(g.size)
+    if len(np.unique(block[has])) < 8:
+        block = np.arange(g.size)
+    return block, np.unique(block[has]) if has.any() else np.unique(block)
 
 
 def _n_splits(scene: Scene, opts: DeepEnsembleOptions) -> int:
     """How many disjoint held-out splits the scene's blocks allow, at most ``opts.judge_splits``."""
-    n_ids = len(np.unique(_blocks(scene)))
+    n_ids = len(_blocks(scene)[1])
     n_held = max(1, int(round(opts.held_out_fraction * n_ids)))
     return max(1, min(int(opts.judge_splits), n_ids // n_held))
 
 
 def _roles(scene: Scene, opts: DeepEnsembleOptions, split: int = 0) -> np.ndarray:
     """Role of every coarse cell: 0 training, 1 early stopping, 2 held out (whole 2×2 blocks when there
-    are at least 8 of them, else single cells). Split ``j`` holds out the ``j``-th share of the same random
-    order of blocks, so the held-out cells of splits ``0 … n − 1`` are disjoint (split 0 fits the model)."""
+    are at least 8 of them, else single cells; drawn among those with data). Split ``j`` holds out the
+    ``j``-th share of the same random order of blocks, so the held-out cells of splits ``0 … n − 1`` are
+    disjoint (split 0 fits the model)."""
     g = scene.coarse
-    block = _blocks(scene)
-    ids = np.unique(block)
+    block, ids = _blocks(scene)
     n_held = max(1, int(round(opts.held_out_fraction * len(ids))))
     n_stop = max(1, int(round(opts.stopping_fraction * len(ids))))
     perm = np.roll(np.random.default_rng(opts.seed).permutation(ids), -split * n_held)
@@ -425,6 +436,37 @@ class _Split:
     preds: dict[str, np.ndarray]
 
 
+def _train_members(levels: list[_Level], train: _Samples, stop: _Samples, names: list[str], kinds: list[str],
+                   opts: DeepEnsembleOptions, prog: Progress, canceled) -> DeepEnsembleModel:
+    """The members of ``opts`` trained on the samples ``train`` (early stopping on ``stop``), equal weights."""
+    X_tr, X_st = _rows(levels, train), _rows(levels, stop)
+    encoder = ChannelEncoder(names, kinds).fit(X_tr)
+    lstm_encoder = ChannelEncoder(names + [SM_PREVIOUS], kinds + ["standardize"]).fit(
+        np.column_stack([X_tr, train.y]))
+    cfg = MLPConfig(hidden=opts.hidden, learning_rate=opts.learning_rate, batch_size=opts.batch_size,
+                    max_epochs=opts.max_epochs, patience=opts.patience, seed=opts.seed)
+    k, T = opts.kernel, max(1, opts.sequence_length)
+    members: dict[str, Any] = {}
+    for i, name in enumerate(opts.members):
+        prog(i / len(opts.members), f"training the {MEMBER_LABELS[name]} member on {len(train.y)} samples "
+                                    f"over {len(levels)} resolutions")
+        if name == "dnn":
+            members[name] = DenseNet(cfg).fit(encoder.transform(X_tr), train.y, encoder.transform(X_st), stop.y,
+                                              canceled)
+        elif name == "cnn":
+            net = ConvNet(replace(cfg, hidden=(opts.conv_filters, opts.hidden[-1])), k, encoder.n_encoded)
+            members[name] = net.fit(_patches(levels, train, encoder, k), train.y, _patches(levels, stop, encoder, k),
+                                    stop.y, canceled)
+        else:
+            members[name] = LSTMNet(cfg, opts.lstm_hidden).fit(
+                lstm_encoder.transform(_sequences(levels, train, T)), train.y,
+                lstm_encoder.transform(_sequences(levels, stop, T, role=1)), stop.y, canceled)
+        if canceled():
+            raise Canceled()
+    return DeepEnsembleModel(names, kinds, opts, encoder, lstm_encoder, members,
+                             {m: 1.0 / len(members) for m in members})
+
+
 def _train_split(scene: Scene, bare: list[_Level], role: np.ndarray, names: list[str], kinds: list[str],
                  opts: DeepEnsembleOptions, prog: Progress, canceled, strict: bool = False
                  ) -> tuple[Optional[DeepEnsembleModel], Optional[_Split]]:
@@ -444,37 +486,15 @@ def _train_split(scene: Scene, bare: list[_Level], role: np.ndarray, names: list
                          "moisture and covariates; the deep ensemble needs more.", layer=scene.sm_bands[0].label,
                          fix="use more dates or a larger area (at least a few dozen coarse cells), or check the "
                              "layers' nodata values.")
-    X_tr, X_st, X_ho = _rows(levels, train), _rows(levels, stop), _rows(levels, held)
-    encoder = ChannelEncoder(names, kinds).fit(X_tr)
-    lstm_encoder = ChannelEncoder(names + [SM_PREVIOUS], kinds + ["standardize"]).fit(
-        np.column_stack([X_tr, train.y]))
-    cfg = MLPConfig(hidden=opts.hidden, learning_rate=opts.learning_rate, batch_size=opts.batch_size,
-                    max_epochs=opts.max_epochs, patience=opts.patience, seed=opts.seed)
+    model = _train_members(levels, train, stop, names, kinds, opts, prog, canceled)
     k, T = opts.kernel, max(1, opts.sequence_length)
     # the LSTM judged at a held-out cell sees its earlier soil moisture only through its surroundings
     hidden_sm = fields[1]
-    members: dict[str, Any] = {}
-    data_held: dict[str, Any] = {"X": X_ho, "P": None, "S": None}
-    for i, name in enumerate(opts.members):
-        prog(i / len(opts.members), f"training the {MEMBER_LABELS[name]} member on {len(train.y)} samples "
-                                    f"over {len(levels)} resolutions")
-        if name == "dnn":
-            members[name] = DenseNet(cfg).fit(encoder.transform(X_tr), train.y, encoder.transform(X_st), stop.y,
-                                              canceled)
-        elif name == "cnn":
-            net = ConvNet(replace(cfg, hidden=(opts.conv_filters, opts.hidden[-1])), k, encoder.n_encoded)
-            members[name] = net.fit(_patches(levels, train, encoder, k), train.y, _patches(levels, stop, encoder, k),
-                                    stop.y, canceled)
-            data_held["P"] = _patches(levels, held, encoder, k)
-        else:
-            members[name] = LSTMNet(cfg, opts.lstm_hidden).fit(
-                lstm_encoder.transform(_sequences(levels, train, T)), train.y,
-                lstm_encoder.transform(_sequences(levels, stop, T, role=1)), stop.y, canceled)
-            data_held["S"] = _sequences(levels, held, T, hidden_sm)
-        if canceled():
-            raise Canceled()
-    model = DeepEnsembleModel(names, kinds, opts, encoder, lstm_encoder, members,
-                              {m: 1.0 / len(members) for m in members})
+    data_held: dict[str, Any] = {"X": _rows(levels, held), "P": None, "S": None}
+    if "cnn" in model.members:
+        data_held["P"] = _patches(levels, held, model.encoder, k)
+    if "lstm" in model.members:
+        data_held["S"] = _sequences(levels, held, T, hidden_sm)
     preds = model.member_predictions(data_held["X"], data_held["P"], data_held["S"])
     if opts.weighting == "skill":
         inv = {m: 1.0 / max(float(np.mean((p - held.y) ** 2)), 1e-12) for m, p in preds.items()}
@@ -535,6 +555,9 @@ def fit(scene: Scene, options: Optional[DeepEnsembleOptions] = None, progress: O
         judged.append({"held": (role_j == 2).tolist(),
                        "cell_means": _judged_cell_means(ensemble, scene, opts.block_pixels, canceled)})
     training["judge_splits"] = 1 + len(judged)
+    if opts.one_scale_up:
+        span = progress_span(prog, 0.2 + share * n_splits, 1.0)
+        training["one_scale_up"] = _one_scale_up(scene, levels, names, kinds, opts, model.weights, span, canceled)
     # kept with the model, not logged: which coarse cells were held out, the other splits' judged means and
     # the scene they belong to
     training["_roles"] = role.tolist()
@@ -729,6 +752,99 @@ def _judged_cell_means(ensemble: "_EnsembleTrend", scene: Scene, block_pixels: i
     return [a.mean() for a in acc]
 
 
+def _one_scale_up(scene: Scene, levels: list[_Level], names: list[str], kinds: list[str], opts: DeepEnsembleOptions,
+                  weights: dict[str, float], prog: Progress, canceled) -> dict[str, Any]:
+    """The do-no-harm weights of the whole scheme moved one scale up: the members trained on 2×2 blocks of
+    coarse cells (covariates and soil moisture averaged; the intermediate levels one scale up too, so the
+    coarse grid plays the fine grid's part), then applied to the coarse cells, whose departures from their
+    block's mean — known here, never trained on — judge the detail they add (``trend_weight``,
+    ``trend_weight_static``, ``trend_weight_dynamic``: least-squares weights shrunk by their standard
+    errors clustered by cell, :func:`~core.methods.shrinkage.shrinkage_weight`).
+
+    The held-out checks judge a network at the scale it was trained at; the map uses it one scale finer,
+    where a covariate's noise no longer averages out. This asks the question the map poses — detail one
+    scale finer than the training targets — where the answer is known."""
+    from .shrinkage import shrinkage_weight, static_dynamic
+
+    c = levels[0].grid
+    W2, H2 = (c.width + 1) // 2, (c.height + 1) // 2
+    up = replace(c, dx=2 * c.dx, dy=2 * c.dy, width=W2, height=H2)
+    rows, cols = np.divmod(np.arange(c.size), c.width)
+    block = (rows // 2) * W2 + cols // 2
+
+    def coarsen(img: np.ndarray) -> np.ndarray:  # (…, H, W) → (…, H2, W2), NaN-aware block means
+        pad = np.full(img.shape[:-2] + (2 * H2, 2 * W2), np.nan)
+        pad[..., :c.height, :c.width] = img
+        blocks = pad.reshape(img.shape[:-2] + (H2, 2, W2, 2))
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(blocks, axis=(-3, -1))
+
+    z_up = [coarsen(np.asarray(z, np.float64).reshape(c.height, c.width)).ravel() for z in levels[0].target]
+    raw_up = [coarsen(r.astype(np.float64)).astype(np.float32) for r in levels[0].raw]
+    for j, kind in enumerate(kinds):  # classes: the block's first class instead of a mean of codes
+        if kind == "one_hot":
+            for r_up, r in zip(raw_up, levels[0].raw):
+                r_up[j] = r[j][::2, ::2][:H2, :W2]
+
+    def moved(lev: _Level, grid: Grid, raw: list[np.ndarray], cell: np.ndarray) -> _Level:
+        target = z_up if grid == up else [cubic_from_cells(z, up, grid).astype(np.float64).ravel() for z in z_up]
+        return _Level(lev.name + " (one scale up)", grid, raw, target, cell)
+
+    # the real levels coarse, coarse/2, … become coarse/2, coarse/4, … of the grid one scale up
+    up_levels = [moved(levels[0], up, raw_up, np.arange(up.size))]
+    for lev in levels[:-1]:
+        sub = np.maximum(lev.cell, 0)
+        up_levels.append(moved(lev, lev.grid, lev.raw, np.where(lev.cell >= 0, block[sub], -1)))
+    rng = np.random.default_rng(opts.seed)
+    role = np.where(rng.random(up.size) < opts.stopping_fraction, 1, 0)
+    train = _candidates(up_levels, role, 0, opts.samples_per_level, rng)
+    stop = _candidates(up_levels, role, 1, max(1, opts.samples_per_level // 4), rng)
+    if up.size < 8 or len(train.y) < 20 or len(stop.y) < 3:
+        return {"note": f"{up.size} cells one scale up: too few to judge the detail there"}
+    model = _train_members(up_levels, train, stop, names, kinds, opts, prog, canceled)
+    model.weights = dict(weights)
+    # the coarse cells as the "fine" grid: their soil moisture is never an input, the LSTM's earlier soil
+    # moisture is the cubic interpolation of the blocks' (as a fine pixel's is of the coarse cells')
+    at = _Level("coarse", c, levels[0].raw, [cubic_from_cells(z, up, c).astype(np.float64).ravel() for z in z_up],
+                block)
+    every = _candidates([at], np.zeros(up.size, np.int64), 0, 0, rng)
+    k, T = opts.kernel, max(1, opts.sequence_length)
+    P = _patches([at], every, model.encoder, k) if "cnn" in model.members else None
+    S = _sequences([at], every, T) if "lstm" in model.members else None
+    f = model.combine(model.member_predictions(_rows([at], every), P, S))
+    z = np.array([levels[0].target[t][p] for t, p in zip(every.date, every.pixel)], dtype=np.float64)
+    ok = np.isfinite(z) & np.isfinite(f)
+    cell, date, z, f = every.pixel[ok], every.date[ok], z[ok], f[ok]
+    key = block[cell] * (int(date.max()) + 1) + date
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    multi = counts[inv] > 1
+    mean = lambda v: (np.bincount(inv, weights=v) / counts)[inv]  # noqa: E731
+    e, d, cell = (z - mean(z))[multi], (f - mean(f))[multi], cell[multi]
+    if len(np.unique(cell)) < 8:
+        return {"note": "fewer than 8 coarse cells share a block one scale up: too few to judge the detail there"}
+    es, ea = static_dynamic(e, cell)
+    ds, da = static_dynamic(d, cell)
+    return {"trend_weight": shrinkage_weight(e, d, cell), "trend_weight_static": shrinkage_weight(es, ds, cell),
+            "trend_weight_dynamic": shrinkage_weight(ea, da, cell), "cells": int(len(np.unique(cell))),
+            "samples": int(len(e)), "training_samples": int(len(train.y)),
+            "levels": [lev.grid.dx for lev in up_levels]}
+
+
+def _capped(weights: dict[str, Any], ceiling: dict[str, Any]) -> dict[str, Any]:
+    """``weights`` (a trend-weight dict) with each of its three weights at most the one of ``ceiling``; the
+    weights before, as ``<name>_held_out``."""
+    if "trend_weight" not in ceiling:
+        return weights
+    out = dict(weights)
+    w = float(weights.get("trend_weight", 1.0))
+    for k in ("trend_weight", "trend_weight_static", "trend_weight_dynamic"):
+        before = float(weights.get(k, w))
+        out[k + "_held_out"] = before
+        out[k] = min(before, float(ceiling[k]))
+    return out
+
+
 def _scene_key(scene: Scene) -> str:
     """A fingerprint of the scene's coarse series and grids (the judged splits of the fit belong to it)."""
     h = hashlib.sha256(repr((scene.coarse, scene.fine, [format_date(d) for d in scene.dates])).encode())
@@ -824,6 +940,8 @@ def predict(model: DeepEnsembleModel, scene: Scene, output_path: str, progress: 
                                        lambda f: prog(0.5 * f, "running the ensemble members on the fine grid"))
             # 2. do no harm, judged on the fine trend; 3. trend × weight + residual
             fine_weight = fine_trend_weight(model, scene, means) if opts.shrink_trend else {}
+            if fine_weight and model.options.one_scale_up:
+                fine_weight = _capped(fine_weight, model.training.get("one_scale_up", {}))
             weights = TrendWeights.of(fine_weight)
             weight = weights.cells
             meta = {"SOIL_MOISTURE_UNITS": "m3/m3", "TREND_WEIGHT": f"{weight:.3f}", "TREND_WEIGHTS": weights.describe(),

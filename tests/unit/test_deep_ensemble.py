@@ -77,6 +77,12 @@ def test_an_informative_covariate_beats_bilinear_with_every_output(informative, 
     assert tr["held_out_scores"]["ensemble"]["r"] > 0.9
     assert sum(m["weight"] for m in tr["members"].values()) == pytest.approx(1.0)
     assert tr["trend_weight"] > 0.5
+    # one scale up (trained on 2×2 blocks of cells, judged on the cells) the covariate explains the field too;
+    # the applied weights are the held-out ones capped by it
+    up = tr["one_scale_up"]
+    assert up["trend_weight_static"] > 0.5 and up["cells"] == N * N
+    for k in ("trend_weight", "trend_weight_static", "trend_weight_dynamic"):
+        assert tr[k] == min(tr[k + "_held_out"], up[k])
     imp = tr["importance"]
     assert imp["ndvi"]["ensemble"] > 0.005 and set(imp[de.SM_PREVIOUS]) == {"lstm", "ensemble"}
     spread = _read(res.extra["spread"])
@@ -113,6 +119,7 @@ def test_a_useless_covariate_does_no_harm(make_raster, tmp_path):
     bil = _rmse(_bilinear(scene), truth)
     pixel = de.downscale(scene, str(tmp_path / "pixel.tif"), replace(FAST, importance=False, members=("dnn", "cnn")))
     assert pixel.training["trend_weight"] < 0.2, pixel.training  # the covariate's detail is noise: dropped
+    assert pixel.training["one_scale_up"]["trend_weight_static"] < 0.3  # one scale up low too (measured 0.22)
     assert _rmse(_read(pixel.path), truth) <= bil
     # with the LSTM, the trend also carries the interpolated past soil moisture: smooth, and no harm either
     full = de.downscale(scene, str(tmp_path / "full.tif"), replace(FAST, importance=False))
