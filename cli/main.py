@@ -394,6 +394,9 @@ def run_deep_ensemble(method: DownscaleMethod, args: argparse.Namespace) -> int:
     from ..core.methods import deep_ensemble as de
     from ..core.methods.result import trend_residual_summary
     r = _Run(method, args)
+    if r.dask:
+        raise InputError("--dask does not reach the deep ensemble: its members run in this process (the trend is "
+                         "stored in a temporary file between its two passes).", fix="leave out --dask.")
     v = r.values
     opts = method.options(v)
     base = os.path.splitext(r.out)[0]

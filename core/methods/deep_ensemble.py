@@ -13,13 +13,17 @@ After the 9 km → 30 m scheme of the deep-ensemble paper (``shared/papers/deep-
   onto each grid and the cubic interpolation of the coarse product as target there
   (:func:`core.raster.grid.cubic_from_cells`). At the fine grid the LSTM's soil moisture inputs are the
   cubic interpolation of the coarse product as well.
-* **Held-out cells**: whole 2×2 blocks of coarse cells (single cells on small grids) are kept out of
-  training at every level: ``stopping_fraction`` of them stop the training early, ``held_out_fraction``
-  score the members and the ensemble on the coarse product, weight the members (inverse held-out MSE,
-  or their plain mean), measure the permutation importance of every input, and set the do-no-harm
-  trend weight (:func:`core.methods.trend_weight.held_out_trend_weight`) — judged at prediction time on
-  the *fine* trend averaged back to the coarse cells (:func:`fine_trend_weight`); the same judgement on
-  the coarse samples is logged too (``coarse_trend_weight``) and can be far more optimistic. There the LSTM sees a
+* **Held-out cells**: whole 2×2 blocks of coarse cells (single cells on small grids; drawn among the blocks
+  holding data) are kept out of training at every level — also out of the intermediate levels' cubic
+  targets and the LSTM's earlier soil moisture, which are built from the coarse field with those cells
+  filled from their surroundings (:func:`_known_fields`): ``stopping_fraction`` of them stop the training
+  early, ``held_out_fraction`` score the members and the ensemble on the coarse product, weight the members
+  (inverse held-out MSE, or their plain mean), measure the permutation importance of every input, and set
+  the do-no-harm trend weight (:func:`core.methods.trend_weight.held_out_trend_weight`) — judged at
+  prediction time on the *fine* trend averaged back to the coarse cells (:func:`fine_trend_weight`), pooled
+  over ``judge_splits`` disjoint held-out splits (the members refitted for each, only to judge), and capped
+  by the whole scheme's skill one scale up (:func:`_one_scale_up`); the judgement on the coarse samples is
+  logged too (``coarse_trend_weight``). There the LSTM sees a
   held-out cell's earlier soil moisture only as filled in from the surrounding cells — as a fine pixel
   only knows the interpolated coarse field — so its scores are not flattered by the cell's own past.
 * **Trend → residual**: the ensemble is the trend of :func:`core.methods.pipeline.trend_plus_residual`

@@ -193,6 +193,16 @@ def test_input_errors_give_the_engines_text_and_exit_code_1(make_raster, tmp_pat
     assert not os.path.exists(tmp_path / "x.tif")
 
 
+def test_deep_ensemble_refuses_dask_and_an_even_patch_before_reading_anything(tmp_path, capsys):
+    main = package("cli.main")
+    base = ["downscale", "deep-ensemble", "--soil-moisture", str(tmp_path / "none.tif"), "--output",
+            str(tmp_path / "out.tif")]
+    assert main.main(base + ["--dask", "local:1"]) == 1
+    assert "--dask does not reach the deep ensemble" in capsys.readouterr().err
+    assert main.main(base + ["--use-cnn", "--kernel", "4"]) == 1
+    assert "must be odd" in capsys.readouterr().err and not (tmp_path / "out.tif").exists()
+
+
 def test_ctrl_c_cancels_and_leaves_nothing_behind(tmp_path):
     proc = popen_cli("downscale", "regression", *DELAWARE, "--output", str(tmp_path / "down.tif"))
     for line in proc.stderr:
