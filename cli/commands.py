@@ -39,6 +39,9 @@ DOWNSCALE_METHODS: tuple[DownscaleMethod, ...] = (
     DownscaleMethod("stacking", "downscale_stacking", "stacked boosted trees per terrain zone + residual correction",
                     specs.STACKING_HELP, specs.stacking_specs(), dict, run="run_stacking",
                     outputs=specs.STACKING_OUTPUT_SPECS),
+    DownscaleMethod("deep-ensemble", "downscale_deep_ensemble", "deep ensemble of DNN, CNN and LSTM networks over "
+                    "several resolutions + residual correction", specs.DEEP_ENSEMBLE_HELP, specs.deep_ensemble_specs(),
+                    specs.deep_ensemble_options, run="run_deep_ensemble", outputs=specs.DEEP_ENSEMBLE_OUTPUT_SPECS),
     DownscaleMethod("cross-scale", "downscale_cross_scale", "cross-scale network (Alemohammad et al.): a trained "
                     "folder, or self-supervised", specs.CROSS_SCALE_HELP,
                     specs.CROSS_SCALE_SPECS + specs.cross_scale_network_specs(self_supervised_only=True), dict,

@@ -388,6 +388,34 @@ def run_stacking(method: DownscaleMethod, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_deep_ensemble(method: DownscaleMethod, args: argparse.Namespace) -> int:
+    """As ``downscale_deep_ensemble``: the members fitted (or a saved folder applied), the trend → residual run,
+    the spread and report beside the output, the fitted members saved when asked."""
+    from ..core.methods import deep_ensemble as de
+    from ..core.methods.result import trend_residual_summary
+    r = _Run(method, args)
+    if r.dask:
+        raise InputError("--dask does not reach the deep ensemble: its members run in this process (the trend is "
+                         "stored in a temporary file between its two passes).", fix="leave out --dask.")
+    v = r.values
+    opts = method.options(v)
+    base = os.path.splitext(r.out)[0]
+    sd_path = r.destination("KRIGING_SD", base + "_kriging_sd.tif")
+    spread = r.destination("SPREAD", base + "_spread.tif")
+    saved = de.DeepEnsembleModel.load(v["MODEL_IN"]) if v["MODEL_IN"] else None
+    scene = r.open_scene(rasters=2)
+    res = r.run("Fitting the ensemble and downscaling" if saved is None else "Downscaling", lambda progress, canceled:
+                de.downscale(scene, r.out, opts, progress, canceled, sd_path, spread, v["MODEL_OUT"] or None, saved))
+    for line in specs.deep_ensemble_lines(res.training) + trend_residual_summary(res):
+        r.say(line)
+    print(f"{OUTPUT}: {res.path}\nSPREAD: {res.extra['spread']}\nREPORT: {res.extra['report']}\nRUN_LOG: {res.log_path}")
+    if res.extra.get("kriging_sd"):
+        print(f"KRIGING_SD: {res.extra['kriging_sd']}")
+    if v["MODEL_OUT"]:
+        print(f"MODEL_OUT: {v['MODEL_OUT']}")
+    return 0
+
+
 def _bundled_root() -> str:
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 

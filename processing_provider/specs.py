@@ -292,6 +292,121 @@ def svatark_options(values: dict[str, Any]):
                           **residual_fields(values))
 
 
+# -- downscale_deep_ensemble -----------------------------------------------------------------------
+DEEP_ENSEMBLE_HELP = (
+    "An ensemble of small networks trained here in numpy (after the deep-ensemble 9 km → 30 m scheme):<br>"
+    "<b>DNN</b> — the covariates and day of year of the pixel; <b>CNN</b> (off by default) — a k×k patch of the "
+    "covariates around the pixel, run fully convolutionally over raster tiles; <b>LSTM</b> — the last N dates "
+    "(default 8) of the dated covariates and of the soil moisture of the date before each.<br>"
+    "<b>Several resolutions</b>: training samples on the coarse grid (target: the coarse product) and on grids "
+    "that split each coarse cell into 2×2 and 4×4 where they are coarser than 1.5 fine pixels (covariates "
+    "averaged, target: cubic interpolation of the coarse product without the held-out cells).<br>"
+    "<b>Held-out cells</b> (2×2 blocks of coarse cells never trained on) stop the training early, score every "
+    "member and the ensemble, weight the members and measure the permutation importance of every input (HTML "
+    "report).<br>"
+    "<b>Do no harm</b>: the ensemble is the trend of the regression family, its fine detail weighted by how well "
+    "it rebuilds held-out coarse cells — judged on several disjoint held-out splits, the members refitted for "
+    "each; the coarse residual is spread by the chosen residual model so each cell's pixels average back to its "
+    "value. A root-zone product can be given instead of the surface one.<br>"
+    "Outputs: the series, the members' spread per date, the run log, the report, and optionally the fitted "
+    "members as a verified model folder (ONNX graphs + state, SHA-256 in the card) to apply later."
+)
+
+
+def deep_ensemble_specs() -> tuple[ParamSpec, ...]:
+    """The deep ensemble's own parameters (defaults: :class:`~core.methods.deep_ensemble.DeepEnsembleOptions`)."""
+    from ..core.methods.deep_ensemble import WEIGHTINGS, DeepEnsembleOptions
+    d = DeepEnsembleOptions()
+    members = (
+        ParamSpec("USE_DNN", BOOL, "Member: DNN (per pixel)",
+                  "Include the dense network on the pixel's covariates and day of year (at least one member).",
+                  default="dnn" in d.members, advanced=True),
+        ParamSpec("USE_CNN", BOOL, "Member: CNN (covariate patch)",
+                  "Include the convolutional network on a patch of covariates. Off by default: on the Delaware "
+                  "sample its patch context put a wrong pattern inside the coarse cells that no check on the "
+                  "coarse product can see; turn it on where a finer truth shows it helps.",
+                  default="cnn" in d.members, advanced=True),
+        ParamSpec("USE_LSTM", BOOL, "Member: LSTM (preceding dates)",
+                  "Include the LSTM over the last dates of the dated covariates and the soil moisture of the date "
+                  "before each.", default="lstm" in d.members, advanced=True),
+    )
+    return members + (
+        ParamSpec("KERNEL", INTEGER, "CNN patch size (pixels, odd)",
+                  "Side of the covariate patch the CNN sees around each pixel; the fine grid is read with a halo "
+                  "of half of it.", default=d.kernel, minimum=1, maximum=15, advanced=True),
+        ParamSpec("SEQUENCE_LENGTH", INTEGER, "LSTM: dates per sequence",
+                  "The date predicted and the ones before it that the LSTM reads.", default=d.sequence_length,
+                  minimum=1, maximum=60, advanced=True),
+        ParamSpec("MAX_EPOCHS", INTEGER, "Maximum training epochs",
+                  f"Upper bound of the training passes; training stops earlier when the early-stopping cells stop "
+                  f"improving for {d.patience} epochs.", default=d.max_epochs, minimum=1, maximum=2000, advanced=True),
+        ParamSpec("WEIGHTING", ENUM, "Ensemble weights",
+                  "How the members are combined: weighted by their skill on the held-out coarse cells (inverse "
+                  "MSE), or averaged.", default=WEIGHTINGS.index(d.weighting), values=WEIGHTINGS,
+                  choices=("By held-out skill (inverse MSE)", "Plain mean"), advanced=True),
+        ParamSpec("JUDGE_SPLITS", INTEGER, "Held-out splits judging the fine detail",
+                  "Disjoint sets of held-out 2×2 blocks of coarse cells on which the do-no-harm weight of the "
+                  "ensemble's fine detail is judged; the members are refitted once more for each split beyond the "
+                  "first (training time grows in proportion). 1 = one split, as fast as possible but a noisy weight.",
+                  default=d.judge_splits, minimum=1, maximum=5, advanced=True),
+        ParamSpec("SEED", INTEGER, "Random seed",
+                  "Seed of the held-out splits, the sampling and the networks' initialisation.", default=d.seed,
+                  advanced=True),
+        ParamSpec("MODEL_IN", FOLDER, "Apply saved members (folder)",
+                  "A folder written by this algorithm ('Save the fitted members'): its members are applied (their "
+                  "files' SHA-256 checked first) instead of training new ones; the layers need the roles they "
+                  "were trained with. Empty: train on the given soil moisture.", optional=True),
+        residual_spec("auto"),
+    ) + KRIGING_SPECS
+
+
+DEEP_ENSEMBLE_OUTPUT_SPECS: tuple[ParamSpec, ...] = (
+    OUTPUT_SPEC,
+    ParamSpec("SPREAD", RASTER_OUT, "Members' spread",
+              "One band per date (m³/m³): the weighted standard deviation of the members' fine predictions — their "
+              "disagreement, not a calibrated error. Default: <output>_spread.tif.", optional=True),
+    KRIGING_SD_SPEC,
+    ParamSpec("MODEL_OUT", FOLDER_OUT, "Save the fitted members",
+              "A folder for the fitted members (ONNX graphs, the numpy state and a card with the SHA-256 of every "
+              "file), to apply them later. Not saved when empty.", optional=True, create_by_default=False),
+)
+
+
+def deep_ensemble_options(values: dict[str, Any]):
+    """:class:`~core.methods.deep_ensemble.DeepEnsembleOptions` of the values of :func:`deep_ensemble_specs`."""
+    from ..core.errors import InputError
+    from ..core.methods.deep_ensemble import MEMBERS, WEIGHTINGS, DeepEnsembleOptions
+    members = tuple(m for m in MEMBERS if values[f"USE_{m.upper()}"])
+    if not members:
+        raise InputError("No ensemble member is chosen.", fix="choose at least one of DNN, CNN and LSTM.")
+    kernel = int(values["KERNEL"])
+    if kernel % 2 == 0:
+        raise InputError(f"The CNN patch size must be odd (the pixel at its centre), not {kernel}.",
+                         fix=f"use {kernel + 1}.")
+    return DeepEnsembleOptions(members=members, kernel=kernel, sequence_length=int(values["SEQUENCE_LENGTH"]),
+                               max_epochs=int(values["MAX_EPOCHS"]), weighting=WEIGHTINGS[int(values["WEIGHTING"])],
+                               judge_splits=int(values["JUDGE_SPLITS"]), seed=int(values["SEED"]),
+                               **residual_fields(values))
+
+
+def deep_ensemble_lines(training: dict[str, Any]) -> list[str]:
+    """The fit's figures for the run log: training resolutions, held-out scores and weights of every member and
+    the ensemble, the do-no-harm weights."""
+    from ..core.methods.deep_ensemble import MEMBER_LABELS
+    levels = ", ".join(f"{lv['name']} ({lv['cell_size']:g}, {lv['training_samples']} samples)"
+                       for lv in training["levels"])
+    lines = [f"Training resolutions: {levels}"]
+    for name, s in training["held_out_scores"].items():
+        w = training["members"].get(name, {}).get("weight")
+        lines.append(f"Held-out cells, {MEMBER_LABELS[name]}: R = {s['r']:.3f}, RMSE = {s['rmse']:.4f}, "
+                     f"bias = {s['bias']:+.4f} m³/m³" + (f", weight {w:.2f}" if w is not None else ""))
+    ct = training.get("coarse_trend_weight", {})
+    if "trend_weight" in ct:
+        lines.append(f"Trend weight judged on the coarse samples (first split): {ct['trend_weight']:.2f}; applied: "
+                     f"the one judged on the fine trend over {training.get('judge_splits', 1)} held-out split(s)")
+    return lines
+
+
 # -- import_product ------------------------------------------------------------------------------
 IMPORT_PRODUCT_HELP = (
     "Turns the files as downloaded — SMAP L3 radiometer 36 km (SPL3SMP), enhanced 9 km (SPL3SMP_E), "

@@ -53,7 +53,8 @@ def _options(extra: dict) -> list[str]:
 @pytest.mark.parametrize("method, extra", [("regression", {}), ("svatark", {}), ("ensemble", {}),
                                            ("ensemble", {"ANCHOR_TO_COARSE": True}),
                                            ("cross_scale", {"MEMBERS": 2, "MAX_EPOCHS": 20}),
-                                           ("stacking", {"N_ESTIMATORS": 20, "FOLDS": 3})])
+                                           ("stacking", {"N_ESTIMATORS": 20, "FOLDS": 3}),
+                                           ("deep_ensemble", {"MAX_EPOCHS": 10, "JUDGE_SPLITS": 2})])
 def test_cli_output_is_the_processing_output_bit_for_bit(run_alg, cli, scene, tmp_path, method, extra):
     sm, ndvi, dem = scene
     # enums: indices in Processing, short values on the command line
@@ -67,7 +68,7 @@ def test_cli_output_is_the_processing_output_bit_for_bit(run_alg, cli, scene, tm
     assert filecmp.cmp(res["OUTPUT"], tmp_path / "cli.tif", shallow=False)
     if method == "svatark":  # ATPK residual: the kriging SD beside the output, also identical
         assert filecmp.cmp(res["KRIGING_SD"], tmp_path / "cli_kriging_sd.tif", shallow=False)
-    if method == "cross_scale":  # self-supervised: the same networks, so the same spread
+    if method in ("cross_scale", "deep_ensemble"):  # networks trained in both: the same ones, so the same spread
         assert filecmp.cmp(res["SPREAD"], tmp_path / "cli_spread.tif", shallow=False)
     if method == "ensemble":  # the automatic tier (MODEL=0) in both, its spread beside the mean
         assert filecmp.cmp(res["SPREAD"], tmp_path / "cli_spread.tif", shallow=False)

@@ -72,6 +72,8 @@ def test_spec_defaults_are_the_methods_option_defaults():
     assert specs.ismn_options(defaults(specs.IMPORT_ISMN_SPECS)) == package("core.io.ismn").IsmnOptions()
     assert specs.cross_scale_options(defaults(specs.cross_scale_network_specs())) == \
         package("core.methods.cross_scale").CrossScaleOptions()
+    assert specs.deep_ensemble_options(defaults(specs.deep_ensemble_specs())) == \
+        package("core.methods.deep_ensemble").DeepEnsembleOptions()
     opts, rule = specs.stacking_options(defaults(specs.stacking_specs()))
     assert opts == package("core.methods.stacking").StackingMethodOptions() and rule == package("core.raster.zones").ZoneRule()
     import inspect
@@ -189,6 +191,16 @@ def test_input_errors_give_the_engines_text_and_exit_code_1(make_raster, tmp_pat
                    "--output", str(tmp_path / "x.tif"))
     assert proc.returncode == 2 and "outside 3 … 100" in proc.stderr
     assert not os.path.exists(tmp_path / "x.tif")
+
+
+def test_deep_ensemble_refuses_dask_and_an_even_patch_before_reading_anything(tmp_path, capsys):
+    main = package("cli.main")
+    base = ["downscale", "deep-ensemble", "--soil-moisture", str(tmp_path / "none.tif"), "--output",
+            str(tmp_path / "out.tif")]
+    assert main.main(base + ["--dask", "local:1"]) == 1
+    assert "--dask does not reach the deep ensemble" in capsys.readouterr().err
+    assert main.main(base + ["--use-cnn", "--kernel", "4"]) == 1
+    assert "must be odd" in capsys.readouterr().err and not (tmp_path / "out.tif").exists()
 
 
 def test_ctrl_c_cancels_and_leaves_nothing_behind(tmp_path):

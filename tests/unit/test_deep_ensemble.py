@@ -30,10 +30,10 @@ def _block_mean(a):
     return a.reshape(N, K, N, K).mean(axis=(1, 3))
 
 
-def _scene(make_raster, cov, truth):
-    sm = [make_raster(f"sm_{d:%Y%m%d}.tif", _block_mean(f), origin=ORIGIN, pixel=(K * 1000.0, K * 1000.0))
+def _scene(make_raster, cov, truth, prefix=""):
+    sm = [make_raster(f"{prefix}sm_{d:%Y%m%d}.tif", _block_mean(f), origin=ORIGIN, pixel=(K * 1000.0, K * 1000.0))
           for d, f in zip(DATES, truth)]
-    c = make_raster("ndvi.tif", cov, origin=ORIGIN, pixel=(1000.0, 1000.0))
+    c = make_raster(f"{prefix}ndvi.tif", cov, origin=ORIGIN, pixel=(1000.0, 1000.0))
     return Scene(SceneSpec([BandRef(str(p), 1, "SM", d) for p, d in zip(sm, DATES)],
                            [LayerInput(Role.NDVI, "ndvi", [BandRef(str(c), 1, "ndvi")])], derive_terrain=False))
 
@@ -77,6 +77,12 @@ def test_an_informative_covariate_beats_bilinear_with_every_output(informative, 
     assert tr["held_out_scores"]["ensemble"]["r"] > 0.9
     assert sum(m["weight"] for m in tr["members"].values()) == pytest.approx(1.0)
     assert tr["trend_weight"] > 0.5
+    # one scale up (trained on 2×2 blocks of cells, judged on the cells) the covariate explains the field too;
+    # the applied weights are the held-out ones capped by it
+    up = tr["one_scale_up"]
+    assert up["trend_weight_static"] > 0.5 and up["cells"] == N * N
+    for k in ("trend_weight", "trend_weight_static", "trend_weight_dynamic"):
+        assert tr[k] == min(tr[k + "_held_out"], up[k])
     imp = tr["importance"]
     assert imp["ndvi"]["ensemble"] > 0.005 and set(imp[de.SM_PREVIOUS]) == {"lstm", "ensemble"}
     spread = _read(res.extra["spread"])
@@ -113,10 +119,51 @@ def test_a_useless_covariate_does_no_harm(make_raster, tmp_path):
     bil = _rmse(_bilinear(scene), truth)
     pixel = de.downscale(scene, str(tmp_path / "pixel.tif"), replace(FAST, importance=False, members=("dnn", "cnn")))
     assert pixel.training["trend_weight"] < 0.2, pixel.training  # the covariate's detail is noise: dropped
+    assert pixel.training["one_scale_up"]["trend_weight_static"] < 0.3  # one scale up low too (measured 0.22)
     assert _rmse(_read(pixel.path), truth) <= bil
     # with the LSTM, the trend also carries the interpolated past soil moisture: smooth, and no harm either
     full = de.downscale(scene, str(tmp_path / "full.tif"), replace(FAST, importance=False))
     assert _rmse(_read(full.path), truth) <= bil
+
+
+def test_the_networks_never_learn_the_held_out_cells_values(informative, make_raster):
+    """The intermediate levels' cubic targets (and the LSTM's earlier soil moisture there) are built without
+    the held-out cells: changing only those cells' coarse values leaves every trained network identical, so
+    the held-out skill that weights the members and the trend is out of sample."""
+    scene, truth = informative
+    opts = replace(FAST, members=("dnn", "lstm"), importance=False, judge_splits=1, max_epochs=6)
+    held = (de._roles(scene, opts) == 2).reshape(N, N)
+    assert 0 < held.sum() < N * N
+    changed = truth.copy()
+    changed[:, np.kron(held, np.ones((K, K), bool))] += 0.15
+    other = _scene(make_raster, _field(), changed, prefix="changed_")
+    assert not np.allclose(other.coarse_sm(0), scene.coarse_sm(0))
+    a, b = de.fit(scene, opts), de.fit(other, opts)
+    assert [lv["name"] for lv in a.training["levels"]] == ["coarse", "coarse/2", "coarse/4"]
+    for Wa, Wb in zip(a.members["dnn"].weights, b.members["dnn"].weights):
+        np.testing.assert_array_equal(Wa, Wb)
+    for Pa, Pb in zip(a.members["lstm"].params, b.members["lstm"].params):
+        np.testing.assert_array_equal(Pa, Pb)
+    # while the held-out scores see the change
+    assert a.training["held_out_scores"]["dnn"]["rmse"] != b.training["held_out_scores"]["dnn"]["rmse"]
+
+
+def test_the_fine_detail_is_judged_on_disjoint_held_out_splits(informative, make_raster, tmp_path):
+    scene, truth = informative
+    opts = replace(FAST, members=("dnn",), importance=False, judge_splits=3)
+    held = [de._roles(scene, opts, j) == 2 for j in range(3)]
+    assert held[0].sum() == held[1].sum() == held[2].sum() == 12  # 3 of the 16 2×2 blocks each
+    assert not (held[0] & held[1]).any() and not (held[0] & held[2]).any() and not (held[1] & held[2]).any()
+    assert de._n_splits(scene, replace(opts, judge_splits=9)) == 5  # at most 16 // 3 disjoint splits
+    model = de.fit(scene, opts)
+    assert model.training["judge_splits"] == 3 and len(model.training["_judged_splits"]) == 2
+    res = de.predict(model, scene, str(tmp_path / "out.tif"))
+    # the covariate explains the field: trusted on the 36 held-out cells of the three splits together
+    assert res.training["trend_weight_splits"] == 3 and res.training["trend_weight"] > 0.5
+    assert not any(k.startswith("_") for k in json.load(open(res.log_path))["training"])
+    # another series on the same grid: the fit's other splits are not about it, only the first split judges
+    other = _scene(make_raster, _field(), truth + 0.05, prefix="other_")
+    assert de.predict(model, other, str(tmp_path / "other.tif")).training["trend_weight_splits"] == 1
 
 
 def test_lstm_sequences_hold_the_dates_before_never_the_target():
@@ -168,3 +215,5 @@ def test_bad_options_are_refused():
         de.DeepEnsembleOptions(kernel=4)
     with pytest.raises(ValueError, match="members"):
         de.DeepEnsembleOptions(members=("gru",))
+    with pytest.raises(ValueError, match="judge_splits"):
+        de.DeepEnsembleOptions(judge_splits=0)
