@@ -31,7 +31,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from machine import peak_rss_mb
+    return peak_rss_mb()
 
 
 def _cpu_s() -> float:

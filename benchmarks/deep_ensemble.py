@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from osgeo import gdal, osr  # noqa: E402
 
+from machine import peak_rss_mb  # noqa: E402
 import residual_choices as rc  # noqa: E402
 from core.inputs.roles import Role  # noqa: E402
 from core.inputs.scene import LayerInput, Scene, SceneSpec  # noqa: E402
@@ -141,7 +141,7 @@ def speed_one(side: int, model_folder: str, folder: str) -> None:
     t0 = time.time()
     de.predict(model, scene, os.path.join(folder, f"out_{side}.tif"))
     sec = time.time() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = peak_rss_mb()
     mpx = side * side / 1e6
     print(f"| {mpx:.0f} | {side}×{side} | {sec:.1f} | {mpx * len(SPEED_DATES) / sec:.2f} | {peak:.0f} |", flush=True)
 

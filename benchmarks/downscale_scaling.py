@@ -77,7 +77,8 @@ def make_scene(folder: str, mpx: float, n_dates: int) -> None:
 def run_scene(folder: str, regressor: str) -> dict:
     """Downscale the scene in this process and report time and peak memory."""
     import glob
-    import resource
+
+    from machine import peak_rss_mb
     sys.path.insert(0, ROOT)
     from core.raster.align import BandRef
     from core.inputs.dates import parse_date
@@ -93,7 +94,7 @@ def run_scene(folder: str, regressor: str) -> dict:
     res = downscale(scene, os.path.join(folder, "out.tif"),
                                    RegressionOptions(regressor=regressor, n_estimators=100))
     wall = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     return {"mpx": scene.fine.size / 1e6, "dates": len(scene.dates), "wall_s": wall,
             "mpx_per_s_per_date": scene.fine.size / 1e6 * len(scene.dates) / wall, "peak_rss_mb": peak_mb,
             "train_samples": res.training["n_samples"],

@@ -40,7 +40,19 @@ def copy_gbps(megabytes: int = 256, repeat: int = 5) -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB."""
+    """Peak resident memory of this process so far, in MB: Linux's ``VmHWM`` of the process's own memory.
+
+    Not ``getrusage``'s ``ru_maxrss``: on Linux a process started with ``subprocess`` inherits its
+    parent's high-water mark through ``fork`` + ``exec`` (a child of an 800 MB parent reports ≥ 800 MB
+    however little it uses), so every "fresh process" figure would be at least the parent's size.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -63,8 +63,8 @@ def _scene(folder: str):
 
 def run_end_to_end(scene_folder: str, ensemble_folder: str, out_folder: str) -> dict:
     """Scene + verified load + prediction with its outputs, timed; peak memory of this process."""
-    import resource
     from core.learn.model_folder import Ensemble
+    from machine import peak_rss_mb
     from core.methods.insitu_ensemble.apply import EnsembleOutputs, predict
     t0 = time.perf_counter()
     scene = _scene(scene_folder)
@@ -74,7 +74,7 @@ def run_end_to_end(scene_folder: str, ensemble_folder: str, out_folder: str) -> 
     wall = time.perf_counter() - t0
     return {"px": scene.fine.size, "dates": len(scene.dates), "wall_s": wall,
             "px_per_s_per_date": scene.fine.size * len(scene.dates) / wall,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def run_inference(scene_folder: str, ensemble_folder: str, infer_mpx: float) -> dict:
