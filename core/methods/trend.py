@@ -152,32 +152,41 @@ _UNAVAILABLE = "unavailable"
 
 
 def compile_pipeline(pipeline, n_columns: int) -> Any:
-    """The compiled predictor (:class:`~core.learn.compiled_trees.CompiledTrees`) of a fitted pipeline's
-    gradient boosting, or ``"unavailable"`` (an SVR, a random forest, onnxruntime not importable).
+    """The compiled predictor of a fitted pipeline's gradient boosting, or ``"unavailable"`` (an SVR, a random
+    forest, nothing that compiles): numpy bitvectors
+    (:class:`~core.learn.bitvector_trees.BitvectorTrees`) for trees of up to 64 leaves, else onnxruntime's
+    tree ensemble (:class:`~core.learn.compiled_trees.CompiledTrees`).
 
     Random forests compile too (:mod:`core.learn.compiled_trees`), but their default trees here are deep
     (``min_samples_leaf=2``) and onnxruntime predicted them slower than scikit-learn's two-thread ``predict``
     (0.8×, ``benchmarks/throughput_regression.py``), so they stay in scikit-learn."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from ..learn import compiled_trees
+    from ..learn import bitvector_trees, compiled_trees
     reg = pipeline[-1]
     if not (isinstance(reg, HistGradientBoostingRegressor) and compiled_trees.supports(reg)):
         return _UNAVAILABLE
+    n_in = pipeline[:-1].transform(np.zeros((1, n_columns), dtype=np.float32)).shape[1]
+    if bitvector_trees.supports(reg):
+        return bitvector_trees.BitvectorTrees.from_estimator(reg, n_in)
     try:
         import onnxruntime  # noqa: F401  (a required package; without it the trees stay in scikit-learn)
     except ImportError:
         return _UNAVAILABLE
-    n_in = pipeline[:-1].transform(np.zeros((1, n_columns), dtype=np.float32)).shape[1]
     return compiled_trees.CompiledTrees.from_estimator(reg, n_in)
 
 
 def _predictor_label(reg, compiled) -> str:
     from sklearn.svm import SVR
+
+    from ..learn.bitvector_trees import BitvectorTrees
     if reg is None:
         return "none"
     if isinstance(reg, SVR) and reg.kernel == "rbf":
         return f"RBF kernel in float32 BLAS blocks of {SVR_CHUNK} rows"
+    if isinstance(compiled, BitvectorTrees):
+        return (f"numpy bitvectors (QuickScorer; {compiled.n_trees} trees, {compiled.values.shape[1]}-bit leaf masks, "
+                f"{compiled.threads} thread(s), chunks of {compiled.chunk} rows)")
     if compiled is not None and compiled != _UNAVAILABLE:
         return f"onnxruntime TreeEnsembleRegressor ({compiled.threads} threads; thresholds rounded down to float32)"
     if compiled == _UNAVAILABLE:
@@ -196,7 +205,8 @@ def predict_pipeline(pipeline, X: np.ndarray, chunk: int = SVR_CHUNK, compiled: 
     from ..raster.blas import matmul
     reg = pipeline[-1]
     if compiled is not None and compiled != _UNAVAILABLE:
-        # float32 in both paths: float32 covariates standardised in float32, one-hot codes 0/1
+        # the bitvectors compare in float64 like scikit-learn, onnxruntime in float32 (the features are float32
+        # values either way: float32 covariates standardised in float32, one-hot codes 0/1)
         return compiled.predict(pipeline[:-1].transform(X).astype(np.float32, copy=False))
     if not isinstance(reg, SVR) or reg.kernel != "rbf":
         return pipeline.predict(X).astype(np.float32)

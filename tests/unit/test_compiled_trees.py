@@ -1,5 +1,5 @@
-"""The compiled tree trends (onnxruntime TreeEnsembleRegressor) against scikit-learn's own prediction, and the
-lean trend → residual pipeline against the scratch-file path it replaces."""
+"""The compiled tree trends (numpy bitvectors, onnxruntime TreeEnsembleRegressor) against scikit-learn's own
+prediction, and the lean trend → residual pipeline against the scratch-file path it replaces."""
 import glob
 import os
 import pickle
@@ -11,6 +11,7 @@ from osgeo import gdal
 from core.inputs.dates import parse_date
 from core.inputs.roles import Role
 from core.inputs.scene import LayerInput, Scene, SceneSpec
+from core.learn.bitvector_trees import BitvectorTrees
 from core.learn.compiled_trees import CompiledTrees, float32_floor, supports, tree_ensemble_onnx
 from core.methods import pipeline, regression, trend
 from core.methods.trend import TrendModel, TrendOptions, stack_features
@@ -61,8 +62,9 @@ def test_compiled_trees_predict_real_delaware_rows_as_scikit_learn(delaware_rows
     assert leaves.shape == (len(rows), 30) and len(np.unique(leaves[:, -1])) > 1
     np.testing.assert_array_equal(leaves, _sklearn_leaves(pipe[-1], Z))
     monkeypatch.setattr(trend, "COMPILE_MIN_ROWS", len(rows))
-    # the regression compiles its gradient boosting; its random forest stays in scikit-learn (faster there)
-    assert ("onnxruntime" in _predictor_after(model, rows)) == (regressor == "hgb")
+    # the regression compiles its gradient boosting (as bitvectors, test_bitvector_trees.py); its random forest
+    # stays in scikit-learn (faster there)
+    assert ("bitvectors" in _predictor_after(model, rows)) == (regressor == "hgb")
 
 
 def _onnx_leaves(reg, Z):
@@ -199,7 +201,7 @@ def test_the_compiled_trend_map_equals_the_scikit_learn_map_within_float32_round
     fast = str(tmp_path / "fast.tif")
     monkeypatch.setattr(trend, "COMPILE_MIN_ROWS", 0)
     regression.predict(model, scene, fast)
-    assert "onnxruntime" in model.trend.predictor()
+    assert "bitvectors" in model.trend.predictor()
     model.trend.__dict__.pop("_compiled")
     monkeypatch.setattr(trend, "COMPILE_MIN_ROWS", 1 << 62)
     native = str(tmp_path / "native.tif")
@@ -210,3 +212,23 @@ def test_the_compiled_trend_map_equals_the_scikit_learn_map_within_float32_round
     np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
     assert np.isfinite(a).sum() > 40_000
     assert np.nanmax(np.abs(a - b)) < 2e-6
+
+
+def test_the_bitvectors_predict_real_delaware_rows_as_scikit_learn(delaware_rows):
+    """The regression's default gradient boosting (200 iterations, up to 31 leaves) on every fine land pixel
+    of a Delaware date: the bitvector evaluation gives scikit-learn's float64 prediction rounded to float32
+    (the leaf sums are added in another order: at most one float32 step apart, in practice none)."""
+    names, X, y, rows = delaware_rows
+    model = TrendModel(names, [], TrendOptions(regressor="hgb"))
+    model.fit(X, y, scores=False)
+    pipe = model.global_model
+    reg = pipe[-1]
+    assert reg.n_iter_ == 200 and max(p[0].get_n_leaf_nodes() for p in reg._predictors) > 8
+    compiled = trend.compile_pipeline(pipe, len(names))
+    assert isinstance(compiled, BitvectorTrees) and compiled.mask_dtype == np.uint32
+    native = pipe.predict(rows)
+    fast = trend.predict_pipeline(pipe, rows, compiled=compiled)
+    assert fast.dtype == np.float32 and len(rows) > 30_000
+    step = np.spacing(np.abs(native).astype(np.float32))
+    assert np.all(np.abs(fast - native) <= step)
+    assert np.mean(fast == native.astype(np.float32)) > 0.999
