@@ -9,6 +9,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from core.learn.bitvector_trees import BitvectorTrees, supports
 from core.learn.compiled_trees import CompiledTrees
+from core.learn.fit_threads import fit_threads
 from core.methods import trend
 
 
@@ -30,7 +31,9 @@ def _fit(n=4000, max_leaf_nodes=31, max_iter=40, nan_fraction=0.0, seed=0):
         X[miss0, 0] = np.nan
         X[rng.random(n) < nan_fraction, 2] = np.nan
     reg = HistGradientBoostingRegressor(max_iter=max_iter, max_leaf_nodes=max_leaf_nodes, learning_rate=0.1,
-                                        early_stopping=False, random_state=seed).fit(X, y)
+                                        early_stopping=False, random_state=seed)
+    with fit_threads(n):
+        reg.fit(X, y)
     return reg, rng
 
 
