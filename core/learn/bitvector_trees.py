@@ -29,7 +29,7 @@ Rows are scored in chunks (bounded work arrays, reused), optionally on two threa
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -167,20 +167,31 @@ class BitvectorTrees:
     def predict(self, Z: np.ndarray) -> np.ndarray:
         """Prediction (float32, one per row) on features ``Z`` (``[N, n_features]``, any float dtype; NaN is a
         missing value, sent where scikit-learn sends it)."""
-        Z = np.asarray(Z)
-        if Z.ndim != 2 or Z.shape[1] != self.n_features:
-            raise ValueError(f"expected rows of {self.n_features} features, got shape {Z.shape}")
-        out = np.empty(len(Z), dtype=np.float32)
-        starts = range(0, len(Z), self.chunk)
+        return self.predict_dates([Z], ())[0]
+
+    def predict_dates(self, Zs: Sequence[np.ndarray], dynamic: Sequence[int]) -> np.ndarray:
+        """Predictions ``[len(Zs), N]`` (float32) on the features ``Zs`` of several dates, whose columns other
+        than ``dynamic`` are the same on every date: the AND over those columns' tables is computed once
+        per chunk of rows (from ``Zs[0]``), then per date only the ``dynamic`` columns'. Equal, bit for bit,
+        to :meth:`predict` of each ``Zs[t]``."""
+        Zs = [np.asarray(Z) for Z in Zs]
+        for Z in Zs:
+            if Z.ndim != 2 or Z.shape != (len(Zs[0]), self.n_features):
+                raise ValueError(f"expected {len(Zs[0])} rows of {self.n_features} features, got shape {Z.shape}")
+        dyn = {int(f) for f in dynamic}
+        static = [j for j, f in enumerate(self.features) if f not in dyn]
+        dated = [j for j, f in enumerate(self.features) if f in dyn]
+        out = np.empty((len(Zs), len(Zs[0])), dtype=np.float32)
+        starts = range(0, len(Zs[0]), self.chunk)
         threads = min(self.threads, len(starts))
         if threads <= 1:
-            self._score_chunks(Z, out, starts)
+            self._score_chunks(Zs, static, dated, out, starts)
             return out
         errors: list[BaseException] = []
 
         def work(part: range) -> None:
             try:
-                self._score_chunks(Z, out, part)
+                self._score_chunks(Zs, static, dated, out, part)
             except BaseException as e:  # noqa: BLE001 - raised in the caller's thread below
                 errors.append(e)
 
@@ -194,27 +205,46 @@ class BitvectorTrees:
             raise errors[0]
         return out
 
-    def _score_chunks(self, Z: np.ndarray, out: np.ndarray, starts: range) -> None:
-        """Score the chunks of ``Z`` starting at ``starts`` into ``out``, with work arrays of this thread."""
-        n = min(self.chunk, len(Z))
-        buf = _Work(n, self.n_trees, self.mask_dtype)
+    def _score_chunks(self, Zs: list[np.ndarray], static: list[int], dated: list[int], out: np.ndarray,
+                      starts: range) -> None:
+        """Score the chunks of rows starting at ``starts`` into ``out``, with work arrays of this thread."""
+        buf = _Work(min(self.chunk, len(Zs[0])), self.n_trees, self.mask_dtype)
         for i in starts:
-            rows = Z[i:i + self.chunk]
-            out[i:i + len(rows)] = self._score(rows, buf)
+            m = len(Zs[0][i:i + self.chunk])
+            acc, gathered = buf.acc[:m], buf.gathered[:m]
+            if len(Zs) == 1 or not dated:  # one date, or dates that do not differ in any table
+                self._and_tables(Zs[0][i:i + m], static + dated, acc, gathered)
+                out[:, i:i + m] = self._leaf_sum(acc, buf)
+                continue
+            shared = buf.shared[:m]
+            self._and_tables(Zs[0][i:i + m], static, shared, gathered)
+            for t, Z in enumerate(Zs):
+                self._and_tables(Z[i:i + m], dated, acc, gathered, start=shared)
+                out[t, i:i + m] = self._leaf_sum(acc, buf)
 
-    def _score(self, rows: np.ndarray, buf: "_Work") -> np.ndarray:
-        m = len(rows)
-        acc, gathered = buf.acc[:m], buf.gathered[:m]
-        for j, (f, thr, table) in enumerate(zip(self.features, self.thresholds, self.tables)):
-            k = np.searchsorted(thr, rows[:, f], side="left")
-            np.take(table, k, axis=0, out=acc if j == 0 else gathered, mode="clip")
-            if j:
-                np.bitwise_and(acc, gathered, out=acc)
-        if not self.tables:
-            acc.fill(np.iinfo(self.mask_dtype).max)
+    def _and_tables(self, rows: np.ndarray, tables: list[int], acc: np.ndarray, gathered: np.ndarray,
+                    start: Optional[np.ndarray] = None) -> None:
+        """Write into ``acc`` the AND of ``start`` (all ones if None) and of the table rows of ``rows`` in
+        the tables ``tables``."""
+        if not tables:
+            if start is None:
+                acc.fill(np.iinfo(self.mask_dtype).max)
+            else:
+                np.copyto(acc, start)
+        for n, j in enumerate(tables):
+            k = np.searchsorted(self.thresholds[j], rows[:, self.features[j]], side="left")
+            if n == 0 and start is None:
+                np.take(self.tables[j], k, axis=0, out=acc, mode="clip")
+                continue
+            np.take(self.tables[j], k, axis=0, out=gathered, mode="clip")
+            np.bitwise_and(start if n == 0 else acc, gathered, out=acc)
+
+    def _leaf_sum(self, acc: np.ndarray, buf: "_Work") -> np.ndarray:
+        """The baseline plus each row's exit-leaf values (float64) of the masks ``acc``."""
+        m = len(acc)
         # lowest set bit (m & −m) → the exponent field of its float → flat leaf index (an intp: np.take would
         # convert any other index type itself, slower)
-        low = gathered
+        low = buf.gathered[:m]
         np.negative(acc, out=low)
         np.bitwise_and(low, acc, out=low)
         as_float = buf.as_float[:m]
@@ -244,6 +274,7 @@ class _Work:
     def __init__(self, rows: int, trees: int, mask_dtype: np.dtype) -> None:
         wide = mask_dtype == np.uint64
         self.acc = np.empty((rows, trees), dtype=mask_dtype)
+        self.shared = np.empty((rows, trees), dtype=mask_dtype)  # the dates' common AND (predict_dates)
         self.gathered = np.empty((rows, trees), dtype=mask_dtype)
         self.as_float = np.empty((rows, trees), dtype=np.float64 if wide else np.float32)
         self.exponent_dtype = np.dtype(np.int64 if wide else np.int32)

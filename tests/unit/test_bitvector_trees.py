@@ -106,3 +106,26 @@ def test_trees_without_splits_predict_the_baseline():
     trees = BitvectorTrees.from_estimator(reg)
     assert trees.tables == []
     np.testing.assert_array_equal(trees.predict(X), reg.predict(X).astype(np.float32))
+
+
+def test_several_dates_share_their_static_columns_and_give_each_date_s_prediction():
+    """Columns 0–2 static (covariates), column 3 dated (a day of year, or a dated layer with gaps): the
+    static AND once for all dates gives, bit for bit, each date's own prediction."""
+    reg, rng = _fit(nan_fraction=0.05)
+    base = rng.normal(size=(5000, 4)).astype(np.float32)
+    base[::13, 1] = np.nan
+    dates = []
+    for t in range(3):
+        Z = base.copy()
+        Z[:, 3] = rng.normal(size=len(Z)) if t != 1 else np.float32(0.7)
+        Z[rng.random(len(Z)) < 0.1, 3] = np.nan
+        dates.append(Z)
+    trees = BitvectorTrees.from_estimator(reg, chunk=512)
+    got = trees.predict_dates(dates, dynamic=[3])
+    assert got.shape == (3, 5000)
+    for t, Z in enumerate(dates):
+        np.testing.assert_array_equal(got[t], trees.predict(Z))
+        assert _within_float32_step(got[t], reg.predict(Z))
+    assert not np.array_equal(got[0], got[1])
+    # nothing dated: every date is the first one's
+    np.testing.assert_array_equal(trees.predict_dates([base, base], dynamic=[]), np.stack([trees.predict(base)] * 2))
