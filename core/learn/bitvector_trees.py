@@ -35,12 +35,14 @@ import numpy as np
 
 #: Leaves a tree may have (a wider tree is not compiled here: the caller falls back to onnxruntime).
 MAX_LEAVES = 64
-#: Rows scored at a time: the work arrays hold ``rows × trees`` masks, indices and leaf values (1024 rows × 200
-#: trees: ~6 MB, reused). 1024 scored faster than 2048, 4096 and 8192 here (430 / 400 / 370 / 300 kpx/s on
-#: a 200-tree model, one thread; ``benchmarks/throughput_regression.py`` prints the sweep).
-DEFAULT_CHUNK = 1024
+#: Rows scored at a time: the work arrays hold ``rows × trees`` masks, indices and leaf values (512 rows × 200
+#: trees: ~3.5 MB, reused). On the regression's default model (200 trees, 9 features), one thread, load ~5:
+#: 512 rows 590 kpx/s (4 dates together: 1030 per date), 256: 400 (690), 1024: 510 (890), 2048: 410 (480);
+#: ``benchmarks/throughput_regression.py`` prints the sweep.
+DEFAULT_CHUNK = 512
 #: Threads on disjoint chunks. Numpy releases the GIL in these loops, but a second thread measured no faster
-#: (the gathers are bound by memory, shared by the 2 cores): 370 vs 430 kpx/s at 1024 rows.
+#: on the shared 2 cores (the gathers are bound by memory): 560 vs 590 kpx/s at 512 rows (920 vs 1030 with
+#: 4 dates together), faster only at 256 rows (580 vs 400), still below one thread at 512.
 DEFAULT_THREADS = 1
 
 

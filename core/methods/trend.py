@@ -122,13 +122,56 @@ class TrendModel:
         out[ok] = pred
         return out
 
+    def predict_dates(self, X: np.ndarray, dynamic: Sequence[int], later: Sequence[np.ndarray]) -> np.ndarray:
+        """:meth:`predict` of several dates' rows at once, ``[1 + len(later), N]``: the first date's rows are
+        ``X``, date ``t``'s are ``X`` with its ``dynamic`` columns replaced by ``later[t - 1]``. The same values
+        as :meth:`predict` of each date; through bitvector trees (a global model, no per-class ones) the work on
+        the columns that are not dynamic — the static covariates — is done once for all dates."""
+        from sklearn.compose import ColumnTransformer
+
+        from ..learn.bitvector_trees import BitvectorTrees
+
+        dynamic = [int(j) for j in dynamic]
+        n_dates = 1 + len(later)
+        fast = len(X) * n_dates >= COMPILE_MIN_ROWS or "_compiled" in self.__dict__
+        compiled = (self._compiled_for("global", self.global_model, X.shape[1])
+                    if fast and not self.class_models else None)
+        if not (isinstance(compiled, BitvectorTrees) and isinstance(self.global_model[0], ColumnTransformer)):
+            out = np.empty((n_dates, len(X)), dtype=np.float32)
+            out[0] = self.predict(X)
+            for t, columns in enumerate(later, start=1):
+                Xt = X.copy()
+                Xt[:, dynamic] = columns
+                out[t] = self.predict(Xt)
+            return out
+        static = [j for j in range(X.shape[1]) if j not in dynamic]
+        rows = np.flatnonzero(np.isfinite(X[:, static]).all(axis=1))
+        prep = self.global_model[:-1]
+        z_dynamic = _transformed_columns(self.global_model[0], dynamic)
+        out = np.full((n_dates, len(X)), np.nan, dtype=np.float32)
+        for i in range(0, len(rows), DATES_PIECE):
+            r = rows[i:i + DATES_PIECE]
+            Xt = X[r]
+            Zs = []
+            for t in range(n_dates):
+                if t:
+                    Xt[:, dynamic] = later[t - 1][r]
+                Zs.append(prep.transform(Xt).astype(np.float32, copy=False))  # as predict_pipeline does
+            out[:, r] = compiled.predict_dates(Zs, z_dynamic)
+        for t, columns in enumerate([X[:, dynamic], *later]):
+            out[t, ~np.isfinite(columns).all(axis=1)] = np.nan  # a dated layer's gap: no trend, as in predict
+        return out
+
+    def _compiled_for(self, key: Any, pipeline, n_columns: int) -> Any:
+        compiled = self.__dict__.setdefault("_compiled", {})
+        if key not in compiled:
+            compiled[key] = compile_pipeline(pipeline, n_columns)
+        return compiled[key]
+
     def _predict_with(self, key: Any, pipeline, X: np.ndarray, fast: bool) -> np.ndarray:
         if not fast:
             return predict_pipeline(pipeline, X)
-        compiled = self.__dict__.setdefault("_compiled", {})
-        if key not in compiled:
-            compiled[key] = compile_pipeline(pipeline, X.shape[1])
-        return predict_pipeline(pipeline, X, compiled=compiled[key])
+        return predict_pipeline(pipeline, X, compiled=self._compiled_for(key, pipeline, X.shape[1]))
 
     def predictor(self) -> str:
         """How the fine grid is predicted (for the run log): compiled trees, BLAS SVR or scikit-learn."""
@@ -145,6 +188,8 @@ class TrendModel:
 
 #: Rows from which a prediction goes through the compiled trees (see :meth:`TrendModel.predict`).
 COMPILE_MIN_ROWS = 50_000
+#: Rows transformed at a time by :meth:`TrendModel.predict_dates` (every date's design matrix of that many rows).
+DATES_PIECE = 65_536
 #: Rows per float32 kernel block of the BLAS SVR (``rows × support vectors`` floats; see the README's
 #: "Performance" section for the measurement that chose it).
 SVR_CHUNK = 8192
@@ -174,6 +219,24 @@ def compile_pipeline(pipeline, n_columns: int) -> Any:
     except ImportError:
         return _UNAVAILABLE
     return compiled_trees.CompiledTrees.from_estimator(reg, n_in)
+
+
+def _transformed_columns(prep, columns: Sequence[int]) -> list[int]:
+    """The output columns of the column transformer ``prep`` (fitted) that depend on its input ``columns``:
+    a standardised column gives one, an encoder's block of columns all of its block."""
+    from sklearn.preprocessing import StandardScaler
+    wanted = set(columns)
+    out: list[int] = []
+    for name, transformer, inputs in prep.transformers_:
+        where = prep.output_indices_.get(name, slice(0, 0))
+        width = where.stop - where.start
+        if not width or not wanted.intersection(inputs):
+            continue
+        if isinstance(transformer, StandardScaler):
+            out += [where.start + k for k, c in enumerate(inputs) if c in wanted]
+        else:
+            out += list(range(where.start, where.stop))
+    return out
 
 
 def _predictor_label(reg, compiled) -> str:
