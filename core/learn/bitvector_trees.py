@@ -234,12 +234,18 @@ class BitvectorTrees:
             else:
                 np.copyto(acc, start)
         for n, j in enumerate(tables):
-            k = np.searchsorted(self.thresholds[j], rows[:, self.features[j]], side="left")
-            if n == 0 and start is None:
-                np.take(self.tables[j], k, axis=0, out=acc, mode="clip")
-                continue
-            np.take(self.tables[j], k, axis=0, out=gathered, mode="clip")
-            np.bitwise_and(start if n == 0 else acc, gathered, out=acc)
+            column = rows[:, self.features[j]]
+            into = acc if n == 0 and start is None else gathered
+            if column[0] == column[-1] and np.all(column == column[0]):
+                # one value in the whole chunk (the day of year of a date): one table row, broadcast
+                into = self.tables[j][np.searchsorted(self.thresholds[j], column[:1], side="left")]
+                if n == 0 and start is None:
+                    np.copyto(acc, into)
+            else:
+                np.take(self.tables[j], np.searchsorted(self.thresholds[j], column, side="left"), axis=0,
+                        out=into, mode="clip")
+            if n or start is not None:
+                np.bitwise_and(start if n == 0 else acc, into, out=acc)
 
     def _leaf_sum(self, acc: np.ndarray, buf: "_Work") -> np.ndarray:
         """The baseline plus each row's exit-leaf values (float64) of the masks ``acc``."""

@@ -109,16 +109,19 @@ def test_trees_without_splits_predict_the_baseline():
 
 
 def test_several_dates_share_their_static_columns_and_give_each_date_s_prediction():
-    """Columns 0–2 static (covariates), column 3 dated (a day of year, or a dated layer with gaps): the
-    static AND once for all dates gives, bit for bit, each date's own prediction."""
+    """Columns 0–2 static (covariates), column 3 dated (a dated layer with gaps, or one value per date as a day
+    of year): the static AND once for all dates gives, bit for bit, each date's own prediction."""
     reg, rng = _fit(nan_fraction=0.05)
     base = rng.normal(size=(5000, 4)).astype(np.float32)
     base[::13, 1] = np.nan
     dates = []
     for t in range(3):
         Z = base.copy()
-        Z[:, 3] = rng.normal(size=len(Z)) if t != 1 else np.float32(0.7)
-        Z[rng.random(len(Z)) < 0.1, 3] = np.nan
+        if t == 1:
+            Z[:, 3] = np.float32(0.7)  # one value on the whole date (as a day of year)
+        else:
+            Z[:, 3] = rng.normal(size=len(Z))
+            Z[rng.random(len(Z)) < 0.1, 3] = np.nan
         dates.append(Z)
     trees = BitvectorTrees.from_estimator(reg, chunk=512)
     got = trees.predict_dates(dates, dynamic=[3])
@@ -127,5 +130,8 @@ def test_several_dates_share_their_static_columns_and_give_each_date_s_predictio
         np.testing.assert_array_equal(got[t], trees.predict(Z))
         assert _within_float32_step(got[t], reg.predict(Z))
     assert not np.array_equal(got[0], got[1])
+    constant = base.copy()
+    constant[:, 0] = np.float32(-0.2)  # the first table's column constant
+    assert _within_float32_step(trees.predict(constant), reg.predict(constant))
     # nothing dated: every date is the first one's
     np.testing.assert_array_equal(trees.predict_dates([base, base], dynamic=[]), np.stack([trees.predict(base)] * 2))

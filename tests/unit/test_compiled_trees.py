@@ -232,3 +232,49 @@ def test_the_bitvectors_predict_real_delaware_rows_as_scikit_learn(delaware_rows
     step = np.spacing(np.abs(native).astype(np.float32))
     assert np.all(np.abs(fast - native) <= step)
     assert np.mean(fast == native.astype(np.float32)) > 0.999
+
+
+def test_a_block_s_dates_predicted_together_equal_each_date_s_prediction(delaware_rows):
+    """The Delaware block's rows as the pipeline reads them: the day of year is the one dated column; the
+    dates predicted together (static covariates' AND once) equal each date's own prediction bit for bit, and a
+    gap in a dated column gives no trend there, as per date."""
+    from core.methods import blocks
+    names, X, y, _ = delaware_rows
+    model = TrendModel(names, [], TrendOptions(regressor="hgb", n_estimators=60))
+    model.fit(X, y, scores=False)
+    scene = _delaware(31)
+    w = next(iter(scene.fine.windows(scene.fine.size)))
+    rows = list(blocks._trend_rows(scene, model, names, [w], lambda: False))[::15]  # 1, 16 and 31 January
+    dated = rows[0][3]
+    assert [names[j] for j in dated] == ["doy"]
+    first, later = rows[0][2], [r[2][:, dated] for r in rows[1:]]
+    later[0] = later[0].copy()
+    later[0][::5] = np.nan
+    got = model.predict_dates(first, dated, later)
+    assert isinstance(model.__dict__["_compiled"]["global"], BitvectorTrees)
+    assert np.isfinite(got[0]).sum() > 40_000 and np.isnan(got[1, ::5]).all()
+    for t, X_t in enumerate([first, *[r[2] for r in rows[1:]]]):
+        if t == 1:
+            X_t = X_t.copy()
+            X_t[::5, dated] = np.nan
+        np.testing.assert_array_equal(got[t], model.predict(X_t))
+        ok = np.isfinite(X_t).all(axis=1)
+        native = model.global_model.predict(X_t[ok])
+        assert np.all(np.abs(got[t][ok] - native) <= np.spacing(np.abs(native).astype(np.float32)))
+    assert not np.array_equal(got[0], got[2], equal_nan=True)
+
+
+def test_the_map_of_dates_predicted_together_is_the_map_of_dates_one_by_one(tmp_path, monkeypatch):
+    scene = _delaware(4)
+    model = regression.fit(scene, regression.RegressionOptions(regressor="hgb", n_estimators=20, shrink_trend=False,
+                                                               residual="bilinear"))
+    monkeypatch.setattr(trend, "COMPILE_MIN_ROWS", 0)
+    together = str(tmp_path / "together.tif")
+    regression.predict(model, scene, together)
+    monkeypatch.delattr(TrendModel, "predict_dates")
+    one_by_one = str(tmp_path / "one_by_one.tif")
+    regression.predict(model, scene, one_by_one)
+    assert "bitvectors" in model.trend.predictor()
+    a, b = _raster(together), _raster(one_by_one)
+    assert np.isfinite(a).sum() > 40_000
+    np.testing.assert_array_equal(a, b)
