@@ -19,9 +19,11 @@ How a row is scored, without walking any tree:
   the leaf scikit-learn's walk ends in. The prediction is the baseline plus the sum of those leaves' values
   (float64, then float32).
 
-Rows are scored in chunks (bounded work arrays, reused), optionally on two threads over disjoint chunks
-(numpy releases the GIL in the gathers and bitwise operations used). The tables are a few hundred KB
-(at most 256 unique thresholds per feature: scikit-learn bins every feature into 255 bins).
+Rows are scored in chunks (bounded work arrays, reused), optionally on several threads over disjoint chunks
+(numpy releases the GIL in the gathers and bitwise operations used). The tables are small (at most 256
+unique thresholds per feature: scikit-learn bins every feature into 255 bins; 0.8 MB for the regression's
+200 trees on 9 features). Several dates whose rows differ only in some columns (the day of year) share the
+AND over the others (:meth:`BitvectorTrees.predict_dates`).
 
 >>> trees = BitvectorTrees.from_estimator(fitted_hgb)     # doctest: +SKIP
 >>> trees.predict(Z)                                      # doctest: +SKIP
