@@ -44,7 +44,8 @@ PREFETCH_DATES = 2
 def trend_block(scene: Scene, trend: Any, names: Sequence[str], weight: np.float32, window: Window,
                 canceled: Callable[[], bool] = lambda: False) -> np.ndarray:
     """The weighted trend of every date on ``window`` (``trend.predict`` over the feature ``names``)."""
-    return next(_trend_blocks(scene, trend, names, weight, _trend_rows(scene, trend, names, [window], canceled)))[1]
+    rows = _trend_rows(scene, trend, names, [window], canceled)
+    return next(_trend_blocks(scene, trend, names, weight, rows, canceled))[1]
 
 
 def _trend_rows(scene: Scene, trend: Any, names: Sequence[str], windows: Sequence[Window],
@@ -65,7 +66,8 @@ def _trend_rows(scene: Scene, trend: Any, names: Sequence[str], windows: Sequenc
 
 
 def _trend_blocks(scene: Scene, trend: Any, names: Sequence[str], weight: np.float32,
-                  rows: Iterator[tuple[Window, int, Any, list[int]]]) -> TrendBlocks:
+                  rows: Iterator[tuple[Window, int, Any, list[int]]],
+                  canceled: Callable[[], bool] = lambda: False) -> TrendBlocks:
     """``(window, weighted trend of every date)`` per block from the rows of its dates (in date order).
 
     A trend with ``predict_dates`` (:meth:`~core.methods.trend.TrendModel.predict_dates`) predicts a block's
@@ -79,8 +81,9 @@ def _trend_blocks(scene: Scene, trend: Any, names: Sequence[str], weight: np.flo
     later: list[np.ndarray] = []
     for w, t, X, dated in rows:
         shape = (w.nrows, scene.fine.width)
-        together = hasattr(trend, "predict_dates") and 2 * len(dated) <= len(names)
-        if t == 0:
+        together = (hasattr(trend, "predict_dates") and not hasattr(trend, "predict_block")
+                    and 2 * len(dated) <= len(names))
+        if t == 0 and not together:
             out = np.empty((n_dates, *shape), dtype=np.float32)
         if hasattr(trend, "predict_block"):  # a trend that reads its own context (halo rows, past dates)
             out[t] = trend.predict_block(scene, t, w, X) * weight
@@ -91,8 +94,10 @@ def _trend_blocks(scene: Scene, trend: Any, names: Sequence[str], weight: np.flo
         else:
             later.append(X[:, dated])
         if t == n_dates - 1:
-            if together and not hasattr(trend, "predict_block"):
-                out[:] = trend.predict_dates(first, dated, later).reshape(out.shape) * weight
+            if together:
+                # the block's output is the prediction array itself (no second copy of every date)
+                out = trend.predict_dates(first, dated, later, canceled).reshape((n_dates, *shape))
+                out *= weight
                 first, later = None, []
             yield w, out
 
@@ -240,7 +245,7 @@ class SerialBlocks:
         rows = _trend_rows(scene, trend, names, windows, canceled)
         if not hasattr(trend, "predict_block"):  # such a trend reads the scene itself: no second reader
             rows = self._rows(rows, canceled)
-        yield from _trend_blocks(scene, trend, names, weight, rows)
+        yield from _trend_blocks(scene, trend, names, weight, rows, canceled)
 
 
 class DaskBlocks:

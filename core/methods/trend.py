@@ -8,10 +8,11 @@ residuals, stacking) compose the same pieces with another residual step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import Canceled
 from ..learn.fit_threads import fit_threads
 
 REGRESSORS = ("svr", "rf", "hgb")
@@ -122,11 +123,13 @@ class TrendModel:
         out[ok] = pred
         return out
 
-    def predict_dates(self, X: np.ndarray, dynamic: Sequence[int], later: Sequence[np.ndarray]) -> np.ndarray:
+    def predict_dates(self, X: np.ndarray, dynamic: Sequence[int], later: Sequence[np.ndarray],
+                      canceled: Callable[[], bool] = lambda: False) -> np.ndarray:
         """:meth:`predict` of several dates' rows at once, ``[1 + len(later), N]``: the first date's rows are
         ``X``, date ``t``'s are ``X`` with its ``dynamic`` columns replaced by ``later[t - 1]``. The same values
         as :meth:`predict` of each date; through bitvector trees (a global model, no per-class ones) the work on
-        the columns that are not dynamic — the static covariates — is done once for all dates."""
+        the columns that are not dynamic — the static covariates — is done once for all dates. ``canceled`` is
+        asked between dates and every :data:`DATES_PIECE` rows (raises :class:`~core.errors.Canceled`)."""
         from sklearn.compose import ColumnTransformer
 
         from ..learn.bitvector_trees import BitvectorTrees
@@ -140,6 +143,8 @@ class TrendModel:
             out = np.empty((n_dates, len(X)), dtype=np.float32)
             out[0] = self.predict(X)
             for t, columns in enumerate(later, start=1):
+                if canceled():
+                    raise Canceled()
                 Xt = X.copy()
                 Xt[:, dynamic] = columns
                 out[t] = self.predict(Xt)
@@ -150,6 +155,8 @@ class TrendModel:
         z_dynamic = _transformed_columns(self.global_model[0], dynamic)
         out = np.full((n_dates, len(X)), np.nan, dtype=np.float32)
         for i in range(0, len(rows), DATES_PIECE):
+            if canceled():
+                raise Canceled()
             r = rows[i:i + DATES_PIECE]
             Xt = X[r]
             Zs = []

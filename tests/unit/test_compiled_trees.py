@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from core.errors import Canceled
 from core.inputs.dates import parse_date
 from core.inputs.roles import Role
 from core.inputs.scene import LayerInput, Scene, SceneSpec
@@ -262,6 +263,8 @@ def test_a_block_s_dates_predicted_together_equal_each_date_s_prediction(delawar
         native = model.global_model.predict(X_t[ok])
         assert np.all(np.abs(got[t][ok] - native) <= np.spacing(np.abs(native).astype(np.float32)))
     assert not np.array_equal(got[0], got[2], equal_nan=True)
+    with pytest.raises(Canceled):
+        model.predict_dates(first, dated, later, canceled=lambda: True)
 
 
 def test_the_map_of_dates_predicted_together_is_the_map_of_dates_one_by_one(tmp_path, monkeypatch):
