@@ -8,9 +8,11 @@ cells of 40 × 40 fine pixels), for each trend:
   predict, residual, write with overviews) and the apply step alone (``regression.predict`` of the fitted
   model), in fine px/s per date;
 * **scikit-learn predict**: the fitted pipeline's own ``predict`` on rows of the same scene (the naive
-  baseline), and **compiled**: the predictor the method uses — the tree ensemble in onnxruntime
-  (:mod:`core.learn.compiled_trees`, 1 and 2 threads), the SVR's float32 BLAS kernel at several block
-  sizes, the stack's ONNX graph — inference only on the same rows;
+  baseline), and **compiled**: the compiled predictors, inference only on the same rows — for gradient
+  boosting the numpy bitvectors the method uses (:mod:`core.learn.bitvector_trees`: one date at a time,
+  a block's dates together as the pipeline predicts them, and a chunk × thread sweep of the kernel) and the
+  onnxruntime tree ensemble it used before (:mod:`core.learn.compiled_trees`, 1 and 2 threads); the SVR's
+  float32 BLAS kernel at several block sizes; the stack's ONNX graph;
 * peak memory of a whole ``downscale`` for 1, 4 and 16 Mpx (each in a fresh process, GDAL cache 128 MB,
   a small gradient-boosting trend: memory does not depend on the model size);
 * the machine's sgemm GFLOP/s and copy GB/s (``machine.py``) in the same run.
@@ -18,7 +20,7 @@ cells of 40 × 40 fine pixels), for each trend:
     <venv python> benchmarks/throughput_regression.py [--code DIR] [--mpx 4] [--small-mpx 1] [--dates 4]
 
 ``--code`` runs the methods of another checkout (e.g. main's code, for the "before" figures); the compiled
-tree predictor is always this checkout's (loaded by file path, it imports no other module of the plugin).
+tree predictors are always this checkout's (loaded by file path, they import no other module of the plugin).
 Gradient boosting runs on the ``--mpx`` scene with its default size (200 iterations); SVR, random forest
 and stacking on the ``--small-mpx`` scene (their fits are slower). Baselines are timed on at most
 ``--rows`` rows of the scene (all dates of its first blocks).
@@ -45,9 +47,9 @@ sys.path.insert(0, HERE)
 from machine import best_time  # noqa: E402
 
 
-def _compiled_trees_module():
-    spec = importlib.util.spec_from_file_location("bench_compiled_trees",
-                                                  os.path.join(ROOT, "core", "learn", "compiled_trees.py"))
+def _own_module(name: str):
+    """This checkout's ``core/learn/<name>.py`` (it imports no other module of the plugin), whatever ``--code``."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(ROOT, "core", "learn", f"{name}.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -114,7 +116,7 @@ def run_case(code: str, folder: str, method: str, max_rows: int) -> dict:
                 out[f"compiled_px_s chunk {chunk}"] = len(X) / best_time(lambda: predict_pipeline(pipe, X, chunk=chunk))
             out["support_vectors"] = int(len(pipe[-1].support_))
         else:
-            ct = _compiled_trees_module()
+            ct = _own_module("compiled_trees")
             Z = pipe[:-1].transform(X).astype(np.float32)
             for threads in (1, 2):
                 trees = ct.CompiledTrees.from_estimator(pipe[-1], Z.shape[1], threads=threads)
@@ -123,8 +125,38 @@ def run_case(code: str, folder: str, method: str, max_rows: int) -> dict:
                     lambda: trees.predict(pipe[:-1].transform(X).astype(np.float32)))
             ref = pipe.predict(X)
             out["max_abs_diff_compiled"] = float(np.max(np.abs(trees.predict(Z) - ref)))
+            if method == "hgb":
+                out.update(_bitvector_case(pipe, scene, model.names, X, Z, ref, max_rows))
     out.update({"fit_s": fit_s, "apply_s": apply_s, "e2e_px_s": px / (fit_s + apply_s), "apply_px_s": px / apply_s,
                 "rows": len(X), "predictor": getattr(getattr(model, "trend", None), "predictor", lambda: "")()})
+    return out
+
+
+def _bitvector_case(pipe, scene, names, X, Z, ref, max_rows: int) -> dict:
+    """The bitvector predictor (this checkout's :mod:`core.learn.bitvector_trees`) on the same rows, one date at a
+    time (transform included, as for onnxruntime), all dates of the first block together (``predict_dates``,
+    transform of every date included), and its chunk × thread sweep (kernel only, on 2¹⁸ rows)."""
+    import numpy as np
+    from core.methods.trend import stack_features
+    bv = _own_module("bitvector_trees")
+    trees = bv.BitvectorTrees.from_estimator(pipe[-1], Z.shape[1])
+    trees.predict(Z[:1000])
+    out = {"bitvector_px_s": len(X) / best_time(lambda: trees.predict(pipe[:-1].transform(X).astype(np.float32))),
+           "max_abs_diff_bitvector": float(np.max(np.abs(trees.predict(Z) - ref)))}
+    w = next(iter(scene.fine.windows(1 << 20)))
+    static = scene.static_block(w)
+    dates = [stack_features(scene.features(t, w, static), names) for t in range(len(scene.dates))]
+    ok = np.all([np.isfinite(d).all(axis=1) for d in dates], axis=0)
+    dates = [d[ok][:max_rows // len(dates)] for d in dates]
+    Zs = [pipe[:-1].transform(d).astype(np.float32) for d in dates]
+    dynamic = [j for j in range(Z.shape[1]) if not np.array_equal(Zs[0][:, j], Zs[1][:, j], equal_nan=True)]
+    out["bitvector_dates_px_s"] = len(dates) * len(dates[0]) / best_time(lambda: trees.predict_dates(
+        [pipe[:-1].transform(d).astype(np.float32) for d in dates], dynamic))
+    out["dynamic_columns"] = len(dynamic)
+    for chunk in (256, 512, 1024, 2048):
+        for threads in (1, 2):
+            t = bv.BitvectorTrees.from_estimator(pipe[-1], Z.shape[1], chunk=chunk, threads=threads)
+            out[f"sweep {chunk}×{threads}"] = round(len(Z[:1 << 18]) / best_time(lambda: t.predict(Z[:1 << 18])) / 1e3)
     return out
 
 
@@ -159,8 +191,13 @@ def _ratio_line(r: dict, base_key: str, base_label: str) -> str:
         parts.append(f"{base_label} {r[base_key] / 1e3:7.1f} → end-to-end {r['e2e_px_s'] / r[base_key]:.2f}×, "
                      f"apply {r['apply_px_s'] / r[base_key]:.2f}× of it")
     for k, v in comp.items():
-        label = k.replace("compiled_px_s", "compiled").strip()
+        label = k.replace("compiled_px_s", "onnxruntime" if "thr" in k else "compiled").strip()
         parts.append(f"{label} {v / 1e3:7.1f} (apply = {r['apply_px_s'] / v:.2f}× of it)")
+    for k, label in (("bitvector_px_s", "bitvectors, one date at a time"),
+                     ("bitvector_dates_px_s", "bitvectors, a block's dates together")):
+        if k in r:
+            parts.append(f"{label} {r[k] / 1e3:7.1f} (= {r[k] / r[base_key]:.2f}× scikit-learn; "
+                         f"apply = {r['apply_px_s'] / r[k]:.2f}× of it)")
     return ";\n      ".join(parts)
 
 
@@ -201,7 +238,11 @@ def main() -> None:
             r = _child(["--code", a.code, "--rows", str(a.rows), "--_case", method, folder])
             base = ("sklearn_px_s", "scikit-learn predict") if method != "stacking" else ("", "")
             print(_ratio_line(r, *base), flush=True)
-            extra = {k: r[k] for k in ("support_vectors", "max_abs_diff_compiled", "fit_s", "apply_s", "rows") if k in r}
+            extra = {k: r[k] for k in ("support_vectors", "max_abs_diff_compiled", "max_abs_diff_bitvector",
+                                       "dynamic_columns", "fit_s", "apply_s", "rows") if k in r}
+            sweep = {k[6:]: v for k, v in r.items() if k.startswith("sweep ")}
+            if sweep:
+                print(f"      bitvector kernel, kpx/s by chunk rows × threads: {sweep}", flush=True)
             print(f"      {json.dumps(extra)}; predictor: {r['predictor'] or '(not reported by this code)'}", flush=True)
         if a.memory_sizes:
             print("peak memory of downscale (hgb, 20 iterations), fresh process each:")

@@ -44,34 +44,62 @@ PREFETCH_DATES = 2
 def trend_block(scene: Scene, trend: Any, names: Sequence[str], weight: np.float32, window: Window,
                 canceled: Callable[[], bool] = lambda: False) -> np.ndarray:
     """The weighted trend of every date on ``window`` (``trend.predict`` over the feature ``names``)."""
-    out = np.empty((len(scene.dates), window.nrows, scene.fine.width), dtype=np.float32)
-    for t, value in _trend_dates(scene, trend, names, weight, _trend_rows(scene, trend, names, [window], canceled)):
-        out[t] = value
-    return out
+    rows = _trend_rows(scene, trend, names, [window], canceled)
+    return next(_trend_blocks(scene, trend, names, weight, rows, canceled))[1]
 
 
 def _trend_rows(scene: Scene, trend: Any, names: Sequence[str], windows: Sequence[Window],
-                canceled: Callable[[], bool]) -> Iterator[tuple[Window, int, Any]]:
-    """``(window, t, feature rows)`` of every block and date, the static features read once per block
-    (a trend that reads its own context gets the static block instead of rows)."""
+                canceled: Callable[[], bool]) -> Iterator[tuple[Window, int, Any, list[int]]]:
+    """``(window, t, feature rows, dated columns)`` of every block and date, the static features read once per
+    block (a trend that reads its own context gets the static block instead of rows). The dated columns are
+    those of ``names`` that are not static layers (the day of year, dated covariates)."""
     for w in windows:
         static = scene.static_block(w)
+        dated = [j for j, n in enumerate(names) if n not in static]
         for t in range(len(scene.dates)):
             if canceled():
                 raise Canceled()
             if hasattr(trend, "predict_block"):
-                yield w, t, static
+                yield w, t, static, dated
             else:
-                yield w, t, stack_features(scene.features(t, w, static), names)
+                yield w, t, stack_features(scene.features(t, w, static), names), dated
 
 
-def _trend_dates(scene: Scene, trend: Any, names: Sequence[str], weight: np.float32,
-                 rows: Iterator[tuple[Window, int, Any]]) -> Iterator[tuple[int, np.ndarray]]:
-    for w, t, X in rows:
+def _trend_blocks(scene: Scene, trend: Any, names: Sequence[str], weight: np.float32,
+                  rows: Iterator[tuple[Window, int, Any, list[int]]],
+                  canceled: Callable[[], bool] = lambda: False) -> TrendBlocks:
+    """``(window, weighted trend of every date)`` per block from the rows of its dates (in date order).
+
+    A trend with ``predict_dates`` (:meth:`~core.methods.trend.TrendModel.predict_dates`) predicts a block's
+    dates together once its last date is read: from the first date's rows and the later dates' dated columns
+    only (held until then: as many values per date as the dated columns, about what the block's output
+    holds), so the trees' work on the static columns is done once per block. When most columns are dated,
+    each date is predicted as it comes (holding every date's rows would not pay)."""
+    n_dates = len(scene.dates)
+    out: Optional[np.ndarray] = None
+    first: Optional[np.ndarray] = None
+    later: list[np.ndarray] = []
+    for w, t, X, dated in rows:
+        shape = (w.nrows, scene.fine.width)
+        together = (hasattr(trend, "predict_dates") and not hasattr(trend, "predict_block")
+                    and 2 * len(dated) <= len(names))
+        if t == 0 and not together:
+            out = np.empty((n_dates, *shape), dtype=np.float32)
         if hasattr(trend, "predict_block"):  # a trend that reads its own context (halo rows, past dates)
-            yield t, trend.predict_block(scene, t, w, X) * weight
+            out[t] = trend.predict_block(scene, t, w, X) * weight
+        elif not together:
+            out[t] = trend.predict(X).reshape(shape) * weight
+        elif t == 0:
+            first, later = X, []
         else:
-            yield t, trend.predict(X).reshape(w.nrows, scene.fine.width) * weight
+            later.append(X[:, dated])
+        if t == n_dates - 1:
+            if together:
+                # the block's output is the prediction array itself (no second copy of every date)
+                out = trend.predict_dates(first, dated, later, canceled).reshape((n_dates, *shape))
+                out *= weight
+                first, later = None, []
+            yield w, out
 
 
 def ensemble_block(scene: Scene, ensemble: Any, cols: Sequence[str], extra: Sequence[str], window: Window,
@@ -217,14 +245,7 @@ class SerialBlocks:
         rows = _trend_rows(scene, trend, names, windows, canceled)
         if not hasattr(trend, "predict_block"):  # such a trend reads the scene itself: no second reader
             rows = self._rows(rows, canceled)
-        out: Optional[np.ndarray] = None
-        n_dates = len(scene.dates)
-        for w, t, X in rows:
-            if t == 0:
-                out = np.empty((n_dates, w.nrows, scene.fine.width), dtype=np.float32)
-            out[t] = next(_trend_dates(scene, trend, names, weight, iter([(w, t, X)])))[1]
-            if t == n_dates - 1:
-                yield w, out
+        yield from _trend_blocks(scene, trend, names, weight, rows, canceled)
 
 
 class DaskBlocks:

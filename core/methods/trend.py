@@ -8,10 +8,11 @@ residuals, stacking) compose the same pieces with another residual step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import Canceled
 from ..learn.fit_threads import fit_threads
 
 REGRESSORS = ("svr", "rf", "hgb")
@@ -122,13 +123,62 @@ class TrendModel:
         out[ok] = pred
         return out
 
+    def predict_dates(self, X: np.ndarray, dynamic: Sequence[int], later: Sequence[np.ndarray],
+                      canceled: Callable[[], bool] = lambda: False) -> np.ndarray:
+        """:meth:`predict` of several dates' rows at once, ``[1 + len(later), N]``: the first date's rows are
+        ``X``, date ``t``'s are ``X`` with its ``dynamic`` columns replaced by ``later[t - 1]``. The same values
+        as :meth:`predict` of each date; through bitvector trees (a global model, no per-class ones) the work on
+        the columns that are not dynamic — the static covariates — is done once for all dates. ``canceled`` is
+        asked between dates and every :data:`DATES_PIECE` rows (raises :class:`~core.errors.Canceled`)."""
+        from sklearn.compose import ColumnTransformer
+
+        from ..learn.bitvector_trees import BitvectorTrees
+
+        dynamic = [int(j) for j in dynamic]
+        n_dates = 1 + len(later)
+        fast = len(X) * n_dates >= COMPILE_MIN_ROWS or "_compiled" in self.__dict__
+        compiled = (self._compiled_for("global", self.global_model, X.shape[1])
+                    if fast and not self.class_models else None)
+        if not (isinstance(compiled, BitvectorTrees) and isinstance(self.global_model[0], ColumnTransformer)):
+            out = np.empty((n_dates, len(X)), dtype=np.float32)
+            out[0] = self.predict(X)
+            for t, columns in enumerate(later, start=1):
+                if canceled():
+                    raise Canceled()
+                Xt = X.copy()
+                Xt[:, dynamic] = columns
+                out[t] = self.predict(Xt)
+            return out
+        static = [j for j in range(X.shape[1]) if j not in dynamic]
+        rows = np.flatnonzero(np.isfinite(X[:, static]).all(axis=1))
+        prep = self.global_model[:-1]
+        z_dynamic = _transformed_columns(self.global_model[0], dynamic)
+        out = np.full((n_dates, len(X)), np.nan, dtype=np.float32)
+        for i in range(0, len(rows), DATES_PIECE):
+            if canceled():
+                raise Canceled()
+            r = rows[i:i + DATES_PIECE]
+            Xt = X[r]
+            Zs = []
+            for t in range(n_dates):
+                if t:
+                    Xt[:, dynamic] = later[t - 1][r]
+                Zs.append(prep.transform(Xt).astype(np.float32, copy=False))  # as predict_pipeline does
+            out[:, r] = compiled.predict_dates(Zs, z_dynamic)
+        for t, columns in enumerate([X[:, dynamic], *later]):
+            out[t, ~np.isfinite(columns).all(axis=1)] = np.nan  # a dated layer's gap: no trend, as in predict
+        return out
+
+    def _compiled_for(self, key: Any, pipeline, n_columns: int) -> Any:
+        compiled = self.__dict__.setdefault("_compiled", {})
+        if key not in compiled:
+            compiled[key] = compile_pipeline(pipeline, n_columns)
+        return compiled[key]
+
     def _predict_with(self, key: Any, pipeline, X: np.ndarray, fast: bool) -> np.ndarray:
         if not fast:
             return predict_pipeline(pipeline, X)
-        compiled = self.__dict__.setdefault("_compiled", {})
-        if key not in compiled:
-            compiled[key] = compile_pipeline(pipeline, X.shape[1])
-        return predict_pipeline(pipeline, X, compiled=compiled[key])
+        return predict_pipeline(pipeline, X, compiled=self._compiled_for(key, pipeline, X.shape[1]))
 
     def predictor(self) -> str:
         """How the fine grid is predicted (for the run log): compiled trees, BLAS SVR or scikit-learn."""
@@ -145,6 +195,8 @@ class TrendModel:
 
 #: Rows from which a prediction goes through the compiled trees (see :meth:`TrendModel.predict`).
 COMPILE_MIN_ROWS = 50_000
+#: Rows transformed at a time by :meth:`TrendModel.predict_dates` (every date's design matrix of that many rows).
+DATES_PIECE = 65_536
 #: Rows per float32 kernel block of the BLAS SVR (``rows × support vectors`` floats; see the README's
 #: "Performance" section for the measurement that chose it).
 SVR_CHUNK = 8192
@@ -152,32 +204,59 @@ _UNAVAILABLE = "unavailable"
 
 
 def compile_pipeline(pipeline, n_columns: int) -> Any:
-    """The compiled predictor (:class:`~core.learn.compiled_trees.CompiledTrees`) of a fitted pipeline's
-    gradient boosting, or ``"unavailable"`` (an SVR, a random forest, onnxruntime not importable).
+    """The compiled predictor of a fitted pipeline's gradient boosting, or ``"unavailable"`` (an SVR, a random
+    forest, nothing that compiles): numpy bitvectors
+    (:class:`~core.learn.bitvector_trees.BitvectorTrees`) for trees of up to 64 leaves, else onnxruntime's
+    tree ensemble (:class:`~core.learn.compiled_trees.CompiledTrees`).
 
     Random forests compile too (:mod:`core.learn.compiled_trees`), but their default trees here are deep
     (``min_samples_leaf=2``) and onnxruntime predicted them slower than scikit-learn's two-thread ``predict``
     (0.8×, ``benchmarks/throughput_regression.py``), so they stay in scikit-learn."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from ..learn import compiled_trees
+    from ..learn import bitvector_trees, compiled_trees
     reg = pipeline[-1]
     if not (isinstance(reg, HistGradientBoostingRegressor) and compiled_trees.supports(reg)):
         return _UNAVAILABLE
+    n_in = pipeline[:-1].transform(np.zeros((1, n_columns), dtype=np.float32)).shape[1]
+    if bitvector_trees.supports(reg):
+        return bitvector_trees.BitvectorTrees.from_estimator(reg, n_in)
     try:
         import onnxruntime  # noqa: F401  (a required package; without it the trees stay in scikit-learn)
     except ImportError:
         return _UNAVAILABLE
-    n_in = pipeline[:-1].transform(np.zeros((1, n_columns), dtype=np.float32)).shape[1]
     return compiled_trees.CompiledTrees.from_estimator(reg, n_in)
+
+
+def _transformed_columns(prep, columns: Sequence[int]) -> list[int]:
+    """The output columns of the column transformer ``prep`` (fitted) that depend on its input ``columns``:
+    a standardised column gives one, an encoder's block of columns all of its block."""
+    from sklearn.preprocessing import StandardScaler
+    wanted = set(columns)
+    out: list[int] = []
+    for name, transformer, inputs in prep.transformers_:
+        where = prep.output_indices_.get(name, slice(0, 0))
+        width = where.stop - where.start
+        if not width or not wanted.intersection(inputs):
+            continue
+        if isinstance(transformer, StandardScaler):
+            out += [where.start + k for k, c in enumerate(inputs) if c in wanted]
+        else:
+            out += list(range(where.start, where.stop))
+    return out
 
 
 def _predictor_label(reg, compiled) -> str:
     from sklearn.svm import SVR
+
+    from ..learn.bitvector_trees import BitvectorTrees
     if reg is None:
         return "none"
     if isinstance(reg, SVR) and reg.kernel == "rbf":
         return f"RBF kernel in float32 BLAS blocks of {SVR_CHUNK} rows"
+    if isinstance(compiled, BitvectorTrees):
+        return (f"numpy bitvectors (QuickScorer; {compiled.n_trees} trees, {compiled.values.shape[1]}-bit leaf masks, "
+                f"{compiled.threads} thread(s), chunks of {compiled.chunk} rows)")
     if compiled is not None and compiled != _UNAVAILABLE:
         return f"onnxruntime TreeEnsembleRegressor ({compiled.threads} threads; thresholds rounded down to float32)"
     if compiled == _UNAVAILABLE:
@@ -196,7 +275,8 @@ def predict_pipeline(pipeline, X: np.ndarray, chunk: int = SVR_CHUNK, compiled: 
     from ..raster.blas import matmul
     reg = pipeline[-1]
     if compiled is not None and compiled != _UNAVAILABLE:
-        # float32 in both paths: float32 covariates standardised in float32, one-hot codes 0/1
+        # the bitvectors compare in float64 like scikit-learn, onnxruntime in float32 (the features are float32
+        # values either way: float32 covariates standardised in float32, one-hot codes 0/1)
         return compiled.predict(pipeline[:-1].transform(X).astype(np.float32, copy=False))
     if not isinstance(reg, SVR) or reg.kernel != "rbf":
         return pipeline.predict(X).astype(np.float32)

@@ -1,5 +1,5 @@
-"""The compiled tree trends (onnxruntime TreeEnsembleRegressor) against scikit-learn's own prediction, and the
-lean trend → residual pipeline against the scratch-file path it replaces."""
+"""The compiled tree trends (numpy bitvectors, onnxruntime TreeEnsembleRegressor) against scikit-learn's own
+prediction, and the lean trend → residual pipeline against the scratch-file path it replaces."""
 import glob
 import os
 import pickle
@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from core.errors import Canceled
 from core.inputs.dates import parse_date
 from core.inputs.roles import Role
 from core.inputs.scene import LayerInput, Scene, SceneSpec
+from core.learn.bitvector_trees import BitvectorTrees
 from core.learn.compiled_trees import CompiledTrees, float32_floor, supports, tree_ensemble_onnx
 from core.methods import pipeline, regression, trend
 from core.methods.trend import TrendModel, TrendOptions, stack_features
@@ -61,8 +63,9 @@ def test_compiled_trees_predict_real_delaware_rows_as_scikit_learn(delaware_rows
     assert leaves.shape == (len(rows), 30) and len(np.unique(leaves[:, -1])) > 1
     np.testing.assert_array_equal(leaves, _sklearn_leaves(pipe[-1], Z))
     monkeypatch.setattr(trend, "COMPILE_MIN_ROWS", len(rows))
-    # the regression compiles its gradient boosting; its random forest stays in scikit-learn (faster there)
-    assert ("onnxruntime" in _predictor_after(model, rows)) == (regressor == "hgb")
+    # the regression compiles its gradient boosting (as bitvectors, test_bitvector_trees.py); its random forest
+    # stays in scikit-learn (faster there)
+    assert ("bitvectors" in _predictor_after(model, rows)) == (regressor == "hgb")
 
 
 def _onnx_leaves(reg, Z):
@@ -199,7 +202,7 @@ def test_the_compiled_trend_map_equals_the_scikit_learn_map_within_float32_round
     fast = str(tmp_path / "fast.tif")
     monkeypatch.setattr(trend, "COMPILE_MIN_ROWS", 0)
     regression.predict(model, scene, fast)
-    assert "onnxruntime" in model.trend.predictor()
+    assert "bitvectors" in model.trend.predictor()
     model.trend.__dict__.pop("_compiled")
     monkeypatch.setattr(trend, "COMPILE_MIN_ROWS", 1 << 62)
     native = str(tmp_path / "native.tif")
@@ -210,3 +213,71 @@ def test_the_compiled_trend_map_equals_the_scikit_learn_map_within_float32_round
     np.testing.assert_array_equal(np.isfinite(a), np.isfinite(b))
     assert np.isfinite(a).sum() > 40_000
     assert np.nanmax(np.abs(a - b)) < 2e-6
+
+
+def test_the_bitvectors_predict_real_delaware_rows_as_scikit_learn(delaware_rows):
+    """The regression's default gradient boosting (200 iterations, up to 31 leaves) on every fine land pixel
+    of a Delaware date: the bitvector evaluation gives scikit-learn's float64 prediction rounded to float32
+    (the leaf sums are added in another order: at most one float32 step apart, in practice none)."""
+    names, X, y, rows = delaware_rows
+    model = TrendModel(names, [], TrendOptions(regressor="hgb"))
+    model.fit(X, y, scores=False)
+    pipe = model.global_model
+    reg = pipe[-1]
+    assert reg.n_iter_ == 200 and max(p[0].get_n_leaf_nodes() for p in reg._predictors) > 8
+    compiled = trend.compile_pipeline(pipe, len(names))
+    assert isinstance(compiled, BitvectorTrees) and compiled.mask_dtype == np.uint32
+    native = pipe.predict(rows)
+    fast = trend.predict_pipeline(pipe, rows, compiled=compiled)
+    assert fast.dtype == np.float32 and len(rows) > 30_000
+    step = np.spacing(np.abs(native).astype(np.float32))
+    assert np.all(np.abs(fast - native) <= step)
+    assert np.mean(fast == native.astype(np.float32)) > 0.999
+
+
+def test_a_block_s_dates_predicted_together_equal_each_date_s_prediction(delaware_rows):
+    """The Delaware block's rows as the pipeline reads them: the day of year is the one dated column; the
+    dates predicted together (static covariates' AND once) equal each date's own prediction bit for bit, and a
+    gap in a dated column gives no trend there, as per date."""
+    from core.methods import blocks
+    names, X, y, _ = delaware_rows
+    model = TrendModel(names, [], TrendOptions(regressor="hgb", n_estimators=60))
+    model.fit(X, y, scores=False)
+    scene = _delaware(31)
+    w = next(iter(scene.fine.windows(scene.fine.size)))
+    rows = list(blocks._trend_rows(scene, model, names, [w], lambda: False))[::15]  # 1, 16 and 31 January
+    dated = rows[0][3]
+    assert [names[j] for j in dated] == ["doy"]
+    first, later = rows[0][2], [r[2][:, dated] for r in rows[1:]]
+    later[0] = later[0].copy()
+    later[0][::5] = np.nan
+    got = model.predict_dates(first, dated, later)
+    assert isinstance(model.__dict__["_compiled"]["global"], BitvectorTrees)
+    assert np.isfinite(got[0]).sum() > 40_000 and np.isnan(got[1, ::5]).all()
+    for t, X_t in enumerate([first, *[r[2] for r in rows[1:]]]):
+        if t == 1:
+            X_t = X_t.copy()
+            X_t[::5, dated] = np.nan
+        np.testing.assert_array_equal(got[t], model.predict(X_t))
+        ok = np.isfinite(X_t).all(axis=1)
+        native = model.global_model.predict(X_t[ok])
+        assert np.all(np.abs(got[t][ok] - native) <= np.spacing(np.abs(native).astype(np.float32)))
+    assert not np.array_equal(got[0], got[2], equal_nan=True)
+    with pytest.raises(Canceled):
+        model.predict_dates(first, dated, later, canceled=lambda: True)
+
+
+def test_the_map_of_dates_predicted_together_is_the_map_of_dates_one_by_one(tmp_path, monkeypatch):
+    scene = _delaware(4)
+    model = regression.fit(scene, regression.RegressionOptions(regressor="hgb", n_estimators=20, shrink_trend=False,
+                                                               residual="bilinear"))
+    monkeypatch.setattr(trend, "COMPILE_MIN_ROWS", 0)
+    together = str(tmp_path / "together.tif")
+    regression.predict(model, scene, together)
+    monkeypatch.delattr(TrendModel, "predict_dates")
+    one_by_one = str(tmp_path / "one_by_one.tif")
+    regression.predict(model, scene, one_by_one)
+    assert "bitvectors" in model.trend.predictor()
+    a, b = _raster(together), _raster(one_by_one)
+    assert np.isfinite(a).sum() > 40_000
+    np.testing.assert_array_equal(a, b)

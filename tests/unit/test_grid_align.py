@@ -52,6 +52,33 @@ def test_bilinear_from_cells_skips_nan_cells():
     assert np.allclose(out[1:], 2.0)
 
 
+def test_bilinear_from_cells_without_nan_cells_gives_the_masked_sums_bit_for_bit():
+    """Windows whose cells are all finite skip the NaN masks: the same float64 sums, so the same bits as with
+    them (the NaN cell below sends the other windows through the masked sums)."""
+    rng = np.random.default_rng(4)
+    coarse = Grid(UTM, 0.0, 400.0, 40.0, 40.0, 10, 10)
+    fine = Grid(UTM, 0.0, 400.0, 3.0, 3.0, 133, 133)
+    v = rng.random((10, 10))
+    v[9, 9] = np.nan
+    for w in (Window(0, 40), Window(40, 50), Window(100, 33)):
+        got = bilinear_from_cells(v, fine, coarse, w)
+        xs, ys = fine.centers(w)
+        fx = np.clip(xs / 40.0 - 0.5, 0, 9)
+        fy = np.clip((400.0 - ys) / 40.0 - 0.5, 0, 9)
+        x0, y0 = np.minimum(np.floor(fx).astype(int), 8), np.minimum(np.floor(fy).astype(int), 8)
+        tx, ty = (fx - x0)[None, :], (fy - y0)[:, None]
+        acc, wsum = np.zeros(got.shape), np.zeros(got.shape)
+        for yy, wy in ((y0, 1 - ty), (y0 + 1, ty)):
+            for xx, wx in ((x0, 1 - tx), (x0 + 1, tx)):
+                q = v[yy[:, None], xx[None, :]]
+                acc += np.where(np.isfinite(q), q, 0.0) * (wy * wx)
+                wsum += np.where(np.isfinite(q), wy * wx, 0.0)
+        assert got.tobytes() == np.where(wsum > 1e-12, acc / np.where(wsum > 0, wsum, 1), np.nan).astype(
+            np.float32).tobytes()
+    # the last window reads the NaN cell (its corner pixels have no value), the first does not
+    assert np.isnan(got).any() and np.isfinite(bilinear_from_cells(v, fine, coarse, Window(0, 40))).all()
+
+
 def test_average_when_coarsening_and_bilinear_when_refining(make_raster):
     a = np.arange(16, dtype=np.float32).reshape(4, 4)
     src = make_raster("fine.tif", a, origin=(0.0, 40.0), pixel=(10.0, 10.0))
