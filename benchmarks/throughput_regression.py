@@ -34,7 +34,6 @@ import glob
 import importlib.util
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from machine import best_time  # noqa: E402
+from machine import best_time, peak_rss_mb  # noqa: E402
 
 
 def _own_module(name: str):
@@ -169,7 +168,7 @@ def run_memory(code: str, folder: str) -> dict:
                          regression.RegressionOptions(regressor="hgb", n_estimators=20))
     wall = time.perf_counter() - t0
     return {"mpx": scene.fine.size / 1e6, "px_s": scene.fine.size * len(scene.dates) / wall,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_mb": peak_rss_mb()}
 
 
 def _child(args: list[str], gdal_cache_mb: int = 128) -> dict:

@@ -93,7 +93,8 @@ def fit(scene: Scene, options: Optional[RegressionOptions] = None, progress: Opt
                          fix="use more dates or a larger area, or check the layers' nodata values.")
     prog(0.85, f"fitting the trend ({REGRESSOR_LABELS[opts.regressor]}) on {len(y_train)} coarse samples")
     trend = TrendModel(names, categorical, opts)
-    training = trend.fit(X_train, y_train.astype(np.float64))
+    # with the trend weight, its spatially grouped folds give the trend's CV scores too (no 5 extra fits)
+    training = trend.fit(X_train, y_train.astype(np.float64), scores=not opts.shrink_trend)
     if canceled():
         raise Canceled()
     if opts.shrink_trend:

@@ -46,8 +46,8 @@ def trend_residual_summary(res: DownscaleResult) -> list[str]:
         lines.append(f"SVR tuned: C = {tu['C']:g}, ε = {tu['epsilon']:g}, γ = {tu['gamma']:.3g} "
                      f"(grouped CV RMSE {tu['cv_rmse']:.4f} m³/m³)")
     if "cv_r" in t:
-        lines.append(f"Trend on {t['n_samples']} coarse samples: 5-fold CV R = {t['cv_r']:.3f}, "
-                     f"RMSE = {t['cv_rmse']:.4f} m³/m³")
+        lines.append(f"Trend on {t['n_samples']} coarse samples: CV R = {t['cv_r']:.3f}, "
+                     f"RMSE = {t['cv_rmse']:.4f} m³/m³ ({t.get('cv_folds', '5 random folds of coarse samples')})")
     if "cv_rmse_interpolation" in t:
         lines.append(f"Trend weight {res.extra['trend_weight']:.2f}: held-out coarse cells interpolated from "
                      f"their neighbours miss by {t['cv_rmse_interpolation']:.4f} m³/m³ (RMSE), with the full "

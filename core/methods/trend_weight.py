@@ -79,7 +79,7 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
         ``trend_weight`` (α), ``trend_weight_static`` and ``trend_weight_dynamic`` (α_static,
         α_dynamic; each with its ``_between_cells`` and ``_within_blocks`` figures), ``cv_rmse_interpolation`` (held-out cells interpolated from their
         surroundings), ``cv_rmse_trend`` (with the full trend), ``cv_rmse_weighted`` (with α·trend),
-        ``cv_samples``; ``trend_weight`` is 1 with a ``note`` when there are too few cells to judge.
+        ``cv_samples``; ``cv_r`` and ``cv_rmse`` of the out-of-fold trend on the coarse samples (``cv_folds``); ``trend_weight`` is 1 with a ``note`` when there are too few cells to judge.
     """
     from sklearn.model_selection import GroupKFold
 
@@ -105,7 +105,17 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
         is_test[test] = True
         f_oof[test] = f[test]
         _departures(y, f, cell, date, is_test, cell_xy, e_all, d_all, c_all)
-    return _weights(e_all, d_all, c_all, y, f_oof, cell, rc, date, cluster_of_cell)
+    return {**_weights(e_all, d_all, c_all, y, f_oof, cell, rc, date, cluster_of_cell), **_oof_scores(y, f_oof)}
+
+
+def _oof_scores(y: np.ndarray, f_oof: np.ndarray) -> dict[str, Any]:
+    """R and RMSE of the out-of-fold trend on the coarse samples — the trend's cross-validated skill, from
+    the same spatially grouped folds (no fit of its own, and no cell's dates on both sides of a fold)."""
+    ok = np.isfinite(y) & np.isfinite(f_oof)
+    if ok.sum() < 3 or np.std(f_oof[ok]) == 0:
+        return {}
+    return {"cv_r": float(np.corrcoef(f_oof[ok], y[ok])[0, 1]), "cv_rmse": float(np.sqrt(np.mean((f_oof[ok] - y[ok]) ** 2))),
+            "cv_folds": "5 folds of spatial blocks of cells (all dates of a cell in one fold)"}
 
 
 def held_out_trend_weight(y: np.ndarray, f: np.ndarray, cell: np.ndarray, date: np.ndarray, held: np.ndarray,

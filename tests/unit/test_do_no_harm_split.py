@@ -182,3 +182,26 @@ def test_the_two_pattern_correlations_differ_exactly_by_the_cells_level():
     half = truth + offset
     half[:, :20] = np.nan
     assert score_series(half, truth, coarse, cell)["coverage"] == pytest.approx(0.5)
+
+
+def test_the_trends_cv_scores_come_from_spatial_folds_that_do_not_leak_a_cells_dates():
+    """A covariate that names each cell (unrelated to its soil moisture level) lets a memorising trend look
+    skilful when a cell's other dates are in the training folds (random folds), not when whole cells are
+    held out (the trend weight's folds, which now also give ``cv_r``)."""
+    from sklearn.neighbors import KNeighborsRegressor
+
+    from core.methods.trend import cv_scores
+    rng = np.random.default_rng(13)
+    cell, date, rc, xy = _samples(rng)
+    tag = rng.permutation(CELLS * CELLS).astype(float)          # a static covariate unique to each cell
+    level = rng.normal(size=CELLS * CELLS)                        # each cell's own level, not in the covariate
+    y = 0.25 + 0.03 * level[cell] + 0.002 * rng.normal(size=len(cell))
+    X = np.column_stack([tag[cell]])
+
+    def memorise(X_train, y_train, X):
+        return KNeighborsRegressor(1).fit(X_train, y_train).predict(X)
+
+    tw = trend_weight(memorise, X, y, cell, date, rc, xy)
+    assert abs(tw["cv_r"]) < 0.3 and tw["cv_folds"].startswith("5 folds of spatial blocks"), tw
+    leaky = cv_scores(lambda: KNeighborsRegressor(1), X, y, seed=0)
+    assert leaky["cv_r"] > 0.9, leaky
