@@ -53,13 +53,14 @@ def _trend_rows(scene: Scene, trend: Any, names: Sequence[str], windows: Sequenc
     """``(window, t, feature rows, dated columns)`` of every block and date, the static features read once per
     block (a trend that reads its own context gets the static block instead of rows). The dated columns are
     those of ``names`` that are not static layers (the day of year, dated covariates)."""
+    reads_context = hasattr(trend, "predict_block")
     for w in windows:
         static = scene.static_block(w)
         dated = [j for j, n in enumerate(names) if n not in static]
         for t in range(len(scene.dates)):
             if canceled():
                 raise Canceled()
-            if hasattr(trend, "predict_block"):
+            if reads_context:
                 yield w, t, static, dated
             else:
                 yield w, t, stack_features(scene.features(t, w, static), names), dated
@@ -76,16 +77,17 @@ def _trend_blocks(scene: Scene, trend: Any, names: Sequence[str], weight: np.flo
     holds), so the trees' work on the static columns is done once per block. When most columns are dated,
     each date is predicted as it comes (holding every date's rows would not pay)."""
     n_dates = len(scene.dates)
+    reads_context = hasattr(trend, "predict_block")  # a trend that reads its own context (halo rows, past dates)
+    by_block = hasattr(trend, "predict_dates") and not reads_context
     out: Optional[np.ndarray] = None
     first: Optional[np.ndarray] = None
     later: list[np.ndarray] = []
     for w, t, X, dated in rows:
         shape = (w.nrows, scene.fine.width)
-        together = (hasattr(trend, "predict_dates") and not hasattr(trend, "predict_block")
-                    and 2 * len(dated) <= len(names))
+        together = by_block and 2 * len(dated) <= len(names)
         if t == 0 and not together:
             out = np.empty((n_dates, *shape), dtype=np.float32)
-        if hasattr(trend, "predict_block"):  # a trend that reads its own context (halo rows, past dates)
+        if reads_context:
             out[t] = trend.predict_block(scene, t, w, X) * weight
         elif not together:
             out[t] = trend.predict(X).reshape(shape) * weight

@@ -62,7 +62,7 @@ from ..raster.aggregate import CellAccumulator
 from ..raster.grid import Grid, Window, cell_index, cubic_from_cells
 from .pipeline import ResidualOptions, trend_plus_residual
 from .result import DownscaleResult, canceled_fn, progress_span
-from .trend_weight import TrendWeights, held_out_trend_weight
+from .trend_weight import TrendWeights, block_departure_weights, held_out_trend_weight
 
 __all__ = ["MEMBERS", "METHOD", "DeepEnsembleModel", "DeepEnsembleOptions", "downscale", "fit", "predict"]
 
@@ -762,14 +762,12 @@ def _one_scale_up(scene: Scene, levels: list[_Level], names: list[str], kinds: l
     coarse cells (covariates and soil moisture averaged; the intermediate levels one scale up too, so the
     coarse grid plays the fine grid's part), then applied to the coarse cells, whose departures from their
     block's mean — known here, never trained on — judge the detail they add (``trend_weight``,
-    ``trend_weight_static``, ``trend_weight_dynamic``: least-squares weights shrunk by their standard
-    errors clustered by cell, :func:`~core.methods.shrinkage.shrinkage_weight`).
+    ``trend_weight_static``, ``trend_weight_dynamic``: the regression family's check one scale up,
+    :func:`~core.methods.trend_weight.block_departure_weights`, its standard errors clustered by cell).
 
     The held-out checks judge a network at the scale it was trained at; the map uses it one scale finer,
     where a covariate's noise no longer averages out. This asks the question the map poses — detail one
     scale finer than the training targets — where the answer is known."""
-    from .shrinkage import shrinkage_weight, static_dynamic
-
     c = levels[0].grid
     W2, H2 = (c.width + 1) // 2, (c.height + 1) // 2
     up = replace(c, dx=2 * c.dx, dy=2 * c.dy, width=W2, height=H2)
@@ -820,19 +818,11 @@ def _one_scale_up(scene: Scene, levels: list[_Level], names: list[str], kinds: l
     z = np.array([levels[0].target[t][p] for t, p in zip(every.date, every.pixel)], dtype=np.float64)
     ok = np.isfinite(z) & np.isfinite(f)
     cell, date, z, f = every.pixel[ok], every.date[ok], z[ok], f[ok]
-    key = block[cell] * (int(date.max()) + 1) + date
-    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
-    multi = counts[inv] > 1
-    mean = lambda v: (np.bincount(inv, weights=v) / counts)[inv]  # noqa: E731
-    e, d, cell = (z - mean(z))[multi], (f - mean(f))[multi], cell[multi]
-    if len(np.unique(cell)) < 8:
+    (w, w_static, w_dynamic), n_pairs, n_cells = block_departure_weights(z, f, cell, block[cell], date, cell)
+    if n_cells < 8:
         return {"note": "fewer than 8 coarse cells share a block one scale up: too few to judge the detail there"}
-    es, ea = static_dynamic(e, cell)
-    ds, da = static_dynamic(d, cell)
-    return {"trend_weight": shrinkage_weight(e, d, cell), "trend_weight_static": shrinkage_weight(es, ds, cell),
-            "trend_weight_dynamic": shrinkage_weight(ea, da, cell), "cells": int(len(np.unique(cell))),
-            "samples": int(len(e)), "training_samples": int(len(train.y)),
-            "levels": [lev.grid.dx for lev in up_levels]}
+    return {"trend_weight": w, "trend_weight_static": w_static, "trend_weight_dynamic": w_dynamic, "cells": n_cells,
+            "samples": n_pairs, "training_samples": int(len(train.y)), "levels": [lev.grid.dx for lev in up_levels]}
 
 
 def _capped(weights: dict[str, Any], ceiling: dict[str, Any]) -> dict[str, Any]:

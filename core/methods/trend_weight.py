@@ -88,11 +88,10 @@ def trend_weight(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.
         return {"trend_weight": 1.0, "note": f"only {len(cells)} coarse cells: too few to judge the trend out of sample"}
     b = max(1, int(round(np.sqrt(len(cells) / 20.0))))  # about 20 spatial blocks (or single cells)
     rc = cell_rc[cell]
-    groups = (rc[:, 0] // b) * 100000 + rc[:, 1] // b
-    n_groups = len(np.unique(groups))
-    if n_groups < folds:
-        groups = cell
-    cluster_of_cell = _cluster_of_cells(cell_rc, b) if n_groups >= folds else np.arange(len(cell_rc))
+    cluster_of_cell = block_of_cells(cell_rc, b)
+    if len(np.unique(cluster_of_cell[cell])) < folds:
+        cluster_of_cell = np.arange(len(cell_rc))  # single cells
+    groups = cluster_of_cell[cell]
     rng = np.random.default_rng(seed)
     e_all: list[np.ndarray] = []
     d_all: list[np.ndarray] = []
@@ -133,7 +132,7 @@ def held_out_trend_weight(y: np.ndarray, f: np.ndarray, cell: np.ndarray, date: 
     _departures(y, np.asarray(f, dtype=np.float64), cell, date, held, cell_xy, e_all, d_all, c_all)
     f_held = np.where(held, f, np.nan)
     return _weights(e_all, d_all, c_all, np.where(held, y, np.nan), f_held, cell, cell_rc[cell], date,
-                    _cluster_of_cells(cell_rc, 2))
+                    block_of_cells(cell_rc, 2))
 
 
 def _departures(y, f, cell, date, is_test, cell_xy, e_all: list, d_all: list, c_all: list) -> None:
@@ -170,15 +169,10 @@ def _weights(e_all: list, d_all: list, c_all: list, y: np.ndarray, f_oof: np.nda
     between = _split_weights(e, d, c, cluster_of_cell[c])
     # one scale up: the departures of the coarse cells from their 2×2 block mean, observed vs the
     # (out-of-fold) trend's — the very question the fine pixels pose inside a coarse cell
-    block = (rc[:, 0] // 2) * 100000 + rc[:, 1] // 2
-    key = block * 100000 + date
-    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
-    multi = counts[inv] > 1
-    ew = (y - _group_mean(y, inv))[multi]
-    dw = (f_oof - _group_mean(f_oof, inv))[multi]
-    okw = np.isfinite(ew) & np.isfinite(dw)
-    within = (_split_weights(ew[okw], dw[okw], cell[multi][okw], block[multi][okw]) if okw.sum() >= 10
-              else between)
+    block = block_of_cells(rc, 2)
+    within, n_pairs, _ = block_departure_weights(y, f_oof, cell, block, date, block)
+    if n_pairs < 10:
+        within = between
     alpha, alpha_s, alpha_d = (min(a, b) for a, b in zip(between, within))
     es, ea = static_dynamic(e, c)
     ds, da = static_dynamic(d, c)
@@ -204,9 +198,24 @@ def _split_weights(e: np.ndarray, d: np.ndarray, cell: np.ndarray, cluster: np.n
             shrinkage_weight(ea, da, cluster))
 
 
-def _cluster_of_cells(cell_rc: np.ndarray, b: int) -> np.ndarray:
-    """The ``b × b`` block of cells each coarse cell belongs to (one id per cell)."""
-    return (cell_rc[:, 0] // b) * 100000 + cell_rc[:, 1] // b
+def block_departure_weights(y: np.ndarray, f: np.ndarray, cell: np.ndarray, block: np.ndarray, date: np.ndarray,
+                            cluster: np.ndarray) -> tuple[tuple[float, float, float], int, int]:
+    """The check one scale up: each sample's departure from the mean of its ``block`` (of coarse cells) on its
+    date, observed (``y``) vs the trend's (``f``; NaN left out of the means), over the samples whose block
+    holds more than one on that date; their least-squares weights whole, static and dynamic
+    (:func:`_split_weights`, standard errors clustered by ``cluster``), the number of pairs and of cells."""
+    _, inv, counts = np.unique(block * 100000 + date, return_inverse=True, return_counts=True)
+    multi = counts[inv] > 1
+    e = (y - _group_mean(y, inv))[multi]
+    d = (f - _group_mean(f, inv))[multi]
+    ok = np.isfinite(e) & np.isfinite(d)
+    cells = cell[multi][ok]
+    return _split_weights(e[ok], d[ok], cells, cluster[multi][ok]), int(ok.sum()), len(np.unique(cells))
+
+
+def block_of_cells(rc: np.ndarray, b: int) -> np.ndarray:
+    """The ``b × b`` block of cells of each (row, column) in ``rc`` (one id per row of ``rc``)."""
+    return (rc[:, 0] // b) * 100000 + rc[:, 1] // b
 
 
 def _group_mean(v: np.ndarray, inv: np.ndarray) -> np.ndarray:

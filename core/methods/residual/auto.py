@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -32,6 +32,14 @@ from .base import FittedResidual, ResidualGeometry, ResidualModel
 
 #: Relative margin a candidate must win by to replace an earlier (simpler) one.
 MARGIN = 0.01
+
+
+def beats(scores: Optional[dict[str, float]], than: Optional[dict[str, float]]) -> bool:
+    """Whether a candidate's one-scale-up ``scores`` (:func:`one_scale_up_scores`) beat ``than``'s by
+    :data:`MARGIN` in mean per-cell ubRMSE — as they are: the weights are fitted to this very test, so
+    they cannot be its judge. A candidate without scores never wins; one beats a missing ``than``."""
+    s = (scores or {}).get("cell_ubrmse", math.inf)
+    return s < (than or {}).get("cell_ubrmse", math.inf) * (1 - MARGIN)
 
 
 class AutoResidual(ResidualModel):
@@ -46,12 +54,9 @@ class AutoResidual(ResidualModel):
     def fit(self, residuals: Sequence[np.ndarray], geometry: ResidualGeometry,
             canceled: Callable[[], bool]) -> FittedResidual:
         table = one_scale_up_scores(residuals, geometry.coarse, self.candidates, canceled)
-        score = "cell_ubrmse"  # the candidates as they are: the weights are fitted to this very test
         ranked = [self.candidates[0]]
         for cand in self.candidates[1:]:  # a later candidate must beat the best so far by the margin
-            s = table.get(cand.name, {}).get(score, math.inf)
-            best = table.get(ranked[0].name, {}).get(score, math.inf)
-            if s < best * (1 - MARGIN):
+            if beats(table.get(cand.name), table.get(ranked[0].name)):
                 ranked.insert(0, cand)
             else:
                 ranked.append(cand)

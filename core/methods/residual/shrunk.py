@@ -38,13 +38,11 @@ class ShrunkResidual(ResidualModel):
         scores = self.one_scale_up
         note = None
         if self.betas is None:
-            from .auto import MARGIN, one_scale_up_scores
+            from .auto import beats, one_scale_up_scores
             table = one_scale_up_scores(residuals, geometry.coarse, [UniformResidual(), self.candidate], canceled)
             scores, uniform = table.get(self.candidate.name), table.get(UniformResidual.name)
-            if scores is not None and uniform is not None and "beta_static" in scores \
-                    and not scores["cell_ubrmse"] < uniform["cell_ubrmse"] * (1 - MARGIN):
-                # as in the chosen-one-scale-up residual: the candidate as it is must beat the uniform
-                # residual (its weights are fitted to this very test, so they cannot be the judge)
+            if scores is not None and uniform is not None and "beta_static" in scores and not beats(scores, uniform):
+                # as in the chosen-one-scale-up residual: the candidate as it is must beat the uniform residual
                 scores = {**scores, "beta_static": 0.0, "beta_dynamic": 0.0, "uniform_cell_ubrmse": uniform["cell_ubrmse"]}
                 note = (f"{self.candidate.label} did not beat the uniform residual one scale up (mean per-cell "
                         f"ubRMSE {scores['cell_ubrmse']:.5f} vs {uniform['cell_ubrmse']:.5f}): its departure is "
